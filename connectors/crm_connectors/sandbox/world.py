@@ -1,0 +1,528 @@
+"""A deterministic, vendor-neutral customer base for the sandbox to serve.
+
+:func:`generate` yields one :class:`Bundle` per account (the account, its contacts, deals,
+tickets, NPS responses and monthly product usage), streaming, so a million accounts never sit in
+memory. Each vendor's ``seed.py`` maps bundles into that CRM's records; the same account can live
+in several CRMs (``Account.crms``), linked by ``domain`` and by ``external_id``.
+
+Every account carries a ground-truth ``label`` (healthy, declining, at_risk, churned) and its
+signals are drawn to match it: usage trend, seat utilisation, ticket load and severity, CSAT, NPS,
+payment issues. Tests and the backtest read the labels from the export this module writes.
+
+Edge cases are made on purpose and are reproducible: non-ASCII and very long names, null fields,
+archived / deleted / merged records, and a "bulk import" block of contacts that share one
+modification millisecond (``WorldSpec.tie_block``), larger than HubSpot's 10,000-result search cap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import random
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+CRMS = ("hubspot", "salesforce", "intercom")
+DAY_MS = 86_400_000
+#: The world's "now": fixed so that the same seed gives the same data on any day.
+DEFAULT_ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+LABELS = ("healthy", "declining", "at_risk", "churned")
+#: Share of accounts per label, before the edge-case accounts.
+LABEL_WEIGHTS = (0.62, 0.18, 0.13, 0.07)
+PLANS = (
+    ("starter", 5, 40, 3_000),
+    ("growth", 20, 250, 24_000),
+    ("enterprise", 150, 3_000, 180_000),
+)
+PLAN_WEIGHTS = (0.55, 0.35, 0.10)
+USAGE_MONTHS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class WorldSpec:
+    size: int = 100  # number of accounts
+    seed: int = 1
+    anchor: dt.datetime = DEFAULT_ANCHOR
+    #: Contacts sharing one modification millisecond; 0 for none. ``None``: 10,050 when the
+    #: world is big enough to carry them (size >= 2,000), else 0.
+    tie_block: int | None = None
+    #: Share of accounts that live in each CRM (an account is in at least one).
+    crm_share: tuple[float, float, float] = (0.6, 0.45, 0.4)
+
+    @property
+    def anchor_ms(self) -> int:
+        return int(self.anchor.timestamp() * 1000)
+
+    @property
+    def ties(self) -> int:
+        if self.tie_block is not None:
+            return self.tie_block
+        return 10_050 if self.size >= 2_000 else 0
+
+    @property
+    def tie_ms(self) -> int:
+        """The millisecond the bulk-import block shares (30 days before the anchor, plus 123 ms)."""
+        return self.anchor_ms - 30 * DAY_MS + 123
+
+
+@dataclass(slots=True)
+class Account:
+    key: int
+    external_id: str  # "ACC-0000001": the id every CRM stores, the cross-CRM link
+    name: str
+    domain: str | None
+    industry: str | None
+    country: str | None
+    city: str | None
+    phone: str | None
+    employees: int | None
+    plan: str
+    arr: float  # annual recurring revenue, USD
+    seats: int
+    customer_since: str  # YYYY-MM-DD
+    renewal_date: str  # YYYY-MM-DD, the next renewal (or the one that was lost)
+    created_ms: int
+    updated_ms: int
+    label: str  # ground truth: healthy | declining | at_risk | churned
+    churned_on: str | None
+    payment_issue: bool
+    owner: int  # index into OWNERS
+    crms: tuple[str, ...]
+    description: str | None = None
+    #: Per-CRM lifecycle: "live" (default when absent), "archived", "deleted", "merged".
+    lifecycle: dict[str, str] = field(default_factory=dict)
+    merged_into: int | None = None  # key of the surviving account when merged
+    edge: str | None = None  # which edge case this account is, if any
+
+
+@dataclass(slots=True)
+class Contact:
+    key: int
+    account_key: int
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    title: str | None
+    created_ms: int
+    updated_ms: int
+    crms: tuple[str, ...]
+    lifecycle: dict[str, str] = field(default_factory=dict)
+    merged_into: int | None = None
+    last_seen_ms: int | None = None  # last product / messenger activity
+
+
+@dataclass(slots=True)
+class Deal:
+    key: int
+    account_key: int
+    name: str
+    kind: str  # new_business | renewal | expansion
+    amount: float
+    stage: str  # open | won | lost
+    close_date: str  # YYYY-MM-DD
+    created_ms: int
+    updated_ms: int
+    crm: str  # hubspot | salesforce (Intercom has no deals)
+
+
+@dataclass(slots=True)
+class Ticket:
+    key: int
+    account_key: int
+    contact_key: int | None
+    subject: str
+    description: str | None
+    priority: str  # low | medium | high | urgent
+    status: str  # open | pending | closed
+    created_ms: int
+    updated_ms: int
+    closed_ms: int | None
+    csat: int | None  # 1..5 when rated
+    crm: str  # hubspot ticket | salesforce Case | intercom conversation
+
+
+@dataclass(slots=True)
+class NpsResponse:
+    key: int
+    account_key: int
+    contact_key: int | None
+    score: int  # 0..10
+    comment: str | None
+    submitted_ms: int
+    crm: str  # hubspot feedback_submissions | salesforce NPS_Response__c | intercom (none: CSAT)
+
+
+@dataclass(slots=True)
+class Usage:
+    account_key: int
+    external_id: str
+    month: str  # YYYY-MM-01
+    active_users: int
+    logins: int
+    features_adopted: int  # 0..20
+    seats: int
+
+
+@dataclass(slots=True)
+class Bundle:
+    account: Account
+    contacts: list[Contact]
+    deals: list[Deal]
+    tickets: list[Ticket]
+    nps: list[NpsResponse]
+    usage: list[Usage]
+
+
+OWNERS = (
+    ("Ava", "Martin", "ava.martin@sandbox-vendor.example"),
+    ("Noah", "Schmidt", "noah.schmidt@sandbox-vendor.example"),
+    ("Mia", "Rossi", "mia.rossi@sandbox-vendor.example"),
+    ("Liam", "Dubois", "liam.dubois@sandbox-vendor.example"),
+    ("Zoë", "Okafor", "zoe.okafor@sandbox-vendor.example"),
+    ("Kenji", "Sato", "kenji.sato@sandbox-vendor.example"),
+    ("Sofía", "García", "sofia.garcia@sandbox-vendor.example"),
+    ("Oskar", "Lindqvist", "oskar.lindqvist@sandbox-vendor.example"),
+)
+
+_PREFIX = (
+    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent",
+    "Tyrell", "Cyberdyne", "Aperture", "Black Mesa", "Wonka", "Gringotts", "Monarch", "Oscorp",
+    "Pied Piper", "Massive", "Dunder", "Bluth", "Prestige", "Sirius", "Nakatomi", "Virtucon",
+    "Blue Sun", "Zorg", "Octan", "Nordic", "Alpine", "Harbor", "Summit", "Pioneer", "Atlas",
+    "Beacon", "Cobalt", "Delta", "Evergreen", "Falcon", "Granite",
+)  # fmt: skip
+_SUFFIX = (
+    "Labs", "Systems", "Analytics", "Logistics", "Health", "Foods", "Robotics", "Media",
+    "Capital", "Energy", "Software", "Networks", "Retail", "Bio", "Studios", "Partners",
+)  # fmt: skip
+_LEGAL = ("Inc.", "LLC", "Ltd", "GmbH", "SAS", "BV", "AB", "Pty Ltd", "")
+_NON_ASCII_NAMES = (
+    "Müller & Söhne GmbH", "Ørsted Façades ApS", "株式会社サンドボックス",
+    "Łódź Żurawie Sp. z o.o.",
+    "Café Crème SARL", "Ärzte-Überweisung AG", "Şeker Kimya A.Ş.", "ΑΘΗΝΑ Λογισμικό ΑΕ",
+    "Москва Технологии", "北京沙盒科技有限公司", "Ñandú Estudio S.L.", "Emoji Corp 🚀",
+)  # fmt: skip
+_INDUSTRIES = (
+    "COMPUTER_SOFTWARE", "FINANCIAL_SERVICES", "HOSPITAL_HEALTH_CARE", "RETAIL",
+    "LOGISTICS_AND_SUPPLY_CHAIN",
+    "MARKETING_AND_ADVERTISING", "EDUCATION_MANAGEMENT", "MANUFACTURING", "TELECOMMUNICATIONS",
+)  # fmt: skip
+_PLACES = (
+    ("US", "New York"), ("US", "Austin"), ("US", "San Francisco"), ("GB", "London"),
+    ("DE", "Berlin"), ("FR", "Paris"), ("NL", "Amsterdam"), ("SE", "Stockholm"),
+    ("JP", "Tokyo"), ("AU", "Sydney"), ("BR", "São Paulo"), ("IN", "Bengaluru"),
+)  # fmt: skip
+_FIRST = (
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
+    "Sarah", "Charles", "Karen", "Amélie", "José", "Björn", "Chloé", "Søren", "Renée", "Jürgen",
+    "Yuki", "Wei", "Priya", "Olumide", "Fatima", "Mateo", "Siobhán", "Zoë", "Łukasz",
+)  # fmt: skip
+_LAST = (
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Wilson",
+    "Anderson", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris",
+    "Müller", "Núñez", "O'Brien", "Nguyen", "Kowalski", "Öztürk", "Dubois", "Tanaka", "Ivanova",
+    "Okonkwo", "Van der Berg", "Håkansson",
+)  # fmt: skip
+_TITLES = (
+    "CEO", "CTO", "VP Operations", "Head of Customer Success", "Product Manager", "Engineer",
+    "Analyst", "Office Manager", "Director of IT", None,
+)  # fmt: skip
+_TICKET_SUBJECTS = (
+    "Cannot log in", "Export fails with timeout", "Billing question", "SSO setup help",
+    "Data looks out of date", "Feature request: bulk edit", "API returns 500", "Slow dashboard",
+    "Invoice incorrect", "User cannot be invited", "Integration disconnected", "Password reset",
+)  # fmt: skip
+_NPS_COMMENTS = {
+    "promoter": ("Love it, the team relies on it daily.", "Great support!", "Saves us hours."),
+    "passive": ("Fine, does the job.", "Good but pricey.", None),
+    "detractor": ("Too many outages lately.", "Support takes days to answer.", "Hard to use."),
+}
+
+# Per-label shape of the signals: (usage trend per month, seat utilisation range, tickets per
+# account range, share of high/urgent tickets, CSAT range, NPS score range, payment issue rate)
+_PROFILE = {
+    "healthy": (0.02, (0.65, 0.98), (0, 3), 0.05, (4, 5), (8, 10), 0.01),
+    "declining": (-0.06, (0.35, 0.65), (2, 6), 0.25, (3, 4), (5, 8), 0.08),
+    "at_risk": (-0.14, (0.08, 0.35), (5, 12), 0.55, (1, 3), (0, 6), 0.35),
+    "churned": (-0.25, (0.0, 0.15), (3, 9), 0.45, (1, 2), (0, 4), 0.5),
+}
+
+
+@functools.lru_cache(maxsize=8192)
+def _day(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
+
+
+def _date(ms: int) -> str:
+    return _day(ms // DAY_MS)
+
+
+def _month_start(anchor: dt.datetime, back: int) -> str:
+    year, month = anchor.year, anchor.month - back
+    while month <= 0:
+        month += 12
+        year -= 1
+    return f"{year:04d}-{month:02d}-01"
+
+
+def external_id(key: int) -> str:
+    return f"ACC-{key:07d}"
+
+
+def generate(spec: WorldSpec) -> Iterator[Bundle]:
+    """Yield one bundle per account, keys 1..size, deterministically from ``spec.seed``."""
+    rng = random.Random(spec.seed)
+    now = spec.anchor_ms
+    ids = {"contact": 0, "deal": 0, "ticket": 0, "nps": 0}
+    months = [_month_start(spec.anchor, USAGE_MONTHS - 1 - i) for i in range(USAGE_MONTHS)]
+    months_ms = [
+        int(dt.datetime.fromisoformat(m).replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
+        for m in months
+    ]
+    ties_left = spec.ties
+    # Spread the tie block over the accounts that exist in HubSpot, a few contacts each.
+    ties_per_account = 0
+    if ties_left:
+        ties_per_account = max(1, -(-ties_left // max(1, int(spec.size * spec.crm_share[0]))))
+    used_domains: set[str] = set()
+    merge_target: dict[str, int] = {}  # crm -> a live account key a later duplicate merges into
+
+    for key in range(1, spec.size + 1):
+        label = rng.choices(LABELS, LABEL_WEIGHTS)[0]
+        trend, util_range, tix_range, severe_share, csat_range, nps_range, pay_rate = _PROFILE[
+            label
+        ]
+        plan_name, seat_lo, seat_hi, base_arr = rng.choices(PLANS, PLAN_WEIGHTS)[0]
+        seats = rng.randint(seat_lo, seat_hi)
+        arr = round(
+            base_arr * rng.uniform(0.6, 1.8) * (seats / ((seat_lo + seat_hi) / 2)) ** 0.5, 2
+        )
+        created = now - rng.randint(120, 2_400) * DAY_MS - rng.randint(0, DAY_MS - 1)
+        updated = created + int((now - created) * rng.random() ** 0.3)
+        country, city = rng.choice(_PLACES)
+        name = f"{rng.choice(_PREFIX)} {rng.choice(_SUFFIX)}"
+        legal = rng.choice(_LEGAL)
+        base = name.lower().replace(" ", "")
+        domain: str | None = f"{base}{key}.example.com"
+        edge = None
+        roll = rng.random()
+        if roll < 0.01:
+            edge, name = "non_ascii", rng.choice(_NON_ASCII_NAMES)
+        elif roll < 0.015:
+            edge = "nulls"
+            domain = None
+        elif roll < 0.018:
+            edge = "long"
+            name = (name + " ") * 20 + "International Holdings"
+        full_name = f"{name} {legal}".strip() if edge != "non_ascii" else name
+        if domain in used_domains:  # cannot happen with the key in it; kept as a guard
+            domain = f"{base}{key}-{rng.randint(0, 999)}.example.com"
+        if domain:
+            used_domains.add(domain)
+        crms = tuple(
+            c for c, share in zip(CRMS, spec.crm_share, strict=True) if rng.random() < share
+        )
+        if not crms:
+            crms = (CRMS[key % 3],)
+        renewal_ms = now + rng.randint(-30, 365) * DAY_MS
+        churned_on = None
+        if label == "churned":
+            renewal_ms = now - rng.randint(1, 120) * DAY_MS
+            churned_on = _date(renewal_ms)
+        account = Account(
+            key=key,
+            external_id=external_id(key),
+            name=full_name,
+            domain=domain,
+            industry=None if edge == "nulls" else rng.choice(_INDUSTRIES),
+            country=None if edge == "nulls" else country,
+            city=None if edge == "nulls" else city,
+            phone=None if edge == "nulls" else f"+1-555-{rng.randint(0, 9999):04d}",
+            employees=None if edge == "nulls" else seats * rng.randint(2, 20),
+            plan=plan_name,
+            arr=arr,
+            seats=seats,
+            customer_since=_date(created),
+            renewal_date=_date(renewal_ms),
+            created_ms=created,
+            updated_ms=updated,
+            label=label,
+            churned_on=churned_on,
+            payment_issue=rng.random() < pay_rate,
+            owner=rng.randrange(len(OWNERS)),
+            crms=crms,
+            description=("Long description. " * 600).strip() if edge == "long" else None,
+            edge=edge,
+        )
+        # Lifecycle edge cases, per CRM: ~0.5% archived/deleted, ~0.3% merged into an earlier one.
+        for crm in crms:
+            r = rng.random()
+            if r < 0.005:
+                account.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
+            elif r < 0.008 and crm in merge_target:
+                account.lifecycle[crm] = "merged"
+                account.merged_into = merge_target[crm]
+            elif key % 97 == 0:
+                merge_target[crm] = key
+
+        # Contacts: 1-8, more for bigger plans.
+        contacts: list[Contact] = []
+        n_contacts = min(1 + int(rng.expovariate(1 / (2 if plan_name == "starter" else 4))), 40)
+        extra_ties = 0
+        if ties_left and "hubspot" in crms:
+            extra_ties = min(ties_per_account, ties_left)
+            ties_left -= extra_ties
+        for i in range(n_contacts + extra_ties):
+            ids["contact"] += 1
+            ckey = ids["contact"]
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            c_created = created + rng.randint(0, max(1, now - created))
+            c_updated = c_created + int((now - c_created) * rng.random() ** 0.5)
+            tie = i >= n_contacts
+            if tie:
+                c_created = min(c_created, spec.tie_ms)
+                c_updated = spec.tie_ms
+            email_domain = domain or "mail.example.net"
+            email = f"{_ascii(first)}.{_ascii(last)}.{ckey}@{email_domain}".lower()
+            contact = Contact(
+                key=ckey,
+                account_key=key,
+                first_name=first,
+                last_name=None if edge == "nulls" and i == 0 else last,
+                email=None if edge == "nulls" and i == 1 else email,
+                phone=f"+1-555-{rng.randint(0, 9999):04d}" if rng.random() < 0.6 else None,
+                title=rng.choice(_TITLES),
+                created_ms=c_created,
+                updated_ms=c_updated,
+                crms=("hubspot",)
+                if tie
+                else tuple(c for c in crms if rng.random() < 0.9) or crms[:1],
+                last_seen_ms=now
+                - int(rng.expovariate(1 / (5 if label == "healthy" else 40))) * DAY_MS,
+            )
+            for crm in contact.crms:
+                r = rng.random()
+                if r < 0.01:
+                    contact.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
+                elif r < 0.015 and contacts:
+                    contact.lifecycle[crm] = "merged"
+                    contact.merged_into = contacts[0].key
+            contacts.append(contact)
+
+        # Deals: the first sale, renewals, expansions, some lost.
+        deals: list[Deal] = []
+        deal_crms = [c for c in crms if c in ("hubspot", "salesforce")]
+        if deal_crms:
+            crm = deal_crms[0]
+            ids["deal"] += 1
+            deals.append(
+                Deal(ids["deal"], key, f"{full_name[:60]} - New Business", "new_business",
+                     round(arr, 2), "won", _date(created), created, created + DAY_MS, crm)
+            )  # fmt: skip
+            years = max(0, (now - created) // (365 * DAY_MS))
+            for year in range(1, int(years) + 1):
+                ids["deal"] += 1
+                close = created + year * 365 * DAY_MS
+                deals.append(
+                    Deal(ids["deal"], key, f"{full_name[:60]} - Renewal {year}", "renewal",
+                         round(arr, 2), "won", _date(close), close - 60 * DAY_MS, close, crm)
+                )  # fmt: skip
+            ids["deal"] += 1
+            if label == "churned":
+                deals.append(
+                    Deal(ids["deal"], key, f"{full_name[:60]} - Renewal", "renewal", round(arr, 2),
+                         "lost", _date(renewal_ms), renewal_ms - 60 * DAY_MS, renewal_ms, crm)
+                )  # fmt: skip
+            else:
+                stage = "open" if renewal_ms > now else "won"
+                deals.append(
+                    Deal(ids["deal"], key, f"{full_name[:60]} - Renewal", "renewal", round(arr, 2),
+                         stage, _date(renewal_ms), renewal_ms - 90 * DAY_MS,
+                         min(now, renewal_ms - 80 * DAY_MS + rng.randint(0, 60) * DAY_MS), crm)
+                )  # fmt: skip
+            if label == "healthy" and rng.random() < 0.3:
+                ids["deal"] += 1
+                won = rng.random() < 0.6
+                close = (
+                    now - rng.randint(0, 200) * DAY_MS
+                    if won
+                    else now + rng.randint(10, 120) * DAY_MS
+                )
+                deals.append(
+                    Deal(ids["deal"], key, f"{full_name[:60]} - Expansion", "expansion",
+                         round(arr * rng.uniform(0.1, 0.5), 2), "won" if won else "open",
+                         _date(close), close - 45 * DAY_MS, min(now, close), crm)
+                )  # fmt: skip
+
+        # Tickets over the last 180 days.
+        tickets: list[Ticket] = []
+        for _ in range(rng.randint(*tix_range)):
+            ids["ticket"] += 1
+            t_created = now - rng.randint(0, 180 * DAY_MS)
+            severe = rng.random() < severe_share
+            priority = rng.choice(("high", "urgent")) if severe else rng.choice(("low", "medium"))
+            open_ = rng.random() < (0.5 if label in ("at_risk", "churned") else 0.15)
+            closed_ms = None if open_ else t_created + rng.randint(1, 20 * DAY_MS)
+            if closed_ms is not None and closed_ms > now:
+                closed_ms = now
+            rated = closed_ms is not None and rng.random() < 0.6
+            tickets.append(
+                Ticket(
+                    key=ids["ticket"],
+                    account_key=key,
+                    contact_key=rng.choice(contacts).key if contacts else None,
+                    subject=rng.choice(_TICKET_SUBJECTS),
+                    description=None if rng.random() < 0.2 else "Customer reported the issue.",
+                    priority=priority,
+                    status=("open" if rng.random() < 0.7 else "pending") if open_ else "closed",
+                    created_ms=t_created,
+                    updated_ms=closed_ms or t_created + rng.randint(0, DAY_MS),
+                    closed_ms=closed_ms,
+                    csat=rng.randint(*csat_range) if rated else None,
+                    crm=rng.choice(crms),
+                )
+            )
+
+        # NPS: one or two survey waves answered by a few contacts.
+        nps: list[NpsResponse] = []
+        nps_crms = [c for c in crms if c in ("hubspot", "salesforce")]
+        if nps_crms and contacts:
+            for wave in (90, 270):
+                if rng.random() < 0.6:
+                    continue
+                for contact in rng.sample(contacts, k=min(len(contacts), rng.randint(1, 3))):
+                    ids["nps"] += 1
+                    score = rng.randint(*nps_range)
+                    kind = "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
+                    nps.append(
+                        NpsResponse(ids["nps"], key, contact.key, score,
+                                    rng.choice(_NPS_COMMENTS[kind]),
+                                    now - wave * DAY_MS + rng.randint(0, 20 * DAY_MS), nps_crms[0])
+                    )  # fmt: skip
+
+        # Monthly product usage; a churned account stops using the product after churning.
+        usage: list[Usage] = []
+        util = rng.uniform(*util_range)
+        start_util = min(1.0, util / max(0.2, (1 + trend) ** (USAGE_MONTHS - 1)))
+        for i, (month, month_ms) in enumerate(zip(months, months_ms, strict=True)):
+            if month_ms < created - 31 * DAY_MS:
+                continue
+            level = max(0.0, min(1.0, start_util * (1 + trend) ** i * rng.uniform(0.9, 1.1)))
+            if churned_on and month > churned_on:
+                level = 0.0
+            active = round(seats * level)
+            usage.append(
+                Usage(key, account.external_id, month, active, int(active * rng.uniform(8, 22)),
+                      min(20, int(20 * level ** 0.7 + rng.uniform(0, 2))), seats)
+            )  # fmt: skip
+
+        yield Bundle(account, contacts, deals, tickets, nps, usage)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii(text: str) -> str:
+    out = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in out if ch.isalnum()) or "x"

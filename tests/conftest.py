@@ -1,0 +1,45 @@
+"""Shared fixtures: a seeded sandbox over real loopback HTTP, one per test that asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_connectors.sandbox.app import Sandbox, SandboxConfig
+from crm_connectors.sandbox.seed import seed
+from crm_connectors.sandbox.world import WorldSpec
+
+MakeSandbox = Callable[..., Sandbox]
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
+    """Start sandboxes on free ports: ``make_sandbox(vendors=("hubspot",), size=40, seed=3,
+    tie_block=0, tls=False, rate_limits="off", options={...}, faults=[...])``.
+
+    ``size=0`` starts an empty sandbox. Each call gets its own database under ``tmp_path``;
+    all are stopped at teardown.
+    """
+    started: list[Sandbox] = []
+
+    def make(
+        vendors: tuple[str, ...] = ("hubspot", "salesforce", "intercom"),
+        size: int = 30,
+        seed_value: int = 7,
+        tie_block: int = 0,
+        **config: Any,
+    ) -> Sandbox:
+        db = tmp_path / f"sandbox-{len(started)}.sqlite"
+        if size:
+            seed(db, WorldSpec(size=size, seed=seed_value, tie_block=tie_block), vendors)
+        config.setdefault("rate_limits", "off")
+        sandbox = Sandbox(SandboxConfig(db_path=db, port=0, vendors=vendors, **config)).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
