@@ -11,8 +11,13 @@ from __future__ import annotations
 import csv
 import importlib
 import logging
+import multiprocessing
+import os
+import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -45,42 +50,36 @@ def load_seeder(vendor: str) -> Callable[[Store, WorldSpec], VendorSeeder]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def seed(
-    db_path: str | Path,
+TRUTH_HEADER = ("key", "external_id", "domain", "label", "arr", "seats", "renewal_date",
+                "churned_on", "crms", "edge")  # fmt: skip
+USAGE_HEADER = ("account_external_id", "domain", "month", "active_users", "logins",
+                "features_adopted", "seats")  # fmt: skip
+
+
+def _seed_range(
+    db_path: Path,
     spec: WorldSpec,
-    vendors: tuple[str, ...] = CRMS,
+    vendors: tuple[str, ...],
+    start: int,
+    stop: int,
+    out: Path,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, object]:
-    """Seed a new database at ``db_path``; refuses one that already holds records."""
+) -> dict[str, int]:
+    """Seed accounts ``[start, stop)`` into ``db_path`` and write their exports under ``out``
+    (without header rows); returns the label counts. Runs in a worker process for big seeds."""
     store = Store(db_path)
-    if store.conn().execute("SELECT 1 FROM records LIMIT 1").fetchone():
-        store.close()
-        raise FileExistsError(f"{db_path} already holds records; seed a new file or remove it")
-    started = time.perf_counter()
-    conn = store.conn()
-    # Bulk load: no fsync until the end; the file is new, so a crash loses nothing of value.
-    conn.execute("PRAGMA synchronous = OFF")
-    seeders = {vendor: load_seeder(vendor)(store, spec) for vendor in vendors}
-    out = exports_dir(db_path)
-    out.mkdir(parents=True, exist_ok=True)
-    labels = {label: 0 for label in ("healthy", "declining", "at_risk", "churned")}
+    # Bulk load into a new file: no fsync until the end; a crash loses nothing of value.
+    store.conn().execute("PRAGMA synchronous = OFF")
+    seeders = [load_seeder(vendor)(store, spec) for vendor in vendors]
+    labels = dict.fromkeys(("healthy", "declining", "at_risk", "churned"), 0)
     with (
         open(out / "usage.csv", "w", newline="", encoding="utf-8") as usage_file,
         open(out / "accounts.csv", "w", newline="", encoding="utf-8") as truth_file,
     ):
-        usage = csv.writer(usage_file)
-        usage.writerow(
-            ["account_external_id", "domain", "month", "active_users", "logins",
-             "features_adopted", "seats"]
-        )  # fmt: skip
-        truth = csv.writer(truth_file)
-        truth.writerow(
-            ["key", "external_id", "domain", "label", "arr", "seats", "renewal_date",
-             "churned_on", "crms", "edge"]
-        )  # fmt: skip
-        for n, bundle in enumerate(generate(spec), start=1):
+        usage, truth = csv.writer(usage_file), csv.writer(truth_file)
+        for n, bundle in enumerate(generate(spec, start, stop), start=1):
             a = bundle.account
-            for seeder in seeders.values():
+            for seeder in seeders:
                 seeder.add(bundle)
             usage.writerows(
                 (u.external_id, a.domain or "", u.month, u.active_users, u.logins,
@@ -94,16 +93,136 @@ def seed(
             labels[a.label] += 1
             if progress and n % 10_000 == 0:
                 progress(n)
-    counts = {vendor: seeder.finish() for vendor, seeder in seeders.items()}
-    conn.execute("PRAGMA synchronous = NORMAL")
+    for seeder in seeders:
+        seeder.finish()
+    store.close()
+    return labels
+
+
+def _merge(store: Store, part: Path) -> None:
+    """Append a part database to the main one. Records are appended in the part's order (so
+    ``seq`` follows account keys); records every part writes alike (admins, users, attribute
+    definitions) are kept once; counters take the maximum; vendor-made tables come along."""
+    conn = store.conn()
+    conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+    try:
+        conn.execute("BEGIN")
+        main_tables = {r[0] for r in conn.execute("SELECT name FROM main.sqlite_master")}
+        part_objects = conn.execute(
+            "SELECT type, name, sql FROM part.sqlite_master WHERE sql IS NOT NULL"
+            " AND name NOT LIKE 'sqlite_%' ORDER BY type DESC"  # tables before indexes
+        ).fetchall()
+        for _kind, name, sql in part_objects:
+            if name not in main_tables:
+                conn.execute(sql)
+        conn.execute(
+            "INSERT OR IGNORE INTO records (vendor, object, id, created_ms, updated_ms, state,"
+            " data) SELECT vendor, object, id, created_ms, updated_ms, state, data"
+            " FROM part.records ORDER BY seq"
+        )
+        conn.execute(
+            "INSERT INTO counters SELECT name, value FROM part.counters WHERE true"
+            " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)"
+        )
+        conn.execute("INSERT OR REPLACE INTO meta SELECT * FROM part.meta")
+        for kind, name, _ in part_objects:
+            if kind == "table" and name not in {"records", "counters", "meta", "tokens"}:
+                conn.execute(f'INSERT OR IGNORE INTO main."{name}" SELECT * FROM part."{name}"')
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.execute("DETACH DATABASE part")
+
+
+def seed(
+    db_path: str | Path,
+    spec: WorldSpec,
+    vendors: tuple[str, ...] = CRMS,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> dict[str, object]:
+    """Seed a new database at ``db_path``; refuses one that already holds records.
+
+    From 40,000 accounts the work is split by account range over ``workers`` processes (default:
+    the CPU count, at most 4), each writing its own part file; the parts are then merged with
+    SQLite's own INSERT ... SELECT. The result is the same as a single-process seed.
+    """
+    db_path = Path(db_path)
+    store = Store(db_path)
+    if store.conn().execute("SELECT 1 FROM records LIMIT 1").fetchone():
+        store.close()
+        raise FileExistsError(f"{db_path} already holds records; seed a new file or remove it")
+    started = time.perf_counter()
+    out = exports_dir(db_path)
+    out.mkdir(parents=True, exist_ok=True)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if spec.size >= 40_000 else 1
+    bounds = [1 + spec.size * i // workers for i in range(workers + 1)]
+    labels: Counter[str] = Counter()
+    if workers == 1:
+        store.close()
+        labels.update(_seed_range(db_path, spec, vendors, 1, spec.size + 1, out, progress))
+        parts: list[tuple[Path, Path]] = [(db_path, out)]
+    else:
+        parts = []
+        for i in range(workers):
+            part_db = db_path.with_name(f"{db_path.name}.part{i}")
+            for stale in (part_db, Path(f"{part_db}-wal"), Path(f"{part_db}-shm")):
+                stale.unlink(missing_ok=True)
+            part_out = out / f"part{i}"
+            part_out.mkdir(exist_ok=True)
+            parts.append((part_db, part_out))
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_seed_range, part_db, spec, vendors, lo, hi, part_out)
+                for (part_db, part_out), lo, hi in zip(parts, bounds, bounds[1:], strict=False)
+            ]
+            for future in futures:
+                labels.update(future.result())
+        conn = store.conn()
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("DROP INDEX IF EXISTS records_modified")  # rebuilt once, after the merge
+        for part_db, _ in parts:
+            _merge(store, part_db)
+            for leftover in (part_db, Path(f"{part_db}-wal"), Path(f"{part_db}-shm")):
+                leftover.unlink(missing_ok=True)
+        store.close()
+    _join_exports(out, [part_out for _, part_out in parts])
+
+    store = Store(db_path)  # recreates any index dropped for the merge
+    conn = store.conn()
+    counts: dict[str, dict[str, int]] = {vendor: {} for vendor in vendors}
+    for vendor, obj, n in conn.execute(
+        "SELECT vendor, object, count(*) FROM records GROUP BY vendor, object"
+    ):
+        counts.setdefault(vendor, {})[obj] = n
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("ANALYZE")
     store.close()
     return {
         "accounts": spec.size,
         "seed": spec.seed,
-        "labels": labels,
+        "labels": dict(labels),
         "records": counts,
         "exports": str(out),
+        "workers": workers,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _join_exports(out: Path, part_dirs: list[Path]) -> None:
+    """Put the header rows on, and the parts' rows in key order under them."""
+    for name, header in (("usage.csv", USAGE_HEADER), ("accounts.csv", TRUTH_HEADER)):
+        target = out / f"{name}.tmp"
+        with open(target, "w", newline="", encoding="utf-8") as joined:
+            csv.writer(joined).writerow(header)
+            for part_dir in part_dirs:
+                with open(part_dir / name, encoding="utf-8", newline="") as part:
+                    shutil.copyfileobj(part, joined, 1 << 20)
+        for part_dir in part_dirs:
+            (part_dir / name).unlink()
+            if part_dir != out and not any(part_dir.iterdir()):
+                part_dir.rmdir()
+        target.replace(out / name)

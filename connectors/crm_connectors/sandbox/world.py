@@ -37,6 +37,10 @@ PLANS = (
 )
 PLAN_WEIGHTS = (0.55, 0.35, 0.10)
 USAGE_MONTHS = 12
+#: Every MERGE_EVERY-th account is a merge target: live in every CRM.
+MERGE_EVERY = 97
+#: Contact keys are account key * 1000 + index, so an account holds at most 999 contacts.
+TIE_STRIDE_MAX = 950
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,25 +276,41 @@ def external_id(key: int) -> str:
     return f"ACC-{key:07d}"
 
 
-def generate(spec: WorldSpec) -> Iterator[Bundle]:
-    """Yield one bundle per account, keys 1..size, deterministically from ``spec.seed``."""
-    rng = random.Random(spec.seed)
+def ties_per_account(spec: WorldSpec) -> int:
+    """How many tie-block contacts each of the first accounts carries (0 without a block)."""
+    if not spec.ties:
+        return 0
+    per = -(-spec.ties // max(1, spec.size // 2))
+    if per > TIE_STRIDE_MAX:
+        raise ValueError(
+            f"a tie block of {spec.ties:,} contacts needs at least"
+            f" {2 * -(-spec.ties // TIE_STRIDE_MAX):,} accounts; got {spec.size:,}"
+        )
+    return per
+
+
+def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterator[Bundle]:
+    """Yield one bundle per account with key in ``[start, stop)`` (default: all of 1..size).
+
+    Every account draws from its own random stream (seeded by ``spec.seed`` and its key) and
+    every child key is derived from the account key, so account k is the same whichever range
+    it is generated in: ranges can be generated in parallel and concatenated.
+    """
     now = spec.anchor_ms
-    ids = {"contact": 0, "deal": 0, "ticket": 0, "nps": 0}
     months = [_month_start(spec.anchor, USAGE_MONTHS - 1 - i) for i in range(USAGE_MONTHS)]
     months_ms = [
         int(dt.datetime.fromisoformat(m).replace(tzinfo=dt.timezone.utc).timestamp() * 1000)
         for m in months
     ]
-    ties_left = spec.ties
-    # Spread the tie block over the accounts that exist in HubSpot, a few contacts each.
-    ties_per_account = 0
-    if ties_left:
-        ties_per_account = max(1, -(-ties_left // max(1, int(spec.size * spec.crm_share[0]))))
-    used_domains: set[str] = set()
-    merge_target: dict[str, int] = {}  # crm -> a live account key a later duplicate merges into
+    per_tie = ties_per_account(spec)
+    stop = spec.size + 1 if stop is None else min(stop, spec.size + 1)
 
-    for key in range(1, spec.size + 1):
+    for key in range(max(start, 1), stop):
+        rng = random.Random(spec.seed * 1_000_003 + key)
+        # Child keys: account key times a stride, plus a running index.
+        ids = {"contact": key * 1000, "deal": key * 100, "ticket": key * 100, "nps": key * 100}
+        # The first accounts carry the tie block, `per_tie` contacts each, in HubSpot.
+        extra_ties = max(0, min(per_tie, spec.ties - (key - 1) * per_tie)) if per_tie else 0
         label = rng.choices(LABELS, LABEL_WEIGHTS)[0]
         trend, util_range, tix_range, severe_share, csat_range, nps_range, pay_rate = _PROFILE[
             label
@@ -318,15 +338,15 @@ def generate(spec: WorldSpec) -> Iterator[Bundle]:
             edge = "long"
             name = (name + " ") * 20 + "International Holdings"
         full_name = f"{name} {legal}".strip() if edge != "non_ascii" else name
-        if domain in used_domains:  # cannot happen with the key in it; kept as a guard
-            domain = f"{base}{key}-{rng.randint(0, 999)}.example.com"
-        if domain:
-            used_domains.add(domain)
         crms = tuple(
             c for c, share in zip(CRMS, spec.crm_share, strict=True) if rng.random() < share
         )
         if not crms:
             crms = (CRMS[key % 3],)
+        if key % MERGE_EVERY == 0:
+            crms = CRMS  # merge targets live everywhere, so duplicates can merge into them
+        elif extra_ties and "hubspot" not in crms:
+            crms = ("hubspot", *crms)
         renewal_ms = now + rng.randint(-30, 365) * DAY_MS
         churned_on = None
         if label == "churned":
@@ -357,24 +377,19 @@ def generate(spec: WorldSpec) -> Iterator[Bundle]:
             description=("Long description. " * 600).strip() if edge == "long" else None,
             edge=edge,
         )
-        # Lifecycle edge cases, per CRM: ~0.5% archived/deleted, ~0.3% merged into an earlier one.
-        for crm in crms:
+        # Lifecycle edge cases, per CRM: ~0.5% archived/deleted, ~0.3% merged into the
+        # previous merge target (a live account present in every CRM).
+        for crm in crms if key % MERGE_EVERY else ():
             r = rng.random()
             if r < 0.005:
                 account.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
-            elif r < 0.008 and crm in merge_target:
+            elif r < 0.008 and key > MERGE_EVERY:
                 account.lifecycle[crm] = "merged"
-                account.merged_into = merge_target[crm]
-            elif key % 97 == 0:
-                merge_target[crm] = key
+                account.merged_into = key - key % MERGE_EVERY
 
         # Contacts: 1-8, more for bigger plans.
         contacts: list[Contact] = []
         n_contacts = min(1 + int(rng.expovariate(1 / (2 if plan_name == "starter" else 4))), 40)
-        extra_ties = 0
-        if ties_left and "hubspot" in crms:
-            extra_ties = min(ties_per_account, ties_left)
-            ties_left -= extra_ties
         for i in range(n_contacts + extra_ties):
             ids["contact"] += 1
             ckey = ids["contact"]

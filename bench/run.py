@@ -1,0 +1,229 @@
+"""Benchmarks: ``python3 dev.py bench [--sizes 10000,100000] [--full]``.
+
+Measures, in one run on this machine, and prints a table (also written to bench/RESULTS.md):
+
+- seeding: seconds and records/s for each size (``--full`` adds 1,000,000 accounts);
+- serving: pages/s and records/s each vendor's listing serves at its largest page size, the
+  sandbox running as its own process (as in a pipeline) and the client reusing one connection.
+
+Figures on shared 2-core machines are noisy: compare ratios from one run, never absolute numbers
+across runs. Nothing here is asserted by tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "connectors"))
+
+from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS  # noqa: E402
+from crm_connectors.sandbox.seed import seed  # noqa: E402
+from crm_connectors.sandbox.world import WorldSpec  # noqa: E402
+
+HS = {"Authorization": f"Bearer {DEFAULT_CREDENTIALS['hubspot']['private_app_token']}"}
+IC = {
+    "Authorization": f"Bearer {DEFAULT_CREDENTIALS['intercom']['access_token']}",
+    "Intercom-Version": "2.14",
+}
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def bench_seed(size: int, workdir: Path) -> tuple[dict[str, Any], Path]:
+    db = workdir / f"bench-{size}.sqlite"
+    started = time.perf_counter()
+    summary = seed(db, WorldSpec(size=size, seed=1))
+    seconds = time.perf_counter() - started
+    records = sum(sum(c.values()) for c in summary["records"].values())  # type: ignore[union-attr]
+    return {
+        "size": size,
+        "seconds": seconds,
+        "records": records,
+        "records_per_s": records / seconds,
+        "db_mb": db.stat().st_size / 1e6,
+    }, db
+
+
+def _start(db: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    ready = workdir / f"ready-{os.getpid()}-{time.time_ns()}.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crm_connectors.sandbox.cli", "serve", "--db", str(db),
+         "--port", "0", "--no-rate-limits", "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the sandbox did not start")
+        time.sleep(0.1)
+    time.sleep(0.1)
+    return proc, json.loads(ready.read_text())
+
+
+def _pages(fetch: Callable[[httpx.Client, Any], tuple[int, Any]], budget_s: float) -> dict:
+    pages = records = 0
+    cursor: Any = None
+    started = time.perf_counter()
+    with httpx.Client(timeout=60) as client:
+        while time.perf_counter() - started < budget_s:
+            n, cursor = fetch(client, cursor)
+            pages += 1
+            records += n
+            if cursor is None:
+                break
+    seconds = time.perf_counter() - started
+    return {"pages": pages, "records": records, "pages_per_s": pages / seconds,
+            "records_per_s": records / seconds}  # fmt: skip
+
+
+def bench_serve(db: Path, workdir: Path, budget_s: float) -> list[dict[str, Any]]:
+    proc, urls = _start(db, workdir)
+    rows = []
+    try:
+        hs, sf, ic = urls["hubspot"], urls["salesforce"], urls["intercom"]
+
+        def hubspot_list(c: httpx.Client, after: Any) -> tuple[int, Any]:
+            params = {"limit": 100, **({"after": after} if after else {})}
+            body = c.get(f"{hs}/crm/v3/objects/contacts", params=params, headers=HS).json()
+            return len(body["results"]), body.get("paging", {}).get("next", {}).get("after")
+
+        def hubspot_search(c: httpx.Client, after: Any) -> tuple[int, Any]:
+            req = {
+                "filterGroups": [{"filters": [
+                    {"propertyName": "lastmodifieddate", "operator": "GT", "value": "0"}]}],
+                "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                "limit": 200, "after": after or "0", "properties": ["email", "firstname"],
+            }  # fmt: skip
+            resp = c.post(f"{hs}/crm/v3/objects/contacts/search", json=req, headers=HS)
+            if resp.status_code == 429:  # the separate search budget: 5 requests/s
+                time.sleep(0.2)
+                return 0, after
+            body = resp.json()
+            nxt = body.get("paging", {}).get("next", {}).get("after")
+            return len(body["results"]), nxt if nxt and int(nxt) < 9_800 else None
+
+        creds = DEFAULT_CREDENTIALS["salesforce"]
+        auth = httpx.post(
+            f"{sf}/services/oauth2/token",
+            data={"grant_type": "refresh_token", "client_id": creds["client_id"],
+                  "client_secret": creds["client_secret"], "refresh_token": creds["refresh_token"]},
+        ).json()  # fmt: skip
+        sf_headers = {"Authorization": f"Bearer {auth['access_token']}"}
+        soql = "SELECT Id, FirstName, LastName, Email, SystemModstamp FROM Contact"
+
+        def salesforce_query(c: httpx.Client, nxt: Any) -> tuple[int, Any]:
+            if nxt is None:
+                resp = c.get(f"{sf}/services/data/v66.0/query", params={"q": soql},
+                             headers=sf_headers)  # fmt: skip
+            else:
+                resp = c.get(f"{sf}{nxt}", headers=sf_headers)
+            body = resp.json()
+            return len(body["records"]), None if body["done"] else body["nextRecordsUrl"]
+
+        def intercom_list(c: httpx.Client, after: Any) -> tuple[int, Any]:
+            params = {"per_page": 150, **({"starting_after": after} if after else {})}
+            body = c.get(f"{ic}/contacts", params=params, headers=IC).json()
+            nxt = (body.get("pages") or {}).get("next") or {}
+            return len(body["data"]), nxt.get("starting_after")
+
+        for name, fetch, page in (
+            ("HubSpot contacts list", hubspot_list, 100),
+            ("HubSpot contacts search", hubspot_search, 200),
+            ("Salesforce Contact query", salesforce_query, 2000),
+            ("Intercom contacts list", intercom_list, 150),
+        ):
+            result = _pages(fetch, budget_s)
+            rows.append({"route": name, "page_size": page, **result})
+        rows.append({"route": "sandbox peak RSS (MB)", "rss_mb": _rss_mb(proc.pid)})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000", help="accounts to seed, comma-separated")
+    parser.add_argument("--full", action="store_true", help="also seed 1,000,000 accounts")
+    parser.add_argument("--serve-size", type=int, default=None, help="which seeded size to serve")
+    parser.add_argument("--budget", type=float, default=8.0, help="seconds per serving benchmark")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.full and 1_000_000 not in sizes:
+        sizes.append(1_000_000)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    lines = [
+        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}"
+        f" ({os.cpu_count()} cores, Python {platform.python_version()},"
+        f" SQLite {__import__('sqlite3').sqlite_version})",
+        "",
+        "| seed: accounts | records | seconds | records/s | database MB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    dbs = {}
+    for size in sizes:
+        result, db = bench_seed(size, workdir)
+        dbs[size] = db
+        lines.append(
+            f"| {size:,} | {result['records']:,} | {result['seconds']:.1f} |"
+            f" {result['records_per_s']:,.0f} | {result['db_mb']:,.0f} |"
+        )
+        print(lines[-1], flush=True)
+    serve_size = args.serve_size or max((s for s in sizes if s <= 100_000), default=min(sizes))
+    serve_db = dbs[serve_size]
+    lines += [
+        "",
+        f"Serving from the {serve_db.name} database, sandbox in its own process, rate limits off,"
+        f" one keep-alive client, {args.budget:.0f} s per route:",
+        "",
+        "| route | page size | pages | pages/s | records/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in bench_serve(serve_db, workdir, args.budget):
+        if "rss_mb" in row:
+            lines.append(f"| {row['route']} | | | | {row['rss_mb']:,.0f} |")
+        else:
+            lines.append(
+                f"| {row['route']} | {row['page_size']} | {row['pages']:,} |"
+                f" {row['pages_per_s']:,.1f} | {row['records_per_s']:,.0f} |"
+            )
+        print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    print("\n" + table)
+    if not args.no_write:
+        results = ROOT / "bench" / "RESULTS.md"
+        results.write_text(
+            "# Benchmark results\n\nLatest run of `python3 dev.py bench`"
+            f" (arguments: {' '.join(argv or sys.argv[1:]) or 'defaults'}).\n\n{table}\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
