@@ -88,6 +88,7 @@ def test_given_tie_block_when_generating_then_exactly_that_many_hubspot_contacts
     tied = [c for b in world for c in b.contacts if c.updated_ms == spec.tie_ms]
     assert len(tied) == 10_050
     assert all("hubspot" in c.crms for c in tied)
+    assert all(not c.lifecycle for c in tied)  # all live: the block must exceed the cap whole
 
 
 def test_given_world_when_placing_accounts_then_crms_overlap_and_cover_all(world: list) -> None:

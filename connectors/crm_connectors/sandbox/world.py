@@ -418,7 +418,7 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                 last_seen_ms=now
                 - int(rng.expovariate(1 / (5 if label == "healthy" else 40))) * DAY_MS,
             )
-            for crm in contact.crms:
+            for crm in () if tie else contact.crms:  # the tie block stays live, whole
                 r = rng.random()
                 if r < 0.01:
                     contact.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"

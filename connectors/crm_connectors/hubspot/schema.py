@@ -1,0 +1,434 @@
+"""HubSpot object types, built-in property definitions and association types (shared by the
+emulator and the seeder).
+
+Facts: object type ids 0-1 contacts, 0-2 companies, 0-3 deals, 0-5 tickets, 0-19
+feedback_submissions, 0-27 tasks [CRM-API.md §1.2; HubSpot "Understanding the CRM" docs].
+Property types ``bool date datetime enumeration number phone_number string`` with field types
+[CRM-API.md §1.7]. Default (unlabeled) HUBSPOT_DEFINED association type ids follow HubSpot's
+"Associations v4" reference table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+VENDOR = "hubspot"
+
+#: Object name -> object type id [CRM-API.md §1.2].
+OBJECT_TYPE_IDS = {
+    "contacts": "0-1",
+    "companies": "0-2",
+    "deals": "0-3",
+    "tickets": "0-5",
+    "feedback_submissions": "0-19",
+    "tasks": "0-27",
+}
+TYPE_ID_OBJECTS = {v: k for k, v in OBJECT_TYPE_IDS.items()}
+#: feedback_submissions is read-only in the public API [CRM-API.md §1.2].
+READ_ONLY_OBJECTS = frozenset({"feedback_submissions"})
+#: Singular names used in association type names ("contact_to_company").
+SINGULAR = {
+    "contacts": "contact",
+    "companies": "company",
+    "deals": "deal",
+    "tickets": "ticket",
+    "feedback_submissions": "feedback_submission",
+    "tasks": "task",
+}
+#: Upper-case names HubSpot uses in some messages ("Could not get some CONTACT objects").
+MESSAGE_NAME = {
+    "contacts": "CONTACT",
+    "companies": "COMPANY",
+    "deals": "DEAL",
+    "tickets": "TICKET",
+    "feedback_submissions": "FEEDBACK_SUBMISSION",
+    "tasks": "TASK",
+}
+
+#: Id base per object: ids are 11-digit numeric strings, so text order equals numeric order
+#: (list cursors and search tie-breaks use the (vendor, object, id) index).
+ID_BASE = {
+    "contacts": 10_000_000_000,
+    "companies": 20_000_000_000,
+    "deals": 30_000_000_000,
+    "tickets": 50_000_000_000,
+    "feedback_submissions": 70_000_000_000,
+    "tasks": 80_000_000_000,
+}
+ID_WIDTH = 11
+
+
+def record_id(obj: str, key: int) -> str:
+    return str(ID_BASE[obj] + key)
+
+
+def id_counter(obj: str) -> str:
+    return f"hubspot:ids:{obj}"
+
+
+#: Default unlabeled association type ids, HUBSPOT_DEFINED [HubSpot associations v4 docs].
+ASSOCIATION_TYPE_IDS: dict[tuple[str, str], int] = {
+    ("contacts", "companies"): 279,
+    ("companies", "contacts"): 280,
+    ("deals", "companies"): 341,
+    ("companies", "deals"): 342,
+    ("tickets", "companies"): 339,
+    ("companies", "tickets"): 340,
+    ("contacts", "tickets"): 15,
+    ("tickets", "contacts"): 16,
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
+    ("deals", "tickets"): 27,
+    ("tickets", "deals"): 28,
+    ("tasks", "companies"): 192,
+    ("companies", "tasks"): 191,
+    ("tasks", "contacts"): 204,
+    ("contacts", "tasks"): 203,
+    ("tasks", "deals"): 216,
+    ("deals", "tasks"): 215,
+    ("tasks", "tickets"): 230,
+    ("tickets", "tasks"): 229,
+}
+#: Primary-company association type ids (also HUBSPOT_DEFINED).
+PRIMARY_TYPE_IDS: dict[tuple[str, str], int] = {
+    ("contacts", "companies"): 1,
+    ("companies", "contacts"): 2,
+    ("deals", "companies"): 5,
+    ("companies", "deals"): 6,
+    ("tickets", "companies"): 26,
+    ("companies", "tickets"): 25,
+}
+TYPE_ID_PAIRS: dict[int, tuple[str, str]] = {
+    **{v: k for k, v in ASSOCIATION_TYPE_IDS.items()},
+    **{v: k for k, v in PRIMARY_TYPE_IDS.items()},
+}
+ASSOCIABLE = frozenset({"contacts", "companies", "deals", "tickets", "tasks"})
+
+
+def association_name(from_obj: str, to_obj: str) -> str:
+    return f"{SINGULAR[from_obj]}_to_{SINGULAR[to_obj]}"
+
+
+# -- value formats ------------------------------------------------------------------------------
+
+
+def iso_ms(ms: int) -> str:
+    """HubSpot's datetime format: ``2019-10-30T03:30:17.883Z`` [CRM-API.md §1.2 examples]."""
+    seconds, millis = divmod(ms, 1000)
+    t = time.gmtime(seconds)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )
+
+
+def date_of_ms(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def parse_time_ms(value: str) -> int | None:
+    """Epoch ms from ``"1732665600000"``, ``"2024-11-27"`` or an ISO datetime; None if invalid."""
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        if len(text) == 10:
+            d = dt.date.fromisoformat(text)
+            return (
+                int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc).timestamp()) * 1000
+            )
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return round(t.timestamp() * 1000)
+
+
+# -- property definitions ----------------------------------------------------------------------
+
+#: ISO time of the built-in definitions' createdAt / updatedAt.
+BUILTIN_TIME = "2019-08-06T02:43:01.000Z"
+
+_FIELD_TYPES = {
+    "string": "text",
+    "number": "number",
+    "date": "date",
+    "datetime": "date",
+    "enumeration": "select",
+    "bool": "booleancheckbox",
+    "phone_number": "phonenumber",
+}
+
+
+def prop(
+    name: str,
+    label: str,
+    type_: str = "string",
+    group: str = "",
+    *,
+    field_type: str | None = None,
+    options: tuple[tuple[str, str], ...] = (),
+    unique: bool = False,
+    read_only: bool = False,
+    hubspot_defined: bool = True,
+    calculated: bool = False,
+    description: str = "",
+    order: int = -1,
+) -> dict[str, Any]:
+    """A property definition in the shape of the ``Property`` model."""
+    out: dict[str, Any] = {
+        "updatedAt": BUILTIN_TIME,
+        "createdAt": BUILTIN_TIME,
+        "name": name,
+        "label": label,
+        "type": type_,
+        "fieldType": field_type or _FIELD_TYPES[type_],
+        "description": description,
+        "groupName": group,
+        "options": [
+            {"label": lab, "value": val, "displayOrder": i, "hidden": False}
+            for i, (val, lab) in enumerate(options)
+        ],
+        "displayOrder": order,
+        "calculated": calculated,
+        "externalOptions": False,
+        "hasUniqueValue": unique,
+        "hidden": False,
+        "modificationMetadata": {
+            "archivable": not hubspot_defined,
+            "readOnlyDefinition": hubspot_defined,
+            "readOnlyValue": read_only,
+        },
+        "formField": not read_only,
+        "dataSensitivity": "non_sensitive",
+        "archived": False,
+    }
+    if hubspot_defined:
+        out["hubspotDefined"] = True
+    return out
+
+
+_LIFECYCLE = (
+    ("subscriber", "Subscriber"),
+    ("lead", "Lead"),
+    ("marketingqualifiedlead", "Marketing Qualified Lead"),
+    ("salesqualifiedlead", "Sales Qualified Lead"),
+    ("opportunity", "Opportunity"),
+    ("customer", "Customer"),
+    ("evangelist", "Evangelist"),
+    ("other", "Other"),
+)
+_INDUSTRY = tuple(
+    (v, v.replace("_", " ").title())
+    for v in (
+        "COMPUTER_SOFTWARE",
+        "FINANCIAL_SERVICES",
+        "HOSPITAL_HEALTH_CARE",
+        "RETAIL",
+        "LOGISTICS_AND_SUPPLY_CHAIN",
+        "MARKETING_AND_ADVERTISING",
+        "EDUCATION_MANAGEMENT",
+        "MANUFACTURING",
+        "TELECOMMUNICATIONS",
+    )
+)
+#: Default sales pipeline stages [HubSpot "Set up and customize pipelines"].
+DEAL_STAGES = (
+    ("appointmentscheduled", "Appointment Scheduled"),
+    ("qualifiedtobuy", "Qualified To Buy"),
+    ("presentationscheduled", "Presentation Scheduled"),
+    ("decisionmakerboughtin", "Decision Maker Bought-In"),
+    ("contractsent", "Contract Sent"),
+    ("closedwon", "Closed Won"),
+    ("closedlost", "Closed Lost"),
+)
+#: Default support pipeline "0" stages: 1 New, 2 Waiting on contact, 3 Waiting on us, 4 Closed.
+TICKET_STAGES = (("1", "New"), ("2", "Waiting on contact"), ("3", "Waiting on us"), ("4", "Closed"))
+PRIORITIES = (("LOW", "Low"), ("MEDIUM", "Medium"), ("HIGH", "High"), ("URGENT", "Urgent"))
+
+
+def _common(group: str) -> list[dict[str, Any]]:
+    return [
+        prop("hs_object_id", "Record ID", "number", group, read_only=True),
+        prop("createdate", "Create Date", "datetime", group),
+        prop("hs_lastmodifieddate", "Last Modified Date", "datetime", group, read_only=True),
+        prop("hubspot_owner_id", "Owner", "enumeration", group, field_type="select"),
+        prop("hs_merged_object_ids", "Merged Record IDs", "enumeration", group,
+             field_type="checkbox", read_only=True),
+    ]  # fmt: skip
+
+
+def builtin_properties() -> dict[str, list[dict[str, Any]]]:
+    """HubSpot-defined properties per object (a representative subset of the real ones)."""
+    companies = [
+        *_common("companyinformation"),
+        prop("name", "Company name", "string", "companyinformation"),
+        prop("domain", "Company Domain Name", "string", "companyinformation"),
+        prop("industry", "Industry", "enumeration", "companyinformation", options=_INDUSTRY),
+        prop("country", "Country/Region", "string", "companyinformation"),
+        prop("city", "City", "string", "companyinformation"),
+        prop("phone", "Phone Number", "string", "companyinformation", field_type="phonenumber"),
+        prop("numberofemployees", "Number of Employees", "number", "companyinformation"),
+        prop("annualrevenue", "Annual Revenue", "number", "companyinformation"),
+        prop("description", "Description", "string", "companyinformation",
+             field_type="textarea"),
+        prop("lifecyclestage", "Lifecycle Stage", "enumeration", "companyinformation",
+             field_type="radio", options=_LIFECYCLE),
+    ]  # fmt: skip
+    contacts = [
+        prop("hs_object_id", "Record ID", "number", "contactinformation", read_only=True),
+        prop("createdate", "Create Date", "datetime", "contactinformation"),
+        prop("lastmodifieddate", "Last Modified Date", "datetime", "contactinformation",
+             read_only=True),
+        prop("hubspot_owner_id", "Contact owner", "enumeration", "contactinformation"),
+        prop("hs_merged_object_ids", "Merged Contact IDs", "enumeration", "contactinformation",
+             field_type="checkbox", read_only=True),
+        prop("firstname", "First Name", "string", "contactinformation"),
+        prop("lastname", "Last Name", "string", "contactinformation"),
+        prop("email", "Email", "string", "contactinformation"),
+        prop("phone", "Phone Number", "string", "contactinformation", field_type="phonenumber"),
+        prop("jobtitle", "Job Title", "string", "contactinformation"),
+        prop("company", "Company Name", "string", "contactinformation"),
+        prop("associatedcompanyid", "Primary Associated Company ID", "number",
+             "contactinformation"),
+        prop("lifecyclestage", "Lifecycle Stage", "enumeration", "contactinformation",
+             field_type="radio", options=_LIFECYCLE),
+    ]  # fmt: skip
+    deals = [
+        *_common("dealinformation"),
+        prop("dealname", "Deal Name", "string", "dealinformation"),
+        prop("amount", "Amount", "number", "dealinformation"),
+        prop("dealstage", "Deal Stage", "enumeration", "dealinformation", field_type="radio",
+             options=DEAL_STAGES),
+        prop("pipeline", "Pipeline", "enumeration", "dealinformation",
+             options=(("default", "Sales Pipeline"),)),
+        prop("closedate", "Close Date", "datetime", "dealinformation"),
+        prop("dealtype", "Deal Type", "enumeration", "dealinformation", field_type="radio",
+             options=(("newbusiness", "New Business"), ("existingbusiness", "Existing Business"))),
+        prop("description", "Deal Description", "string", "dealinformation",
+             field_type="textarea"),
+    ]  # fmt: skip
+    tickets = [
+        *_common("ticketinformation"),
+        prop("subject", "Ticket name", "string", "ticketinformation"),
+        prop("content", "Ticket description", "string", "ticketinformation",
+             field_type="textarea"),
+        prop("hs_pipeline", "Pipeline", "enumeration", "ticketinformation",
+             options=(("0", "Support Pipeline"),)),
+        prop("hs_pipeline_stage", "Ticket status", "enumeration", "ticketinformation",
+             options=TICKET_STAGES),
+        prop("hs_ticket_priority", "Priority", "enumeration", "ticketinformation",
+             options=PRIORITIES),
+        prop("hs_ticket_category", "Category", "enumeration", "ticketinformation",
+             field_type="checkbox", options=(("PRODUCT_ISSUE", "Product issue"),
+                                             ("BILLING_ISSUE", "Billing issue"),
+                                             ("FEATURE_REQUEST", "Feature request"),
+                                             ("GENERAL_INQUIRY", "General inquiry"))),
+        prop("closed_date", "Close date", "datetime", "ticketinformation"),
+    ]  # fmt: skip
+    feedback = [
+        prop("hs_object_id", "Record ID", "number", "feedback_submission_information",
+             read_only=True),
+        prop("createdate", "Create Date", "datetime", "feedback_submission_information",
+             read_only=True),
+        prop("hs_lastmodifieddate", "Last Modified Date", "datetime",
+             "feedback_submission_information", read_only=True),
+        prop("hs_survey_type", "Survey type", "enumeration", "feedback_submission_information",
+             options=(("NPS", "NPS"), ("CES", "CES"), ("CSAT", "CSAT"), ("CUSTOM", "Custom")),
+             read_only=True),
+        prop("hs_survey_name", "Survey name", "string", "feedback_submission_information",
+             read_only=True),
+        prop("hs_response_value", "Response value", "number", "feedback_submission_information",
+             read_only=True),
+        prop("hs_content", "Response content", "string", "feedback_submission_information",
+             read_only=True),
+        prop("hs_sentiment", "Sentiment", "enumeration", "feedback_submission_information",
+             options=(("Promoter", "Promoter"), ("Passive", "Passive"),
+                      ("Detractor", "Detractor")), read_only=True),
+        prop("hs_submission_timestamp", "Submitted at", "datetime",
+             "feedback_submission_information", read_only=True),
+        prop("hs_contact_id", "Contact ID", "number", "feedback_submission_information",
+             read_only=True),
+        prop("hs_contact_email_address", "Contact email", "string",
+             "feedback_submission_information", read_only=True),
+    ]  # fmt: skip
+    tasks = [
+        *_common("task"),
+        prop("hs_timestamp", "Due date", "datetime", "task"),
+        prop("hs_task_subject", "Task Title", "string", "task"),
+        prop("hs_task_body", "Notes", "string", "task", field_type="textarea"),
+        prop("hs_task_status", "Task Status", "enumeration", "task",
+             options=(("NOT_STARTED", "Not started"), ("IN_PROGRESS", "In progress"),
+                      ("WAITING", "Waiting"), ("COMPLETED", "Completed"),
+                      ("DEFERRED", "Deferred"))),
+        prop("hs_task_priority", "Priority", "enumeration", "task",
+             options=(("NONE", "None"), ("LOW", "Low"), ("MEDIUM", "Medium"),
+                      ("HIGH", "High"))),
+        prop("hs_task_type", "Task Type", "enumeration", "task",
+             options=(("CALL", "Call"), ("EMAIL", "Email"), ("TODO", "To-do"))),
+    ]  # fmt: skip
+    return {
+        "companies": companies,
+        "contacts": contacts,
+        "deals": deals,
+        "tickets": tickets,
+        "feedback_submissions": feedback,
+        "tasks": tasks,
+    }
+
+
+def seeded_custom_properties() -> dict[str, list[dict[str, Any]]]:
+    """The sandbox portal's custom properties (created by the customer, not HubSpot)."""
+    g = "companyinformation"
+    return {
+        "companies": [
+            prop("external_account_id", "External account ID", "string", g, unique=True,
+                 hubspot_defined=False),
+            prop("seats", "Seats", "number", g, hubspot_defined=False),
+            prop("renewal_date", "Renewal date", "date", g, hubspot_defined=False),
+            prop("plan", "Plan", "enumeration", g, hubspot_defined=False,
+                 options=(("starter", "Starter"), ("growth", "Growth"),
+                          ("enterprise", "Enterprise"))),
+            prop("customer_since", "Customer since", "date", g, hubspot_defined=False),
+        ],
+        "tickets": [
+            prop("csat", "CSAT", "number", "ticketinformation", hubspot_defined=False),
+        ],
+    }  # fmt: skip
+
+
+def builtin_groups() -> dict[str, list[dict[str, Any]]]:
+    names = {
+        "companies": (("companyinformation", "Company information"),),
+        "contacts": (("contactinformation", "Contact information"),),
+        "deals": (("dealinformation", "Deal information"),),
+        "tickets": (("ticketinformation", "Ticket information"),),
+        "feedback_submissions": (("feedback_submission_information", "Feedback information"),),
+        "tasks": (("task", "Task information"),),
+    }
+    return {
+        obj: [{"name": n, "label": lab, "displayOrder": -1, "archived": False} for n, lab in groups]
+        for obj, groups in names.items()
+    }
+
+
+#: Properties each object returns when the request names none [HubSpot CRM v3 object guides].
+DEFAULT_PROPERTIES = {
+    "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
+    "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate",
+                 "lastname"),
+    "deals": ("amount", "closedate", "createdate", "dealname", "dealstage",
+              "hs_lastmodifieddate", "hs_object_id", "pipeline"),
+    "tickets": ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline",
+                "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject"),
+    "feedback_submissions": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
+    "tasks": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
+}  # fmt: skip
+
+
+def modified_property(obj: str) -> str:
+    """Contacts call it ``lastmodifieddate``, everything else ``hs_lastmodifieddate``."""
+    return "lastmodifieddate" if obj == "contacts" else "hs_lastmodifieddate"

@@ -1,0 +1,274 @@
+"""Map world bundles into HubSpot records (companies, contacts, deals, tickets,
+feedback_submissions), associations, owners and the portal's custom property definitions.
+
+Ids are deterministic (``schema.record_id(object, key)``), rows are buffered and written in large
+batches, and property values are stored as the strings HubSpot returns: numbers as ``"123.45"``,
+datetime properties as ISO-8601 with milliseconds, date properties as ``YYYY-MM-DD``
+[CRM-API.md §1.2].
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, Store
+from crm_connectors.sandbox.world import OWNERS, Bundle, WorldSpec
+
+from .schema import (
+    ASSOCIATION_TYPE_IDS,
+    VENDOR,
+    builtin_groups,
+    id_counter,
+    iso_ms,
+    record_id,
+    seeded_custom_properties,
+)
+
+BATCH = 10_000
+#: Archived HubSpot records are few; a partial index keeps ``?archived=true`` lists fast.
+ARCHIVED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS hubspot_archived ON records (object, id)"
+    " WHERE vendor = 'hubspot' AND state = 1"
+)
+OWNER_BASE = 60_000_000
+_STATES = {"archived": ARCHIVED, "deleted": PURGED, "merged": MERGED}
+_STAGE = {"won": "closedwon", "lost": "closedlost", "open": "contractsent"}
+_DEALTYPE = {"new_business": "newbusiness", "renewal": "existingbusiness",
+             "expansion": "existingbusiness"}  # fmt: skip
+_TICKET_STAGE = {"open": "1", "pending": "2", "closed": "4"}
+
+
+def owner_id(index: int) -> str:
+    return str(OWNER_BASE + index + 1)
+
+
+def number(value: float | int) -> str:
+    """HubSpot number values come back as plain decimal strings ("24000" / "24000.5")."""
+    f = float(value)
+    return str(int(f)) if f.is_integer() else repr(round(f, 2))
+
+
+def day_ms(day: str) -> int:
+    d = dt.date.fromisoformat(day)
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc).timestamp()) * 1000
+
+
+def owners(spec: WorldSpec) -> list[dict[str, Any]]:
+    created = iso_ms(spec.anchor_ms - 2_000 * 86_400_000)
+    return [
+        {
+            "id": owner_id(i),
+            "email": email,
+            "firstName": first,
+            "lastName": last,
+            "userId": 9_000_000 + i + 1,
+            "userIdIncludingInactive": 9_000_000 + i + 1,
+            "type": "PERSON",
+            "createdAt": created,
+            "updatedAt": created,
+            "archived": False,
+            "teams": [],
+        }
+        for i, (first, last, email) in enumerate(OWNERS)
+    ]
+
+
+class Seeder:
+    def __init__(self, store: Store, spec: WorldSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.rows: dict[str, list[tuple[str, int, int, int, str]]] = {}
+        self.assoc: list[tuple[str, str, str, str, str, str]] = []
+        self.counts: dict[str, int] = {}
+        self.max_key: dict[str, int] = {}
+
+    # -- buffering ------------------------------------------------------------------------------
+
+    def _row(
+        self, obj: str, key: int, created: int, updated: int, props: dict[str, Any], state: int,
+        merged_into: str | None = None,
+    ) -> str:  # fmt: skip
+        rid = record_id(obj, key)
+        data: dict[str, Any] = {"properties": {k: v for k, v in props.items() if v is not None}}
+        if state == ARCHIVED:
+            data["archivedAt"] = iso_ms(updated)
+        if merged_into is not None:
+            data["mergedInto"] = merged_into
+        rows = self.rows.setdefault(obj, [])
+        rows.append((rid, created, updated, state, orjson.dumps(data).decode()))
+        self.max_key[obj] = max(self.max_key.get(obj, 0), key)
+        if len(rows) >= BATCH:
+            self._flush(obj)
+        return rid
+
+    def _link(self, a_obj: str, a_id: str, b_obj: str, b_id: str) -> None:
+        self.assoc.append(
+            (VENDOR, a_obj, a_id, b_obj, b_id, str(ASSOCIATION_TYPE_IDS[(a_obj, b_obj)]))
+        )
+        self.assoc.append(
+            (VENDOR, b_obj, b_id, a_obj, a_id, str(ASSOCIATION_TYPE_IDS[(b_obj, a_obj)]))
+        )
+        if len(self.assoc) >= BATCH * 2:
+            self._flush_assoc()
+
+    def _flush(self, obj: str) -> None:
+        rows = self.rows.get(obj)
+        if rows:
+            self.counts[obj] = self.counts.get(obj, 0) + self.store.insert_many(VENDOR, obj, rows)
+            rows.clear()
+
+    def _flush_assoc(self) -> None:
+        if self.assoc:
+            with self.store.write() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO associations"
+                    " (vendor, from_type, from_id, to_type, to_id, kind) VALUES (?, ?, ?, ?, ?, ?)",
+                    self.assoc,
+                )
+            self.assoc.clear()
+
+    # -- mapping --------------------------------------------------------------------------------
+
+    def add(self, bundle: Bundle) -> None:
+        a = bundle.account
+        if "hubspot" not in a.crms:
+            return
+        life = a.lifecycle.get("hubspot")
+        state = _STATES.get(life or "", LIVE)
+        merged_into = (
+            record_id("companies", a.merged_into)
+            if state == MERGED and a.merged_into is not None
+            else None
+        )
+        company_id = self._row(
+            "companies", a.key, a.created_ms, a.updated_ms,
+            {
+                "name": a.name,
+                "domain": a.domain,
+                "industry": a.industry,
+                "country": a.country,
+                "city": a.city,
+                "phone": a.phone,
+                "numberofemployees": None if a.employees is None else str(a.employees),
+                "annualrevenue": number(a.arr),
+                "lifecyclestage": "other" if a.label == "churned" else "customer",
+                "hubspot_owner_id": owner_id(a.owner),
+                "description": a.description,
+                "external_account_id": a.external_id,
+                "seats": str(a.seats),
+                "renewal_date": a.renewal_date,
+                "plan": a.plan,
+                "customer_since": a.customer_since,
+            },
+            state, merged_into,
+        )  # fmt: skip
+        contact_ids: dict[int, str] = {}
+        emails: dict[int, str | None] = {}
+        for c in bundle.contacts:
+            if "hubspot" not in c.crms:
+                continue
+            c_state = _STATES.get(c.lifecycle.get("hubspot", ""), LIVE)
+            c_merged = (
+                record_id("contacts", c.merged_into)
+                if c_state == MERGED and c.merged_into is not None
+                else None
+            )
+            cid = self._row(
+                "contacts", c.key, c.created_ms, c.updated_ms,
+                {
+                    "firstname": c.first_name,
+                    "lastname": c.last_name,
+                    "email": c.email,
+                    "phone": c.phone,
+                    "jobtitle": c.title,
+                    "company": a.name,
+                    "associatedcompanyid": company_id,
+                    "lifecyclestage": "customer",
+                },
+                c_state, c_merged,
+            )  # fmt: skip
+            contact_ids[c.key] = cid
+            emails[c.key] = c.email
+            self._link("companies", company_id, "contacts", cid)
+        for d in bundle.deals:
+            if d.crm != "hubspot":
+                continue
+            did = self._row(
+                "deals", d.key, d.created_ms, d.updated_ms,
+                {
+                    "dealname": d.name,
+                    "amount": number(d.amount),
+                    "dealstage": _STAGE[d.stage],
+                    "pipeline": "default",
+                    "closedate": iso_ms(day_ms(d.close_date)),
+                    "dealtype": _DEALTYPE.get(d.kind, "existingbusiness"),
+                    "hubspot_owner_id": owner_id(a.owner),
+                },
+                LIVE,
+            )  # fmt: skip
+            self._link("companies", company_id, "deals", did)
+        for t in bundle.tickets:
+            if t.crm != "hubspot":
+                continue
+            tid = self._row(
+                "tickets", t.key, t.created_ms, t.updated_ms,
+                {
+                    "subject": t.subject,
+                    "content": t.description,
+                    "hs_pipeline": "0",
+                    "hs_pipeline_stage": _TICKET_STAGE[t.status],
+                    "hs_ticket_priority": t.priority.upper(),
+                    "closed_date": None if t.closed_ms is None else iso_ms(t.closed_ms),
+                    "csat": None if t.csat is None else str(t.csat),
+                    "hubspot_owner_id": owner_id(a.owner),
+                },
+                LIVE,
+            )  # fmt: skip
+            self._link("companies", company_id, "tickets", tid)
+            if t.contact_key in contact_ids:
+                self._link("contacts", contact_ids[t.contact_key], "tickets", tid)
+        for n in bundle.nps:
+            if n.crm != "hubspot":
+                continue
+            sentiment = "Promoter" if n.score >= 9 else "Passive" if n.score >= 7 else "Detractor"
+            self._row(
+                "feedback_submissions", n.key, n.submitted_ms, n.submitted_ms,
+                {
+                    "hs_survey_type": "NPS",
+                    "hs_survey_name": "Customer NPS",
+                    "hs_response_value": str(n.score),
+                    "hs_content": n.comment,
+                    "hs_sentiment": sentiment,
+                    "hs_submission_timestamp": iso_ms(n.submitted_ms),
+                    "hs_contact_id": contact_ids.get(n.contact_key or -1),
+                    "hs_contact_email_address": emails.get(n.contact_key or -1),
+                },
+                LIVE,
+            )  # fmt: skip
+
+    def finish(self) -> dict[str, int]:
+        for obj in list(self.rows):
+            self._flush(obj)
+        self._flush_assoc()
+        with self.store.write() as conn:
+            conn.execute(ARCHIVED_INDEX)
+            for obj, key in self.max_key.items():
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                    (id_counter(obj), key),
+                )
+        custom = {
+            obj: {p["name"]: p for p in props} for obj, props in seeded_custom_properties().items()
+        }
+        self.store.set_meta(VENDOR, "custom_properties", custom)
+        self.store.set_meta(
+            VENDOR,
+            "property_groups",
+            {obj: {g["name"]: g for g in groups} for obj, groups in builtin_groups().items()},
+        )
+        self.store.set_meta(VENDOR, "owners", owners(self.spec))
+        return dict(self.counts)

@@ -1,0 +1,420 @@
+"""The emulated org's object model: 18-character ids, field definitions and value formats.
+
+Shared by the emulator (describe, SOQL, writes) and the seeder (ids, value formats).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+# -- ids ----------------------------------------------------------------------------------------
+
+#: Key prefixes (the first three characters of every record id) [CRM-API.md §2.11].
+PREFIXES: dict[str, str] = {
+    "Account": "001",
+    "Contact": "003",
+    "Opportunity": "006",
+    "Case": "500",
+    "Task": "00T",
+    "User": "005",
+    "NPS_Response__c": "a0X",
+}
+OBJECT_BY_PREFIX = {prefix: obj for obj, prefix in PREFIXES.items()}
+#: Non-record ids: Bulk 2.0 jobs (750), custom field definitions (00N), query locators (01g),
+#: the organization (00D).
+JOB_PREFIX, CUSTOM_FIELD_PREFIX, LOCATOR_PREFIX, ORG_PREFIX = "750", "00N", "01g", "00D"
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_ID_RE = re.compile(r"\A[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?\Z")
+_POD = "5g0"  # two instance characters plus the reserved character
+
+
+def _suffix(id15: str) -> str:
+    """The 3-character case-safe suffix: one character per 5-character chunk, whose bits mark
+    the upper-case letters of the chunk (Salesforce's 15 -> 18 character id conversion)."""
+    out = []
+    for chunk in range(3):
+        bits = 0
+        for i, ch in enumerate(id15[chunk * 5 : chunk * 5 + 5]):
+            if "A" <= ch <= "Z":
+                bits |= 1 << i
+        out.append(_SUFFIX[bits])
+    return "".join(out)
+
+
+def _chunk_suffix(chunk: str) -> str:
+    bits = 0
+    for i, ch in enumerate(chunk):
+        if "A" <= ch <= "Z":
+            bits |= 1 << i
+    return _SUFFIX[bits]
+
+
+_HEAD_SUFFIX: dict[str, str] = {}
+
+
+def make_id(prefix: str, number: int) -> str:
+    """An 18-character id for ``number`` (deterministic; base-62 digits sort like numbers)."""
+    digits = []
+    n = number
+    for _ in range(9):
+        n, r = divmod(n, 62)
+        digits.append(_B62[r])
+    tail = "".join(reversed(digits))
+    head = prefix + _POD + tail[:4]  # the first two 5-character chunks, cached
+    first = _HEAD_SUFFIX.get(head)
+    if first is None:
+        first = _HEAD_SUFFIX[head] = _chunk_suffix(head[:5]) + _chunk_suffix(head[5:10])
+    return head + tail[4:] + first + _chunk_suffix(tail[4:])
+
+
+def normalize_id(value: str) -> str | None:
+    """The canonical 18-character form of a 15- or 18-character id, or None if malformed.
+
+    An 18-character id is case-insensitive: the suffix restores the case of the first 15.
+    """
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        return None
+    if len(value) == 15:
+        return value + _suffix(value)
+    head, suffix = value[:15], value[15:].upper()
+    chars = list(head)
+    for chunk in range(3):
+        pos = _SUFFIX.find(suffix[chunk])
+        if pos < 0:
+            return None
+        for i in range(5):
+            j = chunk * 5 + i
+            chars[j] = chars[j].upper() if pos & (1 << i) else chars[j].lower()
+    fixed = "".join(chars)
+    return fixed + _suffix(fixed)
+
+
+# -- time formats -------------------------------------------------------------------------------
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def fmt_datetime(ms: int) -> str:
+    """Salesforce's datetime format in JSON: ``2026-01-01T00:00:00.000+0000``."""
+    d = _EPOCH + dt.timedelta(milliseconds=ms)
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f".{ms % 1000:03d}+0000"
+    )
+
+
+def fmt_date(ms: int) -> str:
+    d = _EPOCH + dt.timedelta(milliseconds=ms)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+_DT_RE = re.compile(
+    r"\A(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?\Z"
+)
+
+
+def parse_datetime(text: str) -> int | None:
+    """Epoch ms of an ISO 8601 datetime (``Z``, ``+0000`` or ``+00:00`` offsets), else None."""
+    m = _DT_RE.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    try:
+        base = dt.datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+    ms = int(base.timestamp() * 1000) + (int((frac or "0")[:3].ljust(3, "0")))
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        ms -= sign * (int(digits[:2]) * 60 + int(digits[2:])) * 60_000
+    return ms
+
+
+def parse_date(text: str) -> str | None:
+    try:
+        return dt.date.fromisoformat(text).isoformat() if len(text) == 10 else None
+    except (TypeError, ValueError):
+        return None
+
+
+# -- fields -------------------------------------------------------------------------------------
+
+STRING_TYPES = {"id", "string", "textarea", "picklist", "reference", "email", "phone", "url"}
+NUMBER_TYPES = {"double", "currency", "int", "percent"}
+#: Fields the system maintains; never createable or updateable.
+SYSTEM_FIELDS = (
+    "Id",
+    "IsDeleted",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+)
+
+
+def field(
+    name: str,
+    ftype: str,
+    label: str | None = None,
+    *,
+    length: int = 0,
+    precision: int = 0,
+    scale: int = 0,
+    external_id: bool = False,
+    unique: bool = False,
+    nillable: bool = True,
+    createable: bool = True,
+    updateable: bool = True,
+    custom: bool | None = None,
+    defaulted: bool = False,
+    picklist: tuple[str, ...] = (),
+    reference_to: tuple[str, ...] = (),
+    relationship: str | None = None,
+) -> dict[str, Any]:
+    """One field as ``describe`` returns it (the subset of properties a sync reads)."""
+    if ftype in ("string", "email", "phone", "url", "picklist") and not length:
+        length = 255 if ftype != "phone" else 40
+    if ftype == "textarea" and not length:
+        length = 32_000
+    if ftype in ("id", "reference"):
+        length = 18
+    if ftype in ("currency", "double", "percent") and not precision:
+        precision, scale = 18, 2
+    if ftype == "int" and not precision:
+        precision = 9
+    is_custom = name.endswith("__c") if custom is None else custom
+    return {
+        "name": name,
+        "label": label or name.removesuffix("__c").replace("_", " "),
+        "type": ftype,
+        "soapType": _SOAP.get(ftype, "xsd:string"),
+        "length": length,
+        "byteLength": length * 3,
+        "precision": precision,
+        "scale": scale,
+        "digits": precision if ftype == "int" else 0,
+        "externalId": external_id,
+        "idLookup": ftype == "id" or external_id or name in ("Email", "Name", "Username"),
+        "unique": unique,
+        "nillable": nillable,
+        "createable": createable,
+        "updateable": updateable,
+        "custom": is_custom,
+        "defaultedOnCreate": defaulted,
+        "calculated": False,
+        "autoNumber": False,
+        "filterable": ftype != "textarea" or length <= 255,
+        "sortable": ftype != "textarea" or length <= 255,
+        "caseSensitive": False,
+        "picklistValues": [
+            {"active": True, "defaultValue": False, "label": v, "validFor": None, "value": v}
+            for v in picklist
+        ],
+        "referenceTo": list(reference_to),
+        "relationshipName": relationship,
+        "deprecatedAndHidden": False,
+    }
+
+
+_SOAP = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "int": "xsd:int",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+}
+
+
+def _system(name_field: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    ro: dict[str, Any] = {"createable": False, "updateable": False}
+    fields = [
+        field("Id", "id", "Record ID", nillable=False, defaulted=True, **ro),
+        field("IsDeleted", "boolean", "Deleted", nillable=False, defaulted=True, **ro),
+        field("MasterRecordId", "reference", "Master Record ID", reference_to=(), **ro),
+    ]
+    if name_field is not None:
+        fields.append(name_field)
+    fields += [
+        field("CreatedDate", "datetime", "Created Date", nillable=False, defaulted=True, **ro),
+        field("CreatedById", "reference", "Created By ID", reference_to=("User",),
+              relationship="CreatedBy", nillable=False, defaulted=True, **ro),
+        field("LastModifiedDate", "datetime", "Last Modified Date", nillable=False,
+              defaulted=True, **ro),
+        field("LastModifiedById", "reference", "Last Modified By ID", reference_to=("User",),
+              relationship="LastModifiedBy", nillable=False, defaulted=True, **ro),
+        field("SystemModstamp", "datetime", "System Modstamp", nillable=False, defaulted=True,
+              **ro),
+    ]  # fmt: skip
+    return fields
+
+
+def _owner() -> dict[str, Any]:
+    return field("OwnerId", "reference", "Owner ID", reference_to=("User",),
+                 relationship="Owner", nillable=False, defaulted=True)  # fmt: skip
+
+
+def _ref(name: str, target: str, label: str) -> dict[str, Any]:
+    rel = name[:-2] if name.endswith("Id") else name.replace("__c", "__r")
+    return field(name, "reference", label, reference_to=(target,), relationship=rel)
+
+
+INDUSTRIES = (
+    "Technology", "Finance", "Healthcare", "Retail", "Transportation", "Media", "Education",
+    "Manufacturing", "Telecommunications", "Other",
+)  # fmt: skip
+OPP_STAGES = (
+    "Prospecting", "Qualification", "Needs Analysis", "Proposal/Price Quote",
+    "Negotiation/Review", "Closed Won", "Closed Lost",
+)  # fmt: skip
+OPP_TYPES = ("New Business", "Renewal", "Existing Customer - Upgrade")
+CASE_STATUSES = ("New", "Working", "Escalated", "Closed")
+CASE_PRIORITIES = ("Critical", "High", "Medium", "Low")
+CASE_ORIGINS = ("Email", "Web", "Phone")
+TASK_STATUSES = ("Not Started", "In Progress", "Completed")
+
+
+def standard_objects() -> dict[str, dict[str, Any]]:
+    """The emulated org's objects: ``{name: {label, labelPlural, custom, fields: [...]}}``.
+
+    ``custom`` fields of the standard objects (External_Account_Id__c, Seats__c, ...) are part
+    of the org as seeded; fields added through the Tooling API are kept apart (store meta).
+    """
+    account = [
+        *_system(field("Name", "string", "Account Name", nillable=False)),
+        field("Type", "picklist", "Account Type",
+              picklist=("Prospect", "Customer - Direct", "Customer - Channel", "Former Customer")),
+        field("Website", "url"),
+        field("Industry", "picklist", picklist=INDUSTRIES),
+        field("AnnualRevenue", "currency", "Annual Revenue"),
+        field("NumberOfEmployees", "int", "Employees", precision=8),
+        field("BillingCity", "string", "Billing City", length=40),
+        field("BillingCountry", "string", "Billing Country", length=80),
+        field("Phone", "phone", "Account Phone"),
+        field("Description", "textarea", "Account Description"),
+        _owner(),
+        field("External_Account_Id__c", "string", "External Account Id", length=32,
+              external_id=True, unique=True),
+        field("Seats__c", "double", "Seats", precision=18, scale=0),
+        field("Renewal_Date__c", "date", "Renewal Date"),
+        field("Plan__c", "picklist", "Plan", picklist=("starter", "growth", "enterprise")),
+    ]  # fmt: skip
+    contact = [
+        *_system(),
+        _ref("AccountId", "Account", "Account ID"),
+        field("LastName", "string", "Last Name", length=80, nillable=False),
+        field("FirstName", "string", "First Name", length=40),
+        field("Name", "string", "Full Name", length=121, createable=False, updateable=False),
+        field("Email", "email"),
+        field("Phone", "phone", "Business Phone"),
+        field("Title", "string", length=128),
+        _owner(),
+    ]
+    opportunity = [
+        *_system(field("Name", "string", "Name", length=120, nillable=False)),
+        _ref("AccountId", "Account", "Account ID"),
+        field("Amount", "currency"),
+        field("StageName", "picklist", "Stage", length=255, nillable=False, picklist=OPP_STAGES),
+        field("Probability", "percent", "Probability (%)", precision=3, scale=0),
+        field("CloseDate", "date", "Close Date", nillable=False),
+        field("Type", "picklist", "Opportunity Type", picklist=OPP_TYPES),
+        field("IsClosed", "boolean", "Closed", createable=False, updateable=False,
+              nillable=False, defaulted=True),
+        field("IsWon", "boolean", "Won", createable=False, updateable=False, nillable=False,
+              defaulted=True),
+        _owner(),
+    ]  # fmt: skip
+    case = [
+        *_system(),
+        field("CaseNumber", "string", "Case Number", length=30, createable=False,
+              updateable=False, nillable=False, defaulted=True),
+        _ref("AccountId", "Account", "Account ID"),
+        _ref("ContactId", "Contact", "Contact ID"),
+        field("Subject", "string"),
+        field("Description", "textarea"),
+        field("Priority", "picklist", picklist=CASE_PRIORITIES),
+        field("Status", "picklist", picklist=CASE_STATUSES, defaulted=True),
+        field("Origin", "picklist", "Case Origin", picklist=CASE_ORIGINS),
+        field("IsClosed", "boolean", "Closed", createable=False, updateable=False,
+              nillable=False, defaulted=True),
+        field("ClosedDate", "datetime", "Closed Date", createable=False, updateable=False),
+        _owner(),
+        field("CSAT__c", "double", "CSAT", precision=1, scale=0),
+    ]  # fmt: skip
+    task = [
+        *_system(),
+        field("Subject", "string", length=255),
+        _ref("WhatId", "Account", "Related To ID"),
+        _ref("WhoId", "Contact", "Name ID"),
+        field("Status", "picklist", picklist=TASK_STATUSES, nillable=False, defaulted=True),
+        field("Priority", "picklist", picklist=("High", "Normal", "Low"), defaulted=True),
+        field("ActivityDate", "date", "Due Date Only"),
+        field("IsClosed", "boolean", "Closed", createable=False, updateable=False,
+              nillable=False, defaulted=True),
+        _owner(),
+    ]  # fmt: skip
+    task[[f["name"] for f in task].index("WhatId")]["referenceTo"] = ["Account", "Opportunity",
+                                                                      "Case"]  # fmt: skip
+    user = [
+        *_system(),
+        field("Username", "string", length=80, nillable=False, unique=True),
+        field("LastName", "string", "Last Name", length=80, nillable=False),
+        field("FirstName", "string", "First Name", length=40),
+        field("Name", "string", "Full Name", length=121, createable=False, updateable=False),
+        field("Email", "email", nillable=False),
+        field("Alias", "string", length=8, nillable=False),
+        field("IsActive", "boolean", "Active", nillable=False, defaulted=True),
+    ]
+    nps_name = field("Name", "string", "NPS Response Name", length=80, createable=False,
+                     updateable=False, defaulted=True)  # fmt: skip
+    nps = [
+        *_system(nps_name),
+        _owner(),
+        _ref("Account__c", "Account", "Account"),
+        _ref("Contact__c", "Contact", "Contact"),
+        field("Score__c", "double", "Score", precision=2, scale=0),
+        field("Comment__c", "textarea", "Comment", length=1000),
+        field("Submitted_At__c", "datetime", "Submitted At"),
+    ]  # fmt: skip
+    for f in nps:
+        if f["name"] == "MasterRecordId":
+            nps.remove(f)
+            break
+    return {
+        "Account": {"label": "Account", "labelPlural": "Accounts", "fields": account},
+        "Contact": {"label": "Contact", "labelPlural": "Contacts", "fields": contact},
+        "Opportunity": {"label": "Opportunity", "labelPlural": "Opportunities",
+                        "fields": opportunity},
+        "Case": {"label": "Case", "labelPlural": "Cases", "fields": case},
+        "Task": {"label": "Task", "labelPlural": "Tasks", "fields": task},
+        "User": {"label": "User", "labelPlural": "Users", "fields": user},
+        "NPS_Response__c": {"label": "NPS Response", "labelPlural": "NPS Responses",
+                            "fields": nps},
+    }  # fmt: skip
+
+
+#: Metadata ``type`` of a Tooling API CustomField -> describe type.
+TOOLING_TYPES = {
+    "Text": "string",
+    "TextArea": "textarea",
+    "LongTextArea": "textarea",
+    "Number": "double",
+    "Currency": "currency",
+    "Percent": "percent",
+    "Checkbox": "boolean",
+    "Date": "date",
+    "DateTime": "datetime",
+    "Email": "email",
+    "Phone": "phone",
+    "Url": "url",
+    "Picklist": "picklist",
+}

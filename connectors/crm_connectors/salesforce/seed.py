@@ -1,0 +1,251 @@
+"""Map world bundles into the emulated Salesforce org (see ``sandbox/seed.py``).
+
+Ids are computed from the world's keys (``schema.make_id``), so no row needs a lookup; rows are
+buffered and written in large batches; ``finish`` sets the id counters past the seeded ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, Store
+from crm_connectors.sandbox.world import DAY_MS, OWNERS, Bundle, WorldSpec
+
+from .schema import PREFIXES, fmt_date, fmt_datetime, make_id
+
+VENDOR = "salesforce"
+BATCH = 10_000
+
+#: World industry codes -> Salesforce's standard Account.Industry picklist values.
+INDUSTRY = {
+    "COMPUTER_SOFTWARE": "Technology",
+    "FINANCIAL_SERVICES": "Finance",
+    "HOSPITAL_HEALTH_CARE": "Healthcare",
+    "RETAIL": "Retail",
+    "LOGISTICS_AND_SUPPLY_CHAIN": "Transportation",
+    "MARKETING_AND_ADVERTISING": "Media",
+    "EDUCATION_MANAGEMENT": "Education",
+    "MANUFACTURING": "Manufacturing",
+    "TELECOMMUNICATIONS": "Telecommunications",
+}
+STAGE = {"won": ("Closed Won", 100), "lost": ("Closed Lost", 0), "open": ("Negotiation/Review", 75)}
+OPP_TYPE = {
+    "new_business": "New Business",
+    "renewal": "Renewal",
+    "expansion": "Existing Customer - Upgrade",
+}
+PRIORITY = {"urgent": "Critical", "high": "High", "medium": "Medium", "low": "Low"}
+STATUS = {"open": "New", "pending": "Working", "closed": "Closed"}
+TASK_SUBJECTS = ("Call", "Send follow-up email", "Quarterly business review", "Renewal check-in")
+
+
+def user_id(index: int) -> str:
+    return make_id(PREFIXES["User"], index + 1)
+
+
+def account_id(key: int) -> str:
+    return make_id(PREFIXES["Account"], key)
+
+
+def _state(lifecycle: str | None) -> int:
+    if lifecycle == "merged":
+        return MERGED
+    if lifecycle in ("deleted", "archived"):
+        return ARCHIVED
+    return LIVE
+
+
+class Seeder:
+    def __init__(self, store: Store, spec: WorldSpec) -> None:
+        self.store = store
+        self.spec = spec
+        self.buffers: dict[str, list[tuple[str, int, int, int, str]]] = {}
+        self.counts: dict[str, int] = {}
+        self.max_key: dict[str, int] = {}
+        self.admin = user_id(0)
+
+    def _row(
+        self,
+        obj: str,
+        key: int,
+        created_ms: int,
+        updated_ms: int,
+        state: int,
+        data: dict[str, Any],
+    ) -> None:
+        rid = make_id(PREFIXES[obj], key)
+        base: dict[str, Any] = {
+            "Id": rid,
+            "IsDeleted": state != LIVE,
+            "CreatedDate": fmt_datetime(created_ms),
+            "CreatedById": self.admin,
+            "LastModifiedDate": fmt_datetime(updated_ms),
+            "LastModifiedById": self.admin,
+            "SystemModstamp": fmt_datetime(updated_ms),
+        }
+        base.update(data)
+        buf = self.buffers.setdefault(obj, [])
+        buf.append((rid, created_ms, updated_ms, state, orjson.dumps(base).decode()))
+        self.counts[obj] = self.counts.get(obj, 0) + 1
+        if key > self.max_key.get(obj, 0):
+            self.max_key[obj] = key
+        if len(buf) >= BATCH:
+            self._flush(obj)
+
+    def _flush(self, obj: str) -> None:
+        rows = self.buffers.get(obj)
+        if rows:
+            self.store.insert_many(VENDOR, obj, rows)
+            rows.clear()
+
+    def add(self, bundle: Bundle) -> None:
+        a = bundle.account
+        if VENDOR not in a.crms:
+            return
+        if not self.counts.get("User"):
+            self._users()
+        life = a.lifecycle.get(VENDOR)
+        owner = user_id(a.owner)
+        acc_id = account_id(a.key)
+        churned = a.churned_on is not None
+        self._row("Account", a.key, a.created_ms, a.updated_ms, _state(life), {
+            "MasterRecordId": account_id(a.merged_into) if life == "merged" and a.merged_into
+            else None,
+            "Name": a.name,
+            "Type": "Former Customer" if churned else "Customer - Direct",
+            "Website": f"https://www.{a.domain}" if a.domain else None,
+            "Industry": INDUSTRY.get(a.industry or "", "Other") if a.industry else None,
+            # This org keeps the subscription's ARR in AnnualRevenue.
+            "AnnualRevenue": a.arr,
+            "NumberOfEmployees": a.employees,
+            "BillingCity": a.city,
+            "BillingCountry": a.country,
+            "Phone": a.phone,
+            "Description": a.description,
+            "OwnerId": owner,
+            "External_Account_Id__c": a.external_id,
+            "Seats__c": a.seats,
+            "Renewal_Date__c": a.renewal_date,
+            "Plan__c": a.plan,
+        })  # fmt: skip
+        contact_ids: list[str] = []
+        in_org: set[int] = set()  # contacts of this account that live in Salesforce
+        for c in bundle.contacts:
+            if VENDOR not in c.crms:
+                continue
+            in_org.add(c.key)
+            c_life = c.lifecycle.get(VENDOR)
+            cid = make_id(PREFIXES["Contact"], c.key)
+            contact_ids.append(cid)
+            name = " ".join(p for p in (c.first_name, c.last_name) if p)
+            self._row("Contact", c.key, c.created_ms, c.updated_ms, _state(c_life), {
+                "MasterRecordId": make_id(PREFIXES["Contact"], c.merged_into)
+                if c_life == "merged" and c.merged_into else None,
+                "AccountId": acc_id,
+                "LastName": c.last_name or "[not provided]",
+                "FirstName": c.first_name,
+                "Name": name or None,
+                "Email": c.email,
+                "Phone": c.phone,
+                "Title": c.title,
+                "OwnerId": owner,
+            })  # fmt: skip
+        for d in bundle.deals:
+            if d.crm != VENDOR:
+                continue
+            stage, prob = STAGE[d.stage]
+            self._row("Opportunity", d.key, d.created_ms, d.updated_ms, LIVE, {
+                "Name": d.name,
+                "AccountId": acc_id,
+                "Amount": d.amount,
+                "StageName": stage,
+                "Probability": prob,
+                "CloseDate": d.close_date,
+                "Type": OPP_TYPE[d.kind],
+                "IsClosed": d.stage != "open",
+                "IsWon": d.stage == "won",
+                "OwnerId": owner,
+            })  # fmt: skip
+        for t in bundle.tickets:
+            if t.crm != VENDOR:
+                continue
+            self._row("Case", t.key, t.created_ms, t.updated_ms, LIVE, {
+                "CaseNumber": f"{t.key:08d}",
+                "AccountId": acc_id,
+                "ContactId": make_id(PREFIXES["Contact"], t.contact_key)
+                if t.contact_key in in_org else None,
+                "Subject": t.subject,
+                "Description": t.description,
+                "Priority": PRIORITY[t.priority],
+                "Status": STATUS[t.status],
+                "Origin": ("Email", "Web", "Phone")[t.key % 3],
+                "IsClosed": t.status == "closed",
+                "ClosedDate": fmt_datetime(t.closed_ms) if t.closed_ms else None,
+                "OwnerId": owner,
+                "CSAT__c": t.csat,
+            })  # fmt: skip
+        for n in bundle.nps:
+            if n.crm != VENDOR:
+                continue
+            self._row("NPS_Response__c", n.key, n.submitted_ms, n.submitted_ms, LIVE, {
+                "Name": f"NPS-{n.key:07d}",
+                "OwnerId": owner,
+                "Account__c": acc_id,
+                "Contact__c": make_id(PREFIXES["Contact"], n.contact_key)
+                if n.contact_key in in_org else None,
+                "Score__c": n.score,
+                "Comment__c": n.comment,
+                "Submitted_At__c": fmt_datetime(n.submitted_ms),
+            })  # fmt: skip
+        # A few activities: one or two tasks per live account, deterministic from the key.
+        if life is None:
+            anchor = self.spec.anchor_ms
+            for i in range(1 + a.key % 2):
+                task_key = a.key * 2 + i  # from the account key: seeding ranges never collide
+                due = anchor - ((a.key * 7 + i * 13) % 90) * DAY_MS
+                done = due < anchor - 7 * DAY_MS
+                self._row("Task", task_key, due - 3 * DAY_MS, due, LIVE, {
+                    "Subject": TASK_SUBJECTS[(a.key + i) % len(TASK_SUBJECTS)],
+                    "WhatId": acc_id,
+                    "WhoId": contact_ids[0] if contact_ids else None,
+                    "Status": "Completed" if done else "Not Started",
+                    "Priority": "Normal",
+                    "ActivityDate": fmt_date(due),
+                    "IsClosed": done,
+                    "OwnerId": owner,
+                })  # fmt: skip
+
+    def _users(self) -> None:
+        created = self.spec.anchor_ms - 3 * 365 * DAY_MS
+        for i, (first, last, email) in enumerate(OWNERS):
+            self._row("User", i + 1, created, created, LIVE, {
+                "Username": email,
+                "FirstName": first,
+                "LastName": last,
+                "Name": f"{first} {last}",
+                "Email": email,
+                "Alias": (first[:1] + last[:4]).lower(),
+                "IsActive": True,
+            })  # fmt: skip
+
+    def finish(self) -> dict[str, int]:
+        if not self.counts.get("User"):
+            self._users()
+        for obj in list(self.buffers):
+            self._flush(obj)
+        with self.store.write() as conn:
+            for obj, key in self.max_key.items():
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                    (f"salesforce:{obj}", key),
+                )
+            # External id lookups (upsert) go through an expression index [CRM-API.md §2.4].
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS salesforce_xid_Account_External_Account_Id__c"
+                " ON records (json_extract(data, '$.External_Account_Id__c'))"
+                " WHERE vendor = 'salesforce' AND object = 'Account'"
+            )
+        return dict(self.counts)
