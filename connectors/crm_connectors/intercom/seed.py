@@ -292,7 +292,6 @@ class Seeder:
         }
         self.counts = dict.fromkeys(self.rows, 0)
         self.max_key = dict.fromkeys(self.rows, 0)
-        self.parts = 0
 
     def _put(
         self, obj: str, rid: str, created_ms: int, updated_ms: int, state: int, data: Any
@@ -335,8 +334,8 @@ class Seeder:
         live = [records[c.key] for c in contacts if VENDOR not in c.lifecycle]
         for t in tickets:
             contact = records.get(t.contact_key or -1) or (live[0] if live else None)
-            part_ids = range(self.parts + 1, self.parts + 3)
-            self.parts += 2
+            # Two parts per conversation, numbered from the ticket key: ranges never collide.
+            part_ids = range(t.key * 2 + 1, t.key * 2 + 3)
             data = conversation_record(t, contact, str(owner_id), part_ids)
             self._put("conversations", data["id"], t.created_ms, t.updated_ms, LIVE, data)
             self.max_key["conversations"] = max(self.max_key["conversations"], t.key)
@@ -378,7 +377,7 @@ class Seeder:
             (COUNTER_COMPANY, self.max_key["companies"]),
             (COUNTER_CONVERSATION, self.max_key["conversations"]),
             (COUNTER_ATTRIBUTE, len(attrs)),
-            (COUNTER_PART, self.parts),
+            (COUNTER_PART, self.max_key["conversations"] * 2 + 2),
             (COUNTER_TAG, 0),
             (COUNTER_NOTE, 0),
         ):
