@@ -127,3 +127,26 @@ def test_given_seed_when_exporting_then_usage_and_labels_files_match_the_world(
     assert summary["accounts"] == 40
     with pytest.raises(FileExistsError):
         seed(db, spec)
+
+
+def test_given_worker_processes_when_seeding_then_database_equals_a_single_process_seed(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    spec = WorldSpec(size=240, seed=13, tie_block=300)
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    assert seed(one, spec, workers=1)["workers"] == 1
+    assert seed(two, spec, workers=2)["workers"] == 2
+    for sql in (
+        "SELECT vendor, object, id, created_ms, updated_ms, state, data FROM records"
+        " ORDER BY vendor, object, id",
+        "SELECT * FROM associations ORDER BY 1, 2, 3, 4, 5, 6",
+        "SELECT * FROM counters ORDER BY 1",
+        "SELECT * FROM meta ORDER BY 1, 2",
+    ):
+        rows = [sqlite3.connect(db).execute(sql).fetchall() for db in (one, two)]
+        assert rows[0] == rows[1] and rows[0], sql
+    for name in ("usage.csv", "accounts.csv"):
+        assert (exports_dir(one) / name).read_bytes() == (exports_dir(two) / name).read_bytes()
+    assert not list(tmp_path.glob("two.sqlite.part*"))
