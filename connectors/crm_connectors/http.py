@@ -1,0 +1,455 @@
+"""The HTTP foundation of every connector: one ``httpx.Client`` per API, errors classified by a
+per-vendor status table, retries that honour ``Retry-After``, and a pacer in front.
+
+Status -> error (``classify``), from CRM-API.md §1.8-1.9, §2.8-2.9, §3.7-3.8:
+
+- 401: AuthError (HubSpot ``EXPIRED_AUTHENTICATION`` and Salesforce ``INVALID_SESSION_ID``
+  mark it expired; HubSpot ``INVALID_AUTHENTICATION``, Intercom ``unauthorized``). The client
+  renews the token once before raising it.
+- 403: HubSpot ``MISSING_SCOPES`` -> MissingScopes (scopes from ``requiredGranularScopes``);
+  Salesforce ``REQUEST_LIMIT_EXCEEDED`` -> QuotaExhausted (the daily allocation), or
+  RateLimited when it carries ``Retry-After`` or names the concurrent-request limit; any other
+  403 -> MissingScopes.
+- 404, 410: NotFound. 409, 412: WriteConflict.
+- 429: RateLimited (HubSpot ``RATE_LIMIT`` with ``policyName``, Intercom
+  ``rate_limit_exceeded``), except HubSpot ``policyName: DAILY`` -> QuotaExhausted.
+- 477 (HubSpot "Migration in progress"), 5xx: ServerError.
+- Any other 4xx: FatalError (the request itself is wrong).
+
+Retry rules: RetriableError, timeouts, resets, dropped connections and truncated bodies are
+retried for *idempotent* requests: GET/HEAD/OPTIONS/PUT/DELETE, or any request sent with
+``idempotent=True`` (search, batch read, upsert). A non-idempotent request (a create) is retried
+only when the server certainly did not act on it: a throttle (the vendor rejects a throttled call
+before handling it) or a connection that never opened. The wait is the ``Retry-After`` when one
+is given (seconds or an HTTP date), else exponential with full jitter (``backoff.expo`` and
+``backoff.full_jitter``). The loop is our own rather than ``backoff.on_exception`` because that
+decorator calls ``time.sleep`` itself, and tests need a sleep they can inject.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import backoff
+import httpx
+
+from .errors import (
+    AuthError,
+    CrmError,
+    FatalError,
+    MissingScopes,
+    NetworkError,
+    NotFound,
+    QuotaExhausted,
+    RateLimited,
+    RetriableError,
+    ServerError,
+    WriteConflict,
+)
+from .pacing import NoPacing, Pacer
+from .secrets import Secret, redact_url
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class Credentials(Protocol):
+    """Where the bearer token comes from (see :mod:`crm_connectors.oauth`)."""
+
+    #: The setting an :class:`AuthError` tells the user to fix.
+    setting: str
+
+    def token(self) -> Secret:
+        """A token valid now (refreshing first when it is about to expire)."""
+        ...
+
+    def renew(self, rejected: Secret) -> bool:
+        """The vendor rejected ``rejected`` with 401: get a new token if possible; True when a
+        retry with :meth:`token` may succeed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to retry. ``max_tries`` counts the first attempt; ``max_time`` (seconds) bounds
+    the total, waits included. A ``Retry-After`` longer than what is left gives up at once."""
+
+    max_tries: int = 6
+    max_time: float = 300.0
+    base: float = 1.0  # first backoff ceiling, seconds; doubles each retry
+    cap: float = 60.0  # largest backoff ceiling
+    #: Retry a non-idempotent request after a throttle (the call was rejected, not applied).
+    retry_writes_on_throttle: bool = True
+
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What a retry was about, for the ``on_retry`` hook (tests record these)."""
+
+    route: str
+    attempt: int
+    wait: float
+    error: CrmError
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO; mask credential query parameters in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactUrls())
+
+
+# -- the status -> error table ----------------------------------------------------------------
+
+
+def vendor_code(vendor: str, body: Any) -> str:
+    """The vendor's machine-readable error code from its error envelope ('' when none)."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return str(body[0].get("errorCode") or "")  # Salesforce: [{message, errorCode}]
+    if not isinstance(body, dict):
+        return ""
+    if vendor == "intercom" or body.get("type") == "error.list":
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("code") or "")
+    if "error" in body and isinstance(body["error"], str):
+        return body["error"]  # OAuth 2.0 token endpoint: {error, error_description}
+    for key in ("errorType", "category"):
+        if body.get(key):
+            return str(body[key])
+    status = body.get("status")
+    # HubSpot's OAuth endpoint puts its code in "status" (BAD_REFRESH_TOKEN); "error" is not one.
+    return str(status) if isinstance(status, str) and status != "error" else ""
+
+
+def _scopes(body: Any) -> list[str]:
+    scopes: list[str] = []
+    if isinstance(body, dict):
+        for err in body.get("errors") or []:
+            context = err.get("context") if isinstance(err, dict) else None
+            if isinstance(context, dict):
+                for key in ("requiredGranularScopes", "requiredScopes"):
+                    scopes.extend(str(s) for s in context.get(key) or [])
+    return scopes
+
+
+def classify(
+    vendor: str,
+    status: int,
+    body: Any,
+    *,
+    retry_after: float | None = None,
+    method: str = "",
+    route: str = "",
+    ids: tuple[str, ...] = (),
+) -> CrmError:
+    """The error for an HTTP error response; the message holds no body text."""
+    code = vendor_code(vendor, body)
+    kw: dict[str, Any] = {
+        "vendor": vendor,
+        "method": method,
+        "route": route,
+        "status": status,
+        "code": code,
+        "ids": ids,
+    }
+    if status == 401:
+        expired = code in ("EXPIRED_AUTHENTICATION", "INVALID_SESSION_ID")
+        return AuthError("credentials rejected", expired=expired, **kw)
+    if status == 429 or (vendor == "salesforce" and code == "REQUEST_LIMIT_EXCEEDED"):
+        policy = str(body.get("policyName") or "") if isinstance(body, dict) else ""
+        if vendor == "hubspot" and policy == "DAILY":
+            return QuotaExhausted("daily request limit reached", **kw)
+        if vendor == "salesforce" and retry_after is None and not _concurrent_limit(body):
+            # 403 REQUEST_LIMIT_EXCEEDED "TotalRequests Limit exceeded.": the org's rolling
+            # 24-hour allocation is used up; Salesforce REST never sends 429 [§2.8].
+            return QuotaExhausted("daily API allocation exhausted", **kw)
+        return RateLimited("throttled", retry_after=retry_after, policy=policy, **kw)
+    if status == 403:
+        return MissingScopes("access denied", scopes=_scopes(body), **kw)
+    if status in (404, 410):
+        return NotFound("not found", **kw)
+    if status in (409, 412):
+        return WriteConflict("conflict", **kw)
+    if status == 477 or status >= 500:
+        # HubSpot 477 "Migration in progress" comes with Retry-After [§1.9].
+        return ServerError("server error", retry_after=retry_after, **kw)
+    return FatalError("request rejected", **kw)
+
+
+def _concurrent_limit(body: Any) -> bool:
+    # "ConcurrentPerOrgLongTxn Limit exceeded" is transient, unlike TotalRequests [§2.8].
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return "Concurrent" in str(body[0].get("message") or "")
+    return False
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+# -- the client -------------------------------------------------------------------------------
+
+
+class ApiClient:
+    """One vendor API over a reused ``httpx.Client``.
+
+    ``base_url`` is the API root (``https://api.hubapi.com``); ``request`` takes paths under it
+    or absolute URLs. ``route`` names the call in logs and errors (``GET /crm/v3/objects/{t}``);
+    it defaults to the method and the URL path.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        credentials: Credentials | None = None,
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_retry: Callable[[Attempt], None] | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.credentials = credentials
+        self.pacer: Pacer = pacer or NoPacing()
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._on_retry = on_retry
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=dict(headers or {}),
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def absolute(self, host_path: str) -> str:
+        """An absolute URL for a host-relative link the API returned (Salesforce
+        ``nextRecordsUrl`` ``/services/data/v66.0/query/01g…``): ``request`` joins relative
+        paths to the base URL's *path*, as httpx does, which would double the prefix."""
+        base = self._http.base_url
+        return str(base.copy_with(raw_path=host_path.encode("ascii")))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        route: str | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send and return the parsed JSON body (``None`` when empty)."""
+        reply = self._call(method, url, params, json, data, headers, route, idempotent, True)
+        return reply[1]
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        route: str | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Send and return the (fully read) response, for non-JSON bodies and headers."""
+        return self._call(method, url, params, json, data, headers, route, idempotent, False)[0]
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        route: str | None,
+        idempotent: bool | None,
+        parse: bool,
+    ) -> tuple[httpx.Response, Any]:
+        method = method.upper()
+        route = route or f"{method} {urllib.parse.urlsplit(url).path}"
+        safe = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        policy = self.retry
+        waits = backoff.expo(base=2, factor=policy.base, max_value=policy.cap)
+        next(waits)  # prime the generator (backoff's own protocol)
+        started = self._clock()
+        attempt = 0
+        renewed = False
+        while True:
+            attempt += 1
+            token = self.credentials.token() if self.credentials else None
+            try:
+                return self._attempt(method, url, params, json, data, headers, route, token, parse)
+            except AuthError as err:
+                if renewed or token is None or self.credentials is None:
+                    raise self._auth_failure(err) from None
+                renewed = True
+                if not self.credentials.renew(token):
+                    raise self._auth_failure(err) from None
+                log.info("%s %s: token rejected, retrying once with a new one", self.vendor, route)
+                attempt -= 1  # a token refresh is not a retry
+            except RetriableError as err:
+                if not self._may_retry(err, safe):
+                    raise
+                wait = err.retry_after
+                if wait is None:
+                    wait = backoff.full_jitter(next(waits))
+                elapsed = self._clock() - started
+                if attempt >= policy.max_tries or elapsed + wait > policy.max_time:
+                    log.warning(
+                        "%s %s: giving up after %d attempt(s): %s",
+                        self.vendor,
+                        route,
+                        attempt,
+                        err,
+                    )
+                    raise
+                log.warning(
+                    "%s %s: %s; retry %d of %d in %.2f s",
+                    self.vendor,
+                    route,
+                    err,
+                    attempt,
+                    policy.max_tries - 1,
+                    wait,
+                )
+                if self._on_retry is not None:
+                    self._on_retry(Attempt(route, attempt, wait, err))
+                self._sleep(wait)
+
+    def _may_retry(self, err: RetriableError, safe: bool) -> bool:
+        if safe:
+            return True
+        if isinstance(err, RateLimited):
+            return self.retry.retry_writes_on_throttle
+        return isinstance(err, NetworkError) and not err.sent
+
+    def _auth_failure(self, err: AuthError) -> AuthError:
+        setting = self.credentials.setting if self.credentials else ""
+        return AuthError(
+            "credentials rejected",
+            setting=setting,
+            expired=err.expired,
+            vendor=err.vendor,
+            method=err.method,
+            route=err.route,
+            status=err.status,
+            code=err.code,
+        )
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        route: str,
+        token: Secret | None,
+        parse: bool,
+    ) -> tuple[httpx.Response, Any]:
+        merged = dict(headers or {})
+        if token is not None:
+            merged["Authorization"] = f"Bearer {token.reveal()}"
+        kw: dict[str, Any] = {"vendor": self.vendor, "method": method, "route": route}
+        self.pacer.before(route)
+        began = time.perf_counter()
+        try:
+            response = self._http.request(
+                method, url, params=params, json=json, data=data, headers=merged
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self.pacer.after(None)
+            raise NetworkError(
+                f"connection failed ({type(exc).__name__})", sent=False, **kw
+            ) from None
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            # Reset, drop, read timeout, or a body cut short (RemoteProtocolError/ReadError).
+            self.pacer.after(None)
+            raise NetworkError(f"no complete response ({type(exc).__name__})", **kw) from None
+        self.pacer.after(response)
+        log.debug(
+            "%s %s -> %d in %.1f ms",
+            self.vendor,
+            route,
+            response.status_code,
+            (time.perf_counter() - began) * 1000,
+        )
+        if response.is_success:
+            if not parse or not response.content:
+                return response, None
+            try:
+                return response, jsonlib.loads(response.content)
+            except ValueError:
+                raise NetworkError("truncated or malformed JSON body", **kw) from None
+        try:
+            body = jsonlib.loads(response.content) if response.content else None
+        except ValueError:
+            body = None  # 502/504 pages are sometimes HTML [§1.9]
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        raise classify(
+            self.vendor,
+            response.status_code,
+            body,
+            retry_after=retry_after,
+            method=method,
+            route=route,
+        )

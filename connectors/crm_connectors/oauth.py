@@ -1,0 +1,237 @@
+"""Token managers: where each API's bearer token comes from, and how it is renewed.
+
+- :class:`StaticToken`: HubSpot private-app tokens and Intercom access tokens never expire
+  through the API, so a 401 is final.
+- :class:`HubSpotOAuth`: ``POST /oauth/v1/token`` (form-encoded ``grant_type=refresh_token``)
+  returns ``access_token`` and ``expires_in`` (1800 s) [CRM-API.md §1.1, HubSpot OAuth docs].
+- :class:`SalesforceOAuth`: ``POST /services/oauth2/token`` returns ``access_token`` and
+  ``instance_url`` but **no** ``expires_in``; the session lifetime is an org setting (2 h by
+  default), so it is a parameter here [CRM-API.md §2.1].
+
+The managers refresh ``skew`` seconds before the expiry they know of, and once more when the API
+answers 401 anyway (the :class:`~crm_connectors.http.Credentials` seam). They are thread-safe:
+one refresh serves every thread waiting on it. Tokens are :class:`Secret` values, never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import AuthError, ConfigError, CrmError
+from .http import ApiClient, RetryPolicy
+from .secrets import Secret
+
+log = logging.getLogger(__name__)
+
+
+class StaticToken:
+    """A token that cannot be renewed (HubSpot private app, Intercom access token)."""
+
+    def __init__(self, token: Secret | str, *, setting: str) -> None:
+        self._token = Secret(token) if isinstance(token, str) else token
+        self.setting = setting
+        if not self._token:
+            raise ConfigError("no access token configured", setting=setting)
+
+    def token(self) -> Secret:
+        return self._token
+
+    def renew(self, rejected: Secret) -> bool:
+        return False
+
+
+class _Refreshing:
+    """The expiry bookkeeping shared by the OAuth managers; subclasses implement ``_fetch``."""
+
+    vendor = ""
+    #: Vendor error code of the token endpoint -> the setting to fix.
+    SETTINGS: dict[str, str] = {}
+
+    def __init__(
+        self,
+        token_client: ApiClient,
+        *,
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        skew: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for setting, value in (
+            ("client_id", client_id),
+            ("client_secret", client_secret),
+            ("refresh_token", refresh_token),
+        ):
+            if not value:
+                raise ConfigError(f"{self.vendor} OAuth needs a {setting}", setting=setting)
+        self._http = token_client
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._skew = skew
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: Secret | None = None
+        self._expires_at = 0.0
+        self.setting = "refresh_token"
+        self.refreshes = 0
+
+    def token(self) -> Secret:
+        with self._lock:
+            if self._token is None or self._clock() >= self._expires_at - self._skew:
+                self._refresh()
+            assert self._token is not None  # set by _refresh or it raised
+            return self._token
+
+    def renew(self, rejected: Secret) -> bool:
+        with self._lock:
+            if self._token is not None and self._token != rejected:
+                return True  # another thread already refreshed
+            self._refresh()
+            return True
+
+    def _refresh(self) -> None:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+            "refresh_token": self._refresh_token.reveal(),
+        }
+        try:
+            body = self._fetch(form)
+        except CrmError as err:
+            if err.status in (400, 401):
+                setting = self.SETTINGS.get(err.code, "refresh_token")
+                raise AuthError(
+                    "token refresh rejected",
+                    setting=setting,
+                    vendor=err.vendor,
+                    route=err.route,
+                    status=err.status,
+                    code=err.code,
+                ) from None
+            raise
+        if not isinstance(body, dict) or not body.get("access_token"):
+            raise CrmError("token response has no access_token", vendor=self.vendor)
+        self._token = Secret(str(body["access_token"]))
+        self._expires_at = self._clock() + self._lifetime(body)
+        self.refreshes += 1
+        self._accept(body)
+        log.info("%s: access token refreshed", self.vendor)
+
+    def _fetch(self, form: dict[str, str]) -> Any:
+        raise NotImplementedError
+
+    def _lifetime(self, body: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    def _accept(self, body: dict[str, Any]) -> None:
+        return None
+
+
+def _token_client(vendor: str, base_url: str, **kw: Any) -> ApiClient:
+    # Refreshing is safe to retry: a retried refresh only mints another access token.
+    kw.setdefault("retry", RetryPolicy(max_tries=4, max_time=60.0))
+    return ApiClient(vendor, base_url, **kw)
+
+
+class HubSpotOAuth(_Refreshing):
+    """HubSpot OAuth 2.0 refresh-token flow."""
+
+    vendor = "hubspot"
+    # 400 {"status": "BAD_REFRESH_TOKEN" | "BAD_CLIENT_ID" | "BAD_CLIENT_SECRET", ...}.
+    SETTINGS = {
+        "BAD_REFRESH_TOKEN": "refresh_token",
+        "BAD_CLIENT_ID": "client_id",
+        "BAD_CLIENT_SECRET": "client_secret",
+    }
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        base_url: str = "https://api.hubapi.com",
+        skew: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        **client_kw: Any,
+    ) -> None:
+        super().__init__(
+            _token_client(self.vendor, base_url, **client_kw),
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            skew=skew,
+            clock=clock,
+        )
+
+    def _fetch(self, form: dict[str, str]) -> Any:
+        return self._http.request(
+            "POST", "/oauth/v1/token", data=form, route="POST /oauth/v1/token", idempotent=True
+        )
+
+    def _lifetime(self, body: dict[str, Any]) -> float:
+        return float(body.get("expires_in") or 1800)
+
+
+class SalesforceOAuth(_Refreshing):
+    """Salesforce OAuth 2.0 refresh-token flow; also says where the org's API lives."""
+
+    vendor = "salesforce"
+    # 400 {"error": "invalid_grant" | "invalid_client_id" | "invalid_client", ...}.
+    SETTINGS = {
+        "invalid_grant": "refresh_token",
+        "invalid_client_id": "client_id",
+        "invalid_client": "client_secret",
+    }
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        login_url: str = "https://login.salesforce.com",
+        session_lifetime: float = 7200.0,
+        skew: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        **client_kw: Any,
+    ) -> None:
+        super().__init__(
+            _token_client(self.vendor, login_url, **client_kw),
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            skew=skew,
+            clock=clock,
+        )
+        self._session_lifetime = session_lifetime
+        self._instance_url = ""
+
+    @property
+    def instance_url(self) -> str:
+        """The org's API host from the token response (fetches a token the first time)."""
+        if not self._instance_url:
+            self.token()
+        return self._instance_url
+
+    def _fetch(self, form: dict[str, str]) -> Any:
+        return self._http.request(
+            "POST",
+            "/services/oauth2/token",
+            data=form,
+            route="POST /services/oauth2/token",
+            idempotent=True,
+        )
+
+    def _lifetime(self, body: dict[str, Any]) -> float:
+        # No expires_in in Salesforce's token response: the org's session timeout applies.
+        return float(body.get("expires_in") or self._session_lifetime)
+
+    def _accept(self, body: dict[str, Any]) -> None:
+        self._instance_url = str(body.get("instance_url") or self._instance_url)
