@@ -70,6 +70,7 @@ _OPERATORS = (
     "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY",
     "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
 )  # fmt: skip
+_TIME_COLUMN = re.compile(r"(?<![\w\"$.+])(updated_ms|created_ms)\b")
 _QUERY_PROPS = {
     "companies": ("name", "domain", "phone", "website"),
     "contacts": ("firstname", "lastname", "email", "phone", "company"),
@@ -135,9 +136,15 @@ class HubSpotEmulator(VendorApp):
     def __init__(self, ctx: Any) -> None:
         self._meta_lock = threading.RLock()
         self._props_cache: dict[str, dict[str, dict[str, Any]]] | None = None
+        self._plan_cache: dict[Any, Any] = {}
         super().__init__(ctx)
         with self.store.write() as conn:
             conn.execute(ARCHIVED_INDEX)
+            # Search by modification time: keyset paging, and counts that read the index only.
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS hubspot_modified ON records"
+                " (object, updated_ms, id, state) WHERE vendor = 'hubspot'"
+            )
 
     def configure(self, options: dict[str, Any]) -> None:
         self.options = options
@@ -447,6 +454,27 @@ class HubSpotEmulator(VendorApp):
             return None
         return row
 
+    def _render_plan(self, obj: str, names: Iterable[str] | None) -> list[tuple[str, int]]:
+        """``[(property, source)]`` in output (sorted) order; source 0: stored value, 1: the id,
+        2: created, 3: modified. Cached per object and property list until properties change."""
+        key = (obj, None if names is None else tuple(names))
+        plans = self._plan_cache
+        plan = plans.get(key)
+        if plan is not None and plans.get("props") is self._props_cache:
+            return plan
+        props = self._properties()
+        defs = props.get(obj, {})
+        computed = {"hs_object_id": 1, "createdate": 2, modified_property(obj): 3}
+        wanted = list(DEFAULT_PROPERTIES[obj]) if names is None else list(names)
+        sources = {name: 0 for name in wanted if name in defs and name not in computed}
+        sources.update(computed)  # the defaults always come back [§1.2]
+        plan = sorted(sources.items())
+        if plans.get("props") is not props or len(plans) > 256:
+            plans.clear()
+            plans["props"] = props
+        plans[key] = plan
+        return plan
+
     def _render(
         self,
         obj: str,
@@ -458,29 +486,21 @@ class HubSpotEmulator(VendorApp):
         _seq, rid, created_ms, updated_ms, state, raw = row
         data = orjson.loads(raw)
         stored: dict[str, Any] = data.get("properties", {})
-        computed = {
-            "hs_object_id": rid,
-            "createdate": iso_ms(created_ms),
-            modified_property(obj): iso_ms(updated_ms),
+        created, updated = iso_ms(created_ms), iso_ms(updated_ms)
+        values = (None, rid, created, updated)
+        props = {
+            name: stored.get(name) if source == 0 else values[source]
+            for name, source in self._render_plan(obj, names)
         }
-        defs = self._properties().get(obj, {})
-        wanted = list(DEFAULT_PROPERTIES[obj]) if names is None else list(names)
-        props: dict[str, Any] = {}
-        for name in wanted:
-            if name in computed:
-                props[name] = computed[name]
-            elif name in defs:
-                props[name] = stored.get(name)
-        props.update(computed)  # the defaults always come back [§1.2]
         out: dict[str, Any] = {
             "id": rid,
-            "properties": dict(sorted(props.items())),
-            "createdAt": iso_ms(created_ms),
-            "updatedAt": iso_ms(updated_ms),
+            "properties": props,
+            "createdAt": created,
+            "updatedAt": updated,
             "archived": state == ARCHIVED,
         }
         if state == ARCHIVED:
-            out["archivedAt"] = data.get("archivedAt") or iso_ms(updated_ms)
+            out["archivedAt"] = data.get("archivedAt") or updated
         if extra:
             out.update(extra)
         return out
@@ -508,10 +528,12 @@ class HubSpotEmulator(VendorApp):
             f" AND a.to_type IN ({tmarks}) ORDER BY a.to_id",
             (VENDOR, obj, *ids, *targets),
         )
-        for from_id, to_type, to_id in rows:
-            lst = out.setdefault(from_id, {}).setdefault(to_type, [])
-            if to_id not in lst:
-                lst.append(to_id)
+        seen: set[tuple[str, str, str]] = set()
+        for row in rows:  # one row per association kind: keep each target once
+            if row not in seen:
+                seen.add(row)
+                from_id, to_type, to_id = row
+                out.setdefault(from_id, {}).setdefault(to_type, []).append(to_id)
         return out
 
     def _with_associations(
@@ -529,11 +551,12 @@ class HubSpotEmulator(VendorApp):
             if t in ASSOCIABLE and t not in targets:
                 targets.append(t)
         assoc = self._associations_of(obj, [r["id"] for r in results], targets)
+        kinds = {t: association_name(obj, t) for t in targets}
         for r in results:
-            found = assoc.get(r["id"], {})
+            found = assoc.get(r["id"])
             if found:
                 r["associations"] = {
-                    t: {"results": [{"id": i, "type": association_name(obj, t)} for i in ids]}
+                    t: {"results": [{"id": i, "type": kinds[t]} for i in ids]}
                     for t, ids in found.items()
                 }
         return results
@@ -1258,8 +1281,9 @@ class HubSpotEmulator(VendorApp):
                 f"Too many filter groups: {len(groups)}; the maximum is {opts['search_max_groups']}"
             )
         total_filters = 0
-        where = ["vendor = ?", "object = ?", "state = 0"]
-        args: list[Any] = [VENDOR, obj]
+        # Literal vendor and state: SQLite can then use the hubspot_modified partial index.
+        where = ["vendor = 'hubspot'", "object = ?", "state = 0"]
+        args: list[Any] = [obj]
         lag = int(opts.get("search_index_lag_ms") or 0)
         if lag:
             where.append("updated_ms <= ?")
@@ -1300,6 +1324,7 @@ class HubSpotEmulator(VendorApp):
         if not isinstance(sorts, list):
             raise _validation("sorts must be an array")
         tie_dir = "ASC"
+        sort_cols: list[str] = []
         for s in sorts:
             # Both forms: "prop" / "-prop" strings [spec] and {propertyName, direction} [docs].
             if isinstance(s, str):
@@ -1315,19 +1340,56 @@ class HubSpotEmulator(VendorApp):
             if not order:
                 tie_dir = direction
             order.append(f"{expr} {direction}")
+            sort_cols.append(expr)
         # Ties (same millisecond) are broken by id, in the first sort's direction, so paging is
         # stable; HubSpot documents no tie order (dedupe by id) [§1.4].
         order.append(f"id {tie_dir}")
         sql_where = " AND ".join(where)
+        order_sql = ", ".join(order)
         conn = self.store.conn()
+        # HubSpot returns the total with every page; it is computed once per query and reused
+        # until the next write (memo), so deep paging does not count the whole table each time.
+        query_key: tuple[Any, ...] = (obj, sql_where, tuple(args), order_sql)
+        if lag:  # the visible set moves with the clock: nothing can be reused
+            query_key = (*query_key, _now_ms())
         total = int(
-            conn.execute(f"SELECT count(*) FROM records WHERE {sql_where}", args).fetchone()[0]
+            self.memo(
+                ("search-total", *query_key[:3]),
+                lambda: conn.execute(
+                    f"SELECT count(*) FROM records INDEXED BY hubspot_modified WHERE {sql_where}",
+                    args,
+                ).fetchone()[0],
+            )
         )
-        rows = conn.execute(
-            "SELECT seq, id, created_ms, updated_ms, state, data FROM records"
-            f" WHERE {sql_where} ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
-            [*args, limit, after],
-        ).fetchall()
+        # Keyset continuation: when the previous page of this query ended at offset ``after``
+        # and nothing was written since, start after its last row instead of skipping ``after``
+        # rows (same rows, same order: the order is total thanks to the id tie-break).
+        keyset = len(sort_cols) <= 1 and all(c in ("updated_ms", "created_ms") for c in sort_cols)
+        cols = [*sort_cols, "id"]
+        version = self.data_version() if keyset and not lag else None
+        anchor = self.memo_get(("search-anchor", *query_key, after)) if after and version else None
+        select = f"SELECT seq, id, created_ms, updated_ms, state, data, {', '.join(cols)}"
+        if anchor is not None:
+            cmp = "<" if tie_dir == "DESC" else ">"
+            # "+column": the filters' time bounds stay out of index selection, so SQLite seeks
+            # to the anchor's row value instead of scanning from the filter's bound.
+            keyset_where = _TIME_COLUMN.sub(r"+\1", sql_where)
+            rows = conn.execute(
+                f"{select} FROM records WHERE {keyset_where}"
+                f" AND ({', '.join(cols)}) {cmp} ({', '.join('?' * len(cols))})"
+                f" ORDER BY {order_sql} LIMIT ?",
+                [*args, *anchor, limit],
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"{select} FROM records WHERE {sql_where} ORDER BY {order_sql} LIMIT ? OFFSET ?",
+                [*args, limit, after],
+            ).fetchall()
+        if rows and version is not None:
+            self.memo_put(
+                ("search-anchor", *query_key, after + len(rows)), tuple(rows[-1][6:]), version
+            )
+        rows = [r[:6] for r in rows]
         names = body.get("properties") or None
         results = [self._render(obj, r, names) for r in rows]
         out: dict[str, Any] = {"total": total, "results": results}

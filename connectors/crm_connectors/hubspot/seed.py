@@ -10,6 +10,7 @@ datetime properties as ISO-8601 with milliseconds, date properties as ``YYYY-MM-
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from .schema import (
 )
 
 BATCH = 10_000
+ASSOC_BATCH = 50_000
 #: Archived HubSpot records are few; a partial index keeps ``?archived=true`` lists fast.
 ARCHIVED_INDEX = (
     "CREATE INDEX IF NOT EXISTS hubspot_archived ON records (object, id)"
@@ -39,8 +41,16 @@ _STAGE = {"won": "closedwon", "lost": "closedlost", "open": "contractsent"}
 _DEALTYPE = {"new_business": "newbusiness", "renewal": "existingbusiness",
              "expansion": "existingbusiness"}  # fmt: skip
 _TICKET_STAGE = {"open": "1", "pending": "2", "closed": "4"}
+#: Association type ids as stored (strings), looked up once per pair.
+_KINDS = {pair: str(type_id) for pair, type_id in ASSOCIATION_TYPE_IDS.items()}
 
 
+@functools.lru_cache(maxsize=16_384)
+def _close_date(day: str) -> str:
+    return iso_ms(day_ms(day))
+
+
+@functools.lru_cache(maxsize=64)
 def owner_id(index: int) -> str:
     return str(OWNER_BASE + index + 1)
 
@@ -51,6 +61,7 @@ def number(value: float | int) -> str:
     return str(int(f)) if f.is_integer() else repr(round(f, 2))
 
 
+@functools.lru_cache(maxsize=16_384)
 def day_ms(day: str) -> int:
     d = dt.date.fromisoformat(day)
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc).timestamp()) * 1000
@@ -99,19 +110,17 @@ class Seeder:
             data["mergedInto"] = merged_into
         rows = self.rows.setdefault(obj, [])
         rows.append((rid, created, updated, state, orjson.dumps(data).decode()))
-        self.max_key[obj] = max(self.max_key.get(obj, 0), key)
+        if key > self.max_key.get(obj, 0):
+            self.max_key[obj] = key
         if len(rows) >= BATCH:
             self._flush(obj)
         return rid
 
     def _link(self, a_obj: str, a_id: str, b_obj: str, b_id: str) -> None:
-        self.assoc.append(
-            (VENDOR, a_obj, a_id, b_obj, b_id, str(ASSOCIATION_TYPE_IDS[(a_obj, b_obj)]))
-        )
-        self.assoc.append(
-            (VENDOR, b_obj, b_id, a_obj, a_id, str(ASSOCIATION_TYPE_IDS[(b_obj, a_obj)]))
-        )
-        if len(self.assoc) >= BATCH * 2:
+        assoc = self.assoc
+        assoc.append((VENDOR, a_obj, a_id, b_obj, b_id, _KINDS[(a_obj, b_obj)]))
+        assoc.append((VENDOR, b_obj, b_id, a_obj, a_id, _KINDS[(b_obj, a_obj)]))
+        if len(assoc) >= ASSOC_BATCH:
             self._flush_assoc()
 
     def _flush(self, obj: str) -> None:
@@ -203,7 +212,7 @@ class Seeder:
                     "amount": number(d.amount),
                     "dealstage": _STAGE[d.stage],
                     "pipeline": "default",
-                    "closedate": iso_ms(day_ms(d.close_date)),
+                    "closedate": _close_date(d.close_date),
                     "dealtype": _DEALTYPE.get(d.kind, "existingbusiness"),
                     "hubspot_owner_id": owner_id(a.owner),
                 },

@@ -8,7 +8,9 @@ See BEHAVIOR.md beside this file for what is and is not emulated.
 from __future__ import annotations
 
 import base64
+import bisect
 import math
+import re
 import threading
 import time
 import uuid
@@ -149,6 +151,19 @@ def _text(field_value: Any) -> list[str]:
     return [str(v).lower() for v in values if v is not None]
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_]+\Z")
+
+
+def _fields(node: Any) -> list[str]:
+    """Every ``field`` a (validated) search query refers to."""
+    if not isinstance(node, dict):
+        return []
+    if node.get("operator") in ("AND", "OR") and isinstance(node.get("value"), list):
+        return [f for child in node["value"] for f in _fields(child)]
+    field = node.get("field")
+    return [field] if isinstance(field, str) else []
+
+
 def _lower_bound(query: Any) -> tuple[str, int] | None:
     """A safe ``updated_ms`` / ``created_ms`` lower bound implied by the query, if any."""
     filters: list[Any] = [query]
@@ -167,6 +182,14 @@ def _lower_bound(query: Any) -> tuple[str, int] | None:
         if best is None or start * 1000 > best[1]:
             best = (column, start * 1000)
     return best
+
+
+def _spliced_list(raw: list[str], total: int, pages: JsonObj) -> Response:
+    """``{"type":"list","data":[...],"total_count":n,"pages":{...}}`` with the stored JSON texts
+    spliced in as they are (they are the API objects): no parse and re-encode per record."""
+    body = b'{"type":"list","data":[' + ",".join(raw).encode() + b'],"total_count":'
+    body += orjson.dumps(total) + b',"pages":' + orjson.dumps(pages) + b"}"
+    return Response(200, body)
 
 
 @dataclass(slots=True)
@@ -215,6 +238,11 @@ class IntercomEmulator(VendorApp):
                 "CREATE INDEX IF NOT EXISTS intercom_contact_email ON records"
                 " (json_extract(data, '$.email'))"
                 " WHERE vendor = 'intercom' AND object = 'contacts'"
+            )
+            # Listing order (seq) with the state beside it: keyset pages and index-only counts.
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS intercom_seq ON records (object, seq, state)"
+                " WHERE vendor = 'intercom'"
             )
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS intercom_contact_xid ON records"
@@ -447,6 +475,13 @@ class IntercomEmulator(VendorApp):
     def _cursor_list(
         self, req: Request, obj: str, states: tuple[int, ...], default_per_page: int
     ) -> tuple[list[JsonObj], int, JsonObj]:
+        raw, total, pages = self._cursor_rows(req, obj, states, default_per_page)
+        return [orjson.loads(r) for r in raw], total, pages
+
+    def _cursor_rows(
+        self, req: Request, obj: str, states: tuple[int, ...], default_per_page: int
+    ) -> tuple[list[str], int, JsonObj]:
+        """A cursor page as the stored JSON texts (the API objects as they are returned)."""
         per_page = self._per_page(req.arg("per_page"), default_per_page)
         page, after = 1, 0
         cursor = req.arg("starting_after")
@@ -459,25 +494,26 @@ class IntercomEmulator(VendorApp):
             ):
                 raise _invalid("starting_after is invalid", "starting_after")
             page, after = decoded
-        marks = ",".join("?" * len(states))
+        marks = ",".join(str(int(s)) for s in states)
         conn = self.store.conn()
-        total = conn.execute(
-            f"SELECT count(*) FROM records WHERE vendor = ? AND object = ? AND state IN ({marks})",
-            (VENDOR, obj, *states),
-        ).fetchone()[0]
+        # total_count comes with every page: counted once per listing until the next write.
+        total = self.memo(
+            ("list-total", obj, states),
+            lambda: conn.execute(
+                "SELECT count(*) FROM records INDEXED BY intercom_seq WHERE vendor = 'intercom'"
+                f" AND object = ? AND state IN ({marks})",
+                (obj,),
+            ).fetchone()[0],
+        )
         rows = conn.execute(
-            "SELECT seq, data FROM records WHERE vendor = ? AND object = ?"
-            f" AND state IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
-            (VENDOR, obj, *states, after, per_page + 1),
+            "SELECT seq, data FROM records INDEXED BY intercom_seq WHERE vendor = 'intercom'"
+            f" AND object = ? AND seq > ? AND state IN ({marks}) ORDER BY seq LIMIT ?",
+            (obj, after, per_page + 1),
         ).fetchall()
         more = len(rows) > per_page
         rows = rows[:per_page]
         next_cursor = _encode_cursor([page + 1, rows[-1][0]]) if more and rows else None
-        return (
-            [orjson.loads(r[1]) for r in rows],
-            total,
-            self._pages(page, per_page, total, next_cursor),
-        )
+        return [r[1] for r in rows], total, self._pages(page, per_page, total, next_cursor)
 
     # -- search ------------------------------------------------------------------------------
 
@@ -596,6 +632,14 @@ class IntercomEmulator(VendorApp):
     def _search(
         self, req: Request, obj: str, model: str, states: tuple[int, ...], default_per_page: int
     ) -> tuple[list[JsonObj], int, JsonObj]:
+        raw, total, pages = self._search_rows(req, obj, model, states, default_per_page)
+        return [orjson.loads(r) for r in raw], total, pages
+
+    def _search_rows(
+        self, req: Request, obj: str, model: str, states: tuple[int, ...], default_per_page: int
+    ) -> tuple[list[str], int, JsonObj]:
+        """A search page as stored JSON texts. The sorted hits of a query are computed once and
+        reused until the next write, so each further page costs only its own rows."""
         body = req.json_object()
         unknown = set(body) - {"query", "pagination", "sort"}
         if unknown:
@@ -633,24 +677,11 @@ class IntercomEmulator(VendorApp):
             if order not in ("ascending", "descending"):
                 raise _invalid("sort order must be ascending or descending", "sort.order")
             field, descending = sort["field"], order == "descending"
-        marks = ",".join("?" * len(states))
-        sql = (
-            f"SELECT seq, data FROM records WHERE vendor = ? AND object = ? AND state IN ({marks})"
-        )
-        args: list[Any] = [VENDOR, obj, *states]
         bound = _lower_bound(body["query"])
-        if bound is not None:
-            # Index prefilter only: the columns track updated_at / created_at (ms >= s * 1000).
-            sql += f" AND {bound[0]} >= ?"
-            args.append(bound[1])
-        rows = self.store.conn().execute(sql, args)
-        hits: list[tuple[list[Any], JsonObj]] = []
-        for seq, raw in rows:
-            data = orjson.loads(raw)
-            if predicate(data):
-                key = (_sort_key(_resolve(data, field)) if field else []) + [seq]
-                hits.append((key, data))
-        hits.sort(key=lambda h: h[0], reverse=descending)
+        query_key = ("search", obj, states, orjson.dumps(body["query"]), field, bound)
+        seqs, keys = self.memo(
+            query_key, lambda: self._search_hits(obj, states, body["query"], predicate, field)
+        )
         page, start = 1, 0
         if cursor:
             decoded = _decode_cursor(cursor)
@@ -663,19 +694,70 @@ class IntercomEmulator(VendorApp):
             ):
                 raise _invalid("starting_after is invalid", "starting_after")
             page, last = decoded
-            start = len(hits)
-            for i, (key, _) in enumerate(hits):
-                if (key < last) if descending else (key > last):
-                    start = i
-                    break
-        window = hits[start : start + per_page]
-        more = start + per_page < len(hits)
-        next_cursor = _encode_cursor([page + 1, window[-1][0]]) if more and window else None
-        return (
-            [d for _, d in window],
-            len(hits),
-            self._pages(page, per_page, len(hits), next_cursor),
+            # The first hit after ``last`` in result order (``keys`` ascending, unique: seq).
+            if descending:
+                start = len(keys) - bisect.bisect_left(keys, last)
+            else:
+                start = bisect.bisect_right(keys, last)
+        n = len(seqs)
+        window = list(range(start, min(start + per_page, n)))
+        order = [seqs[n - 1 - i] if descending else seqs[i] for i in window]
+        more = start + per_page < n
+        next_cursor = None
+        if more and window:
+            last_key = keys[n - 1 - window[-1]] if descending else keys[window[-1]]
+            next_cursor = _encode_cursor([page + 1, last_key])
+        return self._raw_by_seq(order), n, self._pages(page, per_page, n, next_cursor)
+
+    def _search_hits(
+        self, obj: str, states: tuple[int, ...], query: Any, predicate: Predicate, field: str | None
+    ) -> tuple[list[int], list[list[Any]]]:
+        """Every hit's ``seq`` and sort key (sort value(s) + seq), in ascending key order.
+
+        Only the top-level members the query and the sort refer to are read (``data -> '$.x'``
+        in SQLite) and handed to the predicate, which resolves paths from the top level only."""
+        marks = ",".join(str(int(s)) for s in states)
+        sql_where = f"vendor = 'intercom' AND object = ? AND state IN ({marks})"
+        args: list[Any] = [obj]
+        bound = _lower_bound(query)
+        if bound is not None:
+            # Index prefilter only: the columns track updated_at / created_at (ms >= s * 1000).
+            sql_where += f" AND {bound[0]} >= ?"
+            args.append(bound[1])
+        tops = {"data"}  # _resolve falls back to a top-level "data" list
+        for name in (*_fields(query), *([field] if field else [])):
+            tops.add(name.split(".", 1)[0])
+        hits: list[tuple[list[Any], int]] = []
+        if all(_PLAIN_KEY.match(t) for t in tops):
+            names = sorted(tops)
+            cols = ", ".join(f"data -> '$.\"{t}\"'" for t in names)
+            rows = self.store.conn().execute(
+                f"SELECT seq, {cols} FROM records WHERE {sql_where}", args
+            )
+            loads = orjson.loads
+            for seq, *values in rows:
+                data = {t: loads(v) for t, v in zip(names, values, strict=True) if v is not None}
+                if predicate(data):
+                    hits.append(((_sort_key(_resolve(data, field)) if field else []) + [seq], seq))
+        else:
+            rows = self.store.conn().execute(
+                f"SELECT seq, data FROM records WHERE {sql_where}", args
+            )
+            for seq, raw in rows:
+                data = orjson.loads(raw)
+                if predicate(data):
+                    hits.append(((_sort_key(_resolve(data, field)) if field else []) + [seq], seq))
+        hits.sort(key=lambda h: h[0])
+        return [h[1] for h in hits], [h[0] for h in hits]
+
+    def _raw_by_seq(self, seqs: list[int]) -> list[str]:
+        if not seqs:
+            return []
+        rows = self.store.conn().execute(
+            f"SELECT seq, data FROM records WHERE seq IN ({','.join('?' * len(seqs))})", seqs
         )
+        found = dict(rows.fetchall())
+        return [found[s] for s in seqs if s in found]
 
     # -- admins ------------------------------------------------------------------------------
 
@@ -778,17 +860,17 @@ class IntercomEmulator(VendorApp):
     @route("GET", "/contacts")
     def list_contacts(self, req: Request) -> Response:
         # Merged (and deleted) contacts are not listed [§3.2].
-        data, total, pages = self._cursor_list(
+        raw, total, pages = self._cursor_rows(
             req, "contacts", VISIBLE, int(self.options["contacts_per_page"])
         )
-        return json_response({"type": "list", "data": data, "total_count": total, "pages": pages})
+        return _spliced_list(raw, total, pages)
 
     @route("POST", "/contacts/search", tags=("search",))
     def search_contacts(self, req: Request) -> Response:
-        data, total, pages = self._search(
+        raw, total, pages = self._search_rows(
             req, "contacts", "contact", VISIBLE, int(self.options["search_per_page"])
         )
-        return json_response({"type": "list", "data": data, "total_count": total, "pages": pages})
+        return _spliced_list(raw, total, pages)
 
     @route("POST", "/contacts")
     def create_contact(self, req: Request) -> Response:
@@ -1131,9 +1213,10 @@ class IntercomEmulator(VendorApp):
             rows = (
                 self.store.conn()
                 .execute(
-                    "SELECT seq, data FROM records WHERE vendor = ? AND object = 'companies'"
-                    " AND state = 0 AND seq > ? ORDER BY seq LIMIT ?",
-                    (VENDOR, scroll.after_seq, size),
+                    "SELECT seq, data FROM records INDEXED BY intercom_seq"
+                    " WHERE vendor = 'intercom' AND object = 'companies'"
+                    " AND seq > ? AND state = 0 ORDER BY seq LIMIT ?",
+                    (scroll.after_seq, size),
                 )
                 .fetchall()
             )
@@ -1142,10 +1225,10 @@ class IntercomEmulator(VendorApp):
                 scroll.used_at = now
             else:
                 self._scroll = None  # end reached: empty data and the param expires [spec]
-        return json_response(
-            {"type": "list", "data": [orjson.loads(r[1]) for r in rows], "pages": None,
-             "total_count": None, "scroll_param": scroll.param}
-        )  # fmt: skip
+        # The stored JSON is the API object: spliced in as is, not parsed and re-encoded.
+        body = b'{"type":"list","data":[' + ",".join(r[1] for r in rows).encode()
+        body += b'],"pages":null,"total_count":null,"scroll_param":' + orjson.dumps(scroll.param)
+        return Response(200, body + b"}")
 
     @route("GET", "/companies/{company_id}")
     def get_company(self, req: Request, company_id: str) -> Response:

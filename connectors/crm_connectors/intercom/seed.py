@@ -4,6 +4,7 @@ attributes, in Intercom's own JSON (timestamps in unix seconds), written in larg
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import orjson
@@ -37,6 +38,7 @@ _STATE = {"archived": ARCHIVED, "deleted": PURGED, "merged": MERGED}
 _PLAN_IDS = {"starter": "1", "growth": "2", "enterprise": "3"}
 
 
+@functools.lru_cache(maxsize=16_384)
 def _day_s(day: str) -> int:
     return int(dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc).timestamp())
 

@@ -126,6 +126,10 @@ class _Plan:
     residual: soql.Predicate | None
     order_cols: tuple[str, ...] | None  # SQL keyset columns, or None: sorted in Python
     desc: bool = False  # the keyset columns run descending
+    # where_sql with the time bounds kept out of index selection ("+column"), so that a keyset
+    # continuation seeks to its (column, id) row value instead of scanning from the time bound.
+    keyset_where: str = ""
+    count_index: str | None = None  # a covering index for count(*), when one applies
 
     @property
     def order_sql(self) -> str:
@@ -207,6 +211,17 @@ class SalesforceEmulator(VendorApp):
             for f in info["fields"]:
                 if f["custom"] and (f["externalId"] or f["unique"]):
                     self._ensure_index(obj, f["name"])
+        with self.store.write() as conn:
+            # Query paging: seq order (no ORDER BY) and SystemModstamp order, with the state in
+            # the index so counts read the index only.
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS salesforce_seq ON records (object, seq, state)"
+                " WHERE vendor = 'salesforce'"
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS salesforce_mod ON records"
+                " (object, updated_ms, id, state) WHERE vendor = 'salesforce'"
+            )
 
     # -- options, limits, auth ---------------------------------------------------------------
 
@@ -473,6 +488,7 @@ class SalesforceEmulator(VendorApp):
         types = self._types(obj)
         states = set(QUERY_ALL_STATES if include_deleted else QUERY_STATES)
         clauses: list[str] = []
+        keyset_clauses: list[str] = []
         params: list[Any] = [obj]
         residual: list[soql.Cond] = []
         for c in soql.conjuncts(q.where):
@@ -482,10 +498,12 @@ class SalesforceEmulator(VendorApp):
                 if column and lit.kind == "datetime" and c.cmp != "!=":
                     # SystemModstamp is indexed: the updated_ms column [CRM-API.md §2.2].
                     clauses.append(f"{column} {c.cmp} ?")
+                    keyset_clauses.append(f"+{column} {c.cmp} ?")
                     params.append(lit.value)
                     continue
                 if c.field == "Id" and c.cmp == "=" and lit.kind == "string":
                     clauses.append("id = ?")
+                    keyset_clauses.append("id = ?")
                     params.append(normalize_id(lit.value) or lit.value)
                     continue
                 if c.field == "IsDeleted" and c.cmp == "=" and lit.kind == "boolean":
@@ -494,6 +512,7 @@ class SalesforceEmulator(VendorApp):
             if c.op == "in" and c.field == "Id":
                 ids = [normalize_id(v.value) or str(v.value) for v in c.values]
                 clauses.append(f"id IN ({','.join('?' * len(ids))})")
+                keyset_clauses.append(clauses[-1])
                 params.extend(ids)
                 continue
             residual.append(c)
@@ -502,8 +521,15 @@ class SalesforceEmulator(VendorApp):
             "vendor = 'salesforce' AND object = ?"
             f" AND state IN ({','.join(str(s) for s in state_list)})"
         )
+        keyset_where = where
         if clauses:
+            keyset_where += " AND " + " AND ".join(keyset_clauses)
             where += " AND " + " AND ".join(clauses)
+        count_index = None
+        if not clauses:
+            count_index = "salesforce_seq"
+        elif all(c.startswith("updated_ms ") for c in clauses):
+            count_index = "salesforce_mod"
         predicate = None
         if residual:
             predicate = soql.compile_where(soql.Cond("and", residual), types)
@@ -518,13 +544,17 @@ class SalesforceEmulator(VendorApp):
             order_cols = (_TIME_COLUMNS[names[0]], "id")
         elif names == ["Id"]:
             order_cols = ("id",)
-        return _Plan(q, obj, types, where, params, predicate, order_cols, desc)
+        return _Plan(
+            q, obj, types, where, params, predicate, order_cols, desc, keyset_where, count_index
+        )
 
     def _count(self, plan: _Plan) -> int:
         if plan.residual is None:
+            # The partial indexes carry the state: the count reads the index only.
+            hint = f" INDEXED BY {plan.count_index}" if plan.count_index else ""
             row = (
                 self.store.conn()
-                .execute(f"SELECT count(*) FROM records WHERE {plan.where_sql}", plan.params)
+                .execute(f"SELECT count(*) FROM records{hint} WHERE {plan.where_sql}", plan.params)
                 .fetchone()
             )
             n = int(row[0])
@@ -677,7 +707,8 @@ class SalesforceEmulator(VendorApp):
         else:
             cols = plan.order_cols or ("seq",)
             after = cursor.keys.get(offset)
-            sql = f"SELECT {', '.join(cols)}, data FROM records WHERE {plan.where_sql}"
+            where = plan.where_sql if after is None else plan.keyset_where
+            sql = f"SELECT {', '.join(cols)}, data FROM records WHERE {where}"
             params = list(plan.params)
             if after is not None:
                 op = "<" if plan.desc else ">"

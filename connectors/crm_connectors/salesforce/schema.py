@@ -6,6 +6,7 @@ Shared by the emulator (describe, SOQL, writes) and the seeder (ids, value forma
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -53,22 +54,35 @@ def _chunk_suffix(chunk: str) -> str:
     return _SUFFIX[bits]
 
 
-_HEAD_SUFFIX: dict[str, str] = {}
+#: Base-62 digit pairs ``00``..``zz`` (index = value) and, per pair, the upper-case bits of its two
+#: characters; ids are made by table look-ups (the seeder makes millions).
+_PAIRS = [a + b for a in _B62 for b in _B62]
+_PAIR_BITS = [("A" <= a <= "Z") | ("A" <= b <= "Z") << 1 for a in _B62 for b in _B62]
+_DIGIT_BITS = [int("A" <= ch <= "Z") for ch in _B62]
+_TAIL = 62**5  # the last 5-character chunk's range
+_HEADS: dict[tuple[str, int], tuple[str, str]] = {}
+
+
+def _head(prefix: str, high: int) -> tuple[str, str]:
+    """The first 10 characters (prefix, pod, 4 high digits) and their two suffix characters."""
+    digits = []
+    for _ in range(4):
+        high, r = divmod(high, 62)
+        digits.append(_B62[r])
+    head = prefix + _POD + "".join(reversed(digits))
+    return head, _chunk_suffix(head[:5]) + _chunk_suffix(head[5:10])
 
 
 def make_id(prefix: str, number: int) -> str:
     """An 18-character id for ``number`` (deterministic; base-62 digits sort like numbers)."""
-    digits = []
-    n = number
-    for _ in range(9):
-        n, r = divmod(n, 62)
-        digits.append(_B62[r])
-    tail = "".join(reversed(digits))
-    head = prefix + _POD + tail[:4]  # the first two 5-character chunks, cached
-    first = _HEAD_SUFFIX.get(head)
-    if first is None:
-        first = _HEAD_SUFFIX[head] = _chunk_suffix(head[:5]) + _chunk_suffix(head[5:10])
-    return head + tail[4:] + first + _chunk_suffix(tail[4:])
+    high, low = divmod(number, _TAIL)
+    cached = _HEADS.get((prefix, high))
+    if cached is None:
+        cached = _HEADS[(prefix, high)] = _head(prefix, high)
+    top, rest = divmod(low, 14_776_336)  # 62**4: the first digit of the last chunk, then 2 pairs
+    mid, last = divmod(rest, 3844)
+    bits = _DIGIT_BITS[top] | _PAIR_BITS[mid] << 1 | _PAIR_BITS[last] << 3
+    return cached[0] + _B62[top] + _PAIRS[mid] + _PAIRS[last] + cached[1] + _SUFFIX[bits]
 
 
 def normalize_id(value: str) -> str | None:
@@ -98,18 +112,23 @@ def normalize_id(value: str) -> str | None:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
+@functools.lru_cache(maxsize=16_384)
+def _day_text(day: int) -> str:
+    d = _EPOCH + dt.timedelta(days=day)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
 def fmt_datetime(ms: int) -> str:
     """Salesforce's datetime format in JSON: ``2026-01-01T00:00:00.000+0000``."""
-    d = _EPOCH + dt.timedelta(milliseconds=ms)
-    return (
-        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-        f".{ms % 1000:03d}+0000"
-    )
+    day, rest = divmod(ms, 86_400_000)
+    hour, rest = divmod(rest, 3_600_000)
+    minute, rest = divmod(rest, 60_000)
+    second, milli = divmod(rest, 1000)
+    return f"{_day_text(day)}T{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}+0000"
 
 
 def fmt_date(ms: int) -> str:
-    d = _EPOCH + dt.timedelta(milliseconds=ms)
-    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+    return _day_text(ms // 86_400_000)
 
 
 _DT_RE = re.compile(

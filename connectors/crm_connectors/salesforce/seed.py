@@ -6,6 +6,7 @@ buffered and written in large batches; ``finish`` sets the id counters past the 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -41,6 +42,7 @@ STATUS = {"open": "New", "pending": "Working", "closed": "Closed"}
 TASK_SUBJECTS = ("Call", "Send follow-up email", "Quarterly business review", "Renewal check-in")
 
 
+@functools.lru_cache(maxsize=64)
 def user_id(index: int) -> str:
     return make_id(PREFIXES["User"], index + 1)
 
@@ -76,14 +78,15 @@ class Seeder:
         data: dict[str, Any],
     ) -> None:
         rid = make_id(PREFIXES[obj], key)
+        modified = fmt_datetime(updated_ms)
         base: dict[str, Any] = {
             "Id": rid,
             "IsDeleted": state != LIVE,
-            "CreatedDate": fmt_datetime(created_ms),
+            "CreatedDate": modified if created_ms == updated_ms else fmt_datetime(created_ms),
             "CreatedById": self.admin,
-            "LastModifiedDate": fmt_datetime(updated_ms),
+            "LastModifiedDate": modified,
             "LastModifiedById": self.admin,
-            "SystemModstamp": fmt_datetime(updated_ms),
+            "SystemModstamp": modified,
         }
         base.update(data)
         buf = self.buffers.setdefault(obj, [])

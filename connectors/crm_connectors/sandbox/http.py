@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 import socket
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -194,7 +195,71 @@ class VendorApp:
                 self.routes.append(Route(method, template, _compile(template), name, auth, tags))
         # Literal segments before parameters: /contacts/search must win over /contacts/{id}.
         self.routes.sort(key=lambda r: (-len(r.template.split("{")[0]), r.template))
+        self._memo: dict[Any, Any] = {}
+        self._memo_version: int | None = None
+        self._memo_lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        if self.store.path != ":memory:":
+            self._watch = sqlite3.connect(
+                self.store.path, isolation_level=None, check_same_thread=False
+            )
         self.configure(ctx.options_for(self.vendor, self.DEFAULT_OPTIONS))
+
+    # -- derived data cached until the database changes ------------------------------------
+
+    MEMO_MAX: ClassVar[int] = 512
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any connection commits a change to the database
+        (``PRAGMA data_version`` of a connection that never writes); None: caching is off."""
+        if self._watch is None:
+            return None
+        with self._memo_lock:
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, cached under ``key`` until the next committed write to the database.
+
+        For results that are pure functions of the stored data (totals of a query, a sorted
+        result set): a cached value is returned only if no write committed since it was
+        computed, so responses are the same as without the cache."""
+        version = self.data_version()
+        if version is None or self.store.conn().in_transaction:
+            return compute()  # inside a write: its changes may yet roll back
+        with self._memo_lock:
+            if version != self._memo_version:
+                self._memo.clear()
+                self._memo_version = version
+            elif key in self._memo:
+                return self._memo[key]
+        value = compute()  # the version was read first: a write meanwhile only evicts it
+        with self._memo_lock:
+            if version == self._memo_version:
+                if len(self._memo) >= self.MEMO_MAX:
+                    self._memo.clear()
+                self._memo[key] = value
+        return value
+
+    def memo_get(self, key: Any) -> Any:
+        """A value :meth:`memo_put` stored, or None when absent or the database changed."""
+        version = self.data_version()
+        with self._memo_lock:
+            if version is None or version != self._memo_version:
+                return None
+            return self._memo.get(key)
+
+    def memo_put(self, key: Any, value: Any, version: int | None) -> None:
+        """Store ``value`` if the database is still at ``version`` (from :meth:`data_version`
+        read before the data behind ``value`` was)."""
+        if version is None or self.store.conn().in_transaction:
+            return
+        with self._memo_lock:
+            if version != self._memo_version:
+                self._memo.clear()
+                self._memo_version = version
+            if len(self._memo) >= self.MEMO_MAX:
+                self._memo.clear()
+            self._memo[key] = value
 
     def configure(self, options: dict[str, Any]) -> None:
         """Apply options (at start and on ``POST /_sandbox/options``); rebuild limiters here."""
@@ -264,7 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
     _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's own buffer, see _send
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):  # called for every request: format only if needed
+            log.debug("%s %s", self.address_string(), format % args)
 
     def handle_one_request(self) -> None:
         try:

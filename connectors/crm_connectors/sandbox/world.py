@@ -16,12 +16,18 @@ modification millisecond (``WorldSpec.tie_block``), larger than HubSpot's 10,000
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
+import itertools
+import math
 import random
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
 
 CRMS = ("hubspot", "salesforce", "intercom")
 DAY_MS = 86_400_000
@@ -255,6 +261,114 @@ _PROFILE = {
 }
 
 
+# -- fast draws ---------------------------------------------------------------------------------
+# The generator makes ~150 draws per account; going through ``Random.randint`` / ``choice`` costs
+# three Python calls per draw. These helpers make the very same ``getrandbits`` / ``random`` calls
+# as CPython's ``Random`` (so the data is unchanged) with one call. ``_fast_draws_match`` checks
+# that at import; if a Python version draws differently, ``generate`` keeps ``Random``'s methods.
+
+
+def _below(grb: Callable[[int], int], n: int) -> int:
+    """``Random._randbelow_with_getrandbits``: uniform in ``[0, n)``, n > 0."""
+    k = n.bit_length()
+    r = grb(k)
+    while r >= n:
+        r = grb(k)
+    return r
+
+
+def _randint(grb: Callable[[int], int], a: int, b: int) -> int:
+    """``Random.randint(a, b)``."""
+    n = b - a + 1
+    k = n.bit_length()
+    r = grb(k)
+    while r >= n:
+        r = grb(k)
+    return a + r
+
+
+def _choice(grb: Callable[[int], int], seq: Sequence[_T]) -> _T:
+    """``Random.choice(seq)`` for a non-empty sequence."""
+    n = len(seq)
+    k = n.bit_length()
+    r = grb(k)
+    while r >= n:
+        r = grb(k)
+    return seq[r]
+
+
+class _Weighted(Generic[_T]):
+    """``Random.choices(population, weights)[0]`` with the cumulative weights computed once."""
+
+    __slots__ = ("cum", "hi", "population", "total")
+
+    def __init__(self, population: Sequence[_T], weights: Sequence[float]) -> None:
+        self.population = population
+        self.cum = list(itertools.accumulate(weights))
+        self.total = self.cum[-1] + 0.0
+        self.hi = len(population) - 1
+
+    def pick(self, rand: Callable[[], float]) -> _T:
+        return self.population[bisect.bisect(self.cum, rand() * self.total, 0, self.hi)]
+
+
+def _fast_draws_match() -> bool:
+    fast, slow = random.Random(12345), random.Random(12345)
+    grb, rand = fast.getrandbits, fast.random
+    weighted = _Weighted(LABELS, LABEL_WEIGHTS)
+    for n in (1, 2, 3, 5, 7, 12, 40, 62, 100, 1000, 86_400_000, 180 * 86_400_000) * 20:
+        if _randint(grb, -3, n) != slow.randint(-3, n) or _below(grb, n) != slow.randrange(n):
+            return False
+        seq = range(n)
+        if _choice(grb, seq) != slow.choice(seq):
+            return False
+        if weighted.pick(rand) != slow.choices(LABELS, LABEL_WEIGHTS)[0]:
+            return False
+        if _uniform(rand, 0.1, 0.5) != slow.uniform(0.1, 0.5):
+            return False
+        if _expovariate(rand, 0.25) != slow.expovariate(0.25):
+            return False
+    return fast.getstate() == slow.getstate()
+
+
+def _uniform(rand: Callable[[], float], a: float, b: float) -> float:
+    """``Random.uniform(a, b)``."""
+    return a + (b - a) * rand()
+
+
+def _expovariate(rand: Callable[[], float], lambd: float) -> float:
+    """``Random.expovariate(lambd)``."""
+    return -math.log(1.0 - rand()) / lambd
+
+
+_FAST_DRAWS = _fast_draws_match()
+if not _FAST_DRAWS:  # pragma: no cover - another Python draws differently: use its own methods
+
+    def _below(grb: Callable[[int], int], n: int) -> int:
+        return int(grb.__self__.randrange(n))  # type: ignore[attr-defined]
+
+    def _randint(grb: Callable[[int], int], a: int, b: int) -> int:
+        return int(grb.__self__.randint(a, b))  # type: ignore[attr-defined]
+
+    def _choice(grb: Callable[[int], int], seq: Sequence[_T]) -> _T:
+        return grb.__self__.choice(seq)  # type: ignore[attr-defined]
+
+    def _uniform(rand: Callable[[], float], a: float, b: float) -> float:
+        return float(rand.__self__.uniform(a, b))  # type: ignore[attr-defined]
+
+    def _expovariate(rand: Callable[[], float], lambd: float) -> float:
+        return float(rand.__self__.expovariate(lambd))  # type: ignore[attr-defined]
+
+    def _pick(self: _Weighted[_T], rand: Callable[[], float]) -> _T:
+        return rand.__self__.choices(self.population, cum_weights=self.cum)[0]  # type: ignore[attr-defined]
+
+    _Weighted.pick = _pick  # type: ignore[method-assign]
+
+
+_LABEL_PICK = _Weighted(LABELS, LABEL_WEIGHTS)
+_PLAN_PICK = _Weighted(PLANS, PLAN_WEIGHTS)
+
+
 @functools.lru_cache(maxsize=8192)
 def _day(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
@@ -303,34 +417,37 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
         for m in months
     ]
     per_tie = ties_per_account(spec)
+    below, randint, choice = _below, _randint, _choice
+    uniform, expovariate = _uniform, _expovariate
     stop = spec.size + 1 if stop is None else min(stop, spec.size + 1)
 
     for key in range(max(start, 1), stop):
         rng = random.Random(spec.seed * 1_000_003 + key)
+        grb, rand = rng.getrandbits, rng.random
         # Child keys: account key times a stride, plus a running index.
         ids = {"contact": key * 1000, "deal": key * 100, "ticket": key * 100, "nps": key * 100}
         # The first accounts carry the tie block, `per_tie` contacts each, in HubSpot.
         extra_ties = max(0, min(per_tie, spec.ties - (key - 1) * per_tie)) if per_tie else 0
-        label = rng.choices(LABELS, LABEL_WEIGHTS)[0]
+        label = _LABEL_PICK.pick(rand)
         trend, util_range, tix_range, severe_share, csat_range, nps_range, pay_rate = _PROFILE[
             label
         ]
-        plan_name, seat_lo, seat_hi, base_arr = rng.choices(PLANS, PLAN_WEIGHTS)[0]
-        seats = rng.randint(seat_lo, seat_hi)
+        plan_name, seat_lo, seat_hi, base_arr = _PLAN_PICK.pick(rand)
+        seats = randint(grb, seat_lo, seat_hi)
         arr = round(
-            base_arr * rng.uniform(0.6, 1.8) * (seats / ((seat_lo + seat_hi) / 2)) ** 0.5, 2
+            base_arr * uniform(rand, 0.6, 1.8) * (seats / ((seat_lo + seat_hi) / 2)) ** 0.5, 2
         )
-        created = now - rng.randint(120, 2_400) * DAY_MS - rng.randint(0, DAY_MS - 1)
-        updated = created + int((now - created) * rng.random() ** 0.3)
-        country, city = rng.choice(_PLACES)
-        name = f"{rng.choice(_PREFIX)} {rng.choice(_SUFFIX)}"
-        legal = rng.choice(_LEGAL)
+        created = now - randint(grb, 120, 2_400) * DAY_MS - randint(grb, 0, DAY_MS - 1)
+        updated = created + int((now - created) * rand() ** 0.3)
+        country, city = choice(grb, _PLACES)
+        name = f"{choice(grb, _PREFIX)} {choice(grb, _SUFFIX)}"
+        legal = choice(grb, _LEGAL)
         base = name.lower().replace(" ", "")
         domain: str | None = f"{base}{key}.example.com"
         edge = None
-        roll = rng.random()
+        roll = rand()
         if roll < 0.01:
-            edge, name = "non_ascii", rng.choice(_NON_ASCII_NAMES)
+            edge, name = "non_ascii", choice(grb, _NON_ASCII_NAMES)
         elif roll < 0.015:
             edge = "nulls"
             domain = None
@@ -338,30 +455,28 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             edge = "long"
             name = (name + " ") * 20 + "International Holdings"
         full_name = f"{name} {legal}".strip() if edge != "non_ascii" else name
-        crms = tuple(
-            c for c, share in zip(CRMS, spec.crm_share, strict=True) if rng.random() < share
-        )
+        crms = tuple(c for c, share in zip(CRMS, spec.crm_share, strict=True) if rand() < share)
         if not crms:
             crms = (CRMS[key % 3],)
         if key % MERGE_EVERY == 0:
             crms = CRMS  # merge targets live everywhere, so duplicates can merge into them
         elif extra_ties and "hubspot" not in crms:
             crms = ("hubspot", *crms)
-        renewal_ms = now + rng.randint(-30, 365) * DAY_MS
+        renewal_ms = now + randint(grb, -30, 365) * DAY_MS
         churned_on = None
         if label == "churned":
-            renewal_ms = now - rng.randint(1, 120) * DAY_MS
+            renewal_ms = now - randint(grb, 1, 120) * DAY_MS
             churned_on = _date(renewal_ms)
         account = Account(
             key=key,
             external_id=external_id(key),
             name=full_name,
             domain=domain,
-            industry=None if edge == "nulls" else rng.choice(_INDUSTRIES),
+            industry=None if edge == "nulls" else choice(grb, _INDUSTRIES),
             country=None if edge == "nulls" else country,
             city=None if edge == "nulls" else city,
-            phone=None if edge == "nulls" else f"+1-555-{rng.randint(0, 9999):04d}",
-            employees=None if edge == "nulls" else seats * rng.randint(2, 20),
+            phone=None if edge == "nulls" else f"+1-555-{randint(grb, 0, 9999):04d}",
+            employees=None if edge == "nulls" else seats * randint(grb, 2, 20),
             plan=plan_name,
             arr=arr,
             seats=seats,
@@ -371,8 +486,8 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             updated_ms=updated,
             label=label,
             churned_on=churned_on,
-            payment_issue=rng.random() < pay_rate,
-            owner=rng.randrange(len(OWNERS)),
+            payment_issue=rand() < pay_rate,
+            owner=below(grb, len(OWNERS)),
             crms=crms,
             description=("Long description. " * 600).strip() if edge == "long" else None,
             edge=edge,
@@ -380,7 +495,7 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
         # Lifecycle edge cases, per CRM: ~0.5% archived/deleted, ~0.3% merged into the
         # previous merge target (a live account present in every CRM).
         for crm in crms if key % MERGE_EVERY else ():
-            r = rng.random()
+            r = rand()
             if r < 0.005:
                 account.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
             elif r < 0.008 and key > MERGE_EVERY:
@@ -389,13 +504,13 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
 
         # Contacts: 1-8, more for bigger plans.
         contacts: list[Contact] = []
-        n_contacts = min(1 + int(rng.expovariate(1 / (2 if plan_name == "starter" else 4))), 40)
+        n_contacts = min(1 + int(expovariate(rand, 1 / (2 if plan_name == "starter" else 4))), 40)
         for i in range(n_contacts + extra_ties):
             ids["contact"] += 1
             ckey = ids["contact"]
-            first, last = rng.choice(_FIRST), rng.choice(_LAST)
-            c_created = created + rng.randint(0, max(1, now - created))
-            c_updated = c_created + int((now - c_created) * rng.random() ** 0.5)
+            first, last = choice(grb, _FIRST), choice(grb, _LAST)
+            c_created = created + randint(grb, 0, max(1, now - created))
+            c_updated = c_created + int((now - c_created) * rand() ** 0.5)
             tie = i >= n_contacts
             if tie:
                 c_created = min(c_created, spec.tie_ms)
@@ -408,18 +523,16 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                 first_name=first,
                 last_name=None if edge == "nulls" and i == 0 else last,
                 email=None if edge == "nulls" and i == 1 else email,
-                phone=f"+1-555-{rng.randint(0, 9999):04d}" if rng.random() < 0.6 else None,
-                title=rng.choice(_TITLES),
+                phone=f"+1-555-{randint(grb, 0, 9999):04d}" if rand() < 0.6 else None,
+                title=choice(grb, _TITLES),
                 created_ms=c_created,
                 updated_ms=c_updated,
-                crms=("hubspot",)
-                if tie
-                else tuple(c for c in crms if rng.random() < 0.9) or crms[:1],
+                crms=("hubspot",) if tie else tuple(c for c in crms if rand() < 0.9) or crms[:1],
                 last_seen_ms=now
-                - int(rng.expovariate(1 / (5 if label == "healthy" else 40))) * DAY_MS,
+                - int(expovariate(rand, 1 / (5 if label == "healthy" else 40))) * DAY_MS,
             )
             for crm in () if tie else contact.crms:  # the tie block stays live, whole
-                r = rng.random()
+                r = rand()
                 if r < 0.01:
                     contact.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
                 elif r < 0.015 and contacts:
@@ -456,48 +569,48 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                 deals.append(
                     Deal(ids["deal"], key, f"{full_name[:60]} - Renewal", "renewal", round(arr, 2),
                          stage, _date(renewal_ms), renewal_ms - 90 * DAY_MS,
-                         min(now, renewal_ms - 80 * DAY_MS + rng.randint(0, 60) * DAY_MS), crm)
+                         min(now, renewal_ms - 80 * DAY_MS + randint(grb, 0, 60) * DAY_MS), crm)
                 )  # fmt: skip
-            if label == "healthy" and rng.random() < 0.3:
+            if label == "healthy" and rand() < 0.3:
                 ids["deal"] += 1
-                won = rng.random() < 0.6
+                won = rand() < 0.6
                 close = (
-                    now - rng.randint(0, 200) * DAY_MS
+                    now - randint(grb, 0, 200) * DAY_MS
                     if won
-                    else now + rng.randint(10, 120) * DAY_MS
+                    else now + randint(grb, 10, 120) * DAY_MS
                 )
                 deals.append(
                     Deal(ids["deal"], key, f"{full_name[:60]} - Expansion", "expansion",
-                         round(arr * rng.uniform(0.1, 0.5), 2), "won" if won else "open",
+                         round(arr * uniform(rand, 0.1, 0.5), 2), "won" if won else "open",
                          _date(close), close - 45 * DAY_MS, min(now, close), crm)
                 )  # fmt: skip
 
         # Tickets over the last 180 days.
         tickets: list[Ticket] = []
-        for _ in range(rng.randint(*tix_range)):
+        for _ in range(randint(grb, *tix_range)):
             ids["ticket"] += 1
-            t_created = now - rng.randint(0, 180 * DAY_MS)
-            severe = rng.random() < severe_share
-            priority = rng.choice(("high", "urgent")) if severe else rng.choice(("low", "medium"))
-            open_ = rng.random() < (0.5 if label in ("at_risk", "churned") else 0.15)
-            closed_ms = None if open_ else t_created + rng.randint(1, 20 * DAY_MS)
+            t_created = now - randint(grb, 0, 180 * DAY_MS)
+            severe = rand() < severe_share
+            priority = choice(grb, ("high", "urgent")) if severe else choice(grb, ("low", "medium"))
+            open_ = rand() < (0.5 if label in ("at_risk", "churned") else 0.15)
+            closed_ms = None if open_ else t_created + randint(grb, 1, 20 * DAY_MS)
             if closed_ms is not None and closed_ms > now:
                 closed_ms = now
-            rated = closed_ms is not None and rng.random() < 0.6
+            rated = closed_ms is not None and rand() < 0.6
             tickets.append(
                 Ticket(
                     key=ids["ticket"],
                     account_key=key,
-                    contact_key=rng.choice(contacts).key if contacts else None,
-                    subject=rng.choice(_TICKET_SUBJECTS),
-                    description=None if rng.random() < 0.2 else "Customer reported the issue.",
+                    contact_key=choice(grb, contacts).key if contacts else None,
+                    subject=choice(grb, _TICKET_SUBJECTS),
+                    description=None if rand() < 0.2 else "Customer reported the issue.",
                     priority=priority,
-                    status=("open" if rng.random() < 0.7 else "pending") if open_ else "closed",
+                    status=("open" if rand() < 0.7 else "pending") if open_ else "closed",
                     created_ms=t_created,
-                    updated_ms=closed_ms or t_created + rng.randint(0, DAY_MS),
+                    updated_ms=closed_ms or t_created + randint(grb, 0, DAY_MS),
                     closed_ms=closed_ms,
-                    csat=rng.randint(*csat_range) if rated else None,
-                    crm=rng.choice(crms),
+                    csat=randint(grb, *csat_range) if rated else None,
+                    crm=choice(grb, crms),
                 )
             )
 
@@ -506,32 +619,32 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
         nps_crms = [c for c in crms if c in ("hubspot", "salesforce")]
         if nps_crms and contacts:
             for wave in (90, 270):
-                if rng.random() < 0.6:
+                if rand() < 0.6:
                     continue
-                for contact in rng.sample(contacts, k=min(len(contacts), rng.randint(1, 3))):
+                for contact in rng.sample(contacts, k=min(len(contacts), randint(grb, 1, 3))):
                     ids["nps"] += 1
-                    score = rng.randint(*nps_range)
+                    score = randint(grb, *nps_range)
                     kind = "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
                     nps.append(
                         NpsResponse(ids["nps"], key, contact.key, score,
-                                    rng.choice(_NPS_COMMENTS[kind]),
-                                    now - wave * DAY_MS + rng.randint(0, 20 * DAY_MS), nps_crms[0])
+                                    choice(grb, _NPS_COMMENTS[kind]),
+                                    now - wave * DAY_MS + randint(grb, 0, 20 * DAY_MS), nps_crms[0])
                     )  # fmt: skip
 
         # Monthly product usage; a churned account stops using the product after churning.
         usage: list[Usage] = []
-        util = rng.uniform(*util_range)
+        util = uniform(rand, *util_range)
         start_util = min(1.0, util / max(0.2, (1 + trend) ** (USAGE_MONTHS - 1)))
         for i, (month, month_ms) in enumerate(zip(months, months_ms, strict=True)):
             if month_ms < created - 31 * DAY_MS:
                 continue
-            level = max(0.0, min(1.0, start_util * (1 + trend) ** i * rng.uniform(0.9, 1.1)))
+            level = max(0.0, min(1.0, start_util * (1 + trend) ** i * uniform(rand, 0.9, 1.1)))
             if churned_on and month > churned_on:
                 level = 0.0
             active = round(seats * level)
             usage.append(
-                Usage(key, account.external_id, month, active, int(active * rng.uniform(8, 22)),
-                      min(20, int(20 * level ** 0.7 + rng.uniform(0, 2))), seats)
+                Usage(key, account.external_id, month, active, int(active * uniform(rand, 8, 22)),
+                      min(20, int(20 * level ** 0.7 + uniform(rand, 0, 2))), seats)
             )  # fmt: skip
 
         yield Bundle(account, contacts, deals, tickets, nps, usage)
