@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,18 +98,15 @@ def statuses(
 ) -> dict[str, int]:
     """Status counts the sandbox saw for ``vendor`` (one ``"METHOD template"`` route or all).
 
-    The sandbox records a call just after sending its response, so with ``total`` this waits
-    (up to 2 s) until that many calls are recorded.
+    The sandbox counts a call before sending its response, so the counts are complete once the
+    client has its responses; ``total``, when given, is a lower bound checked against them.
     """
-    deadline = time.monotonic() + 2.0
-    while True:
-        snap = sandbox.ctx.stats.snapshot()["vendors"].get(vendor, {})
-        if route is not None:
-            snap = snap.get("routes", {}).get(route, {})
-        seen = dict(snap.get("statuses", {}))
-        if total is None or sum(seen.values()) >= total or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.01)
+    snap = sandbox.ctx.stats.snapshot()["vendors"].get(vendor, {})
+    if route is not None:
+        snap = snap.get("routes", {}).get(route, {})
+    seen = dict(snap.get("statuses", {}))
+    assert total is None or sum(seen.values()) >= total, (seen, total)
+    return seen
 
 
 def faults_fired(sandbox: Sandbox, vendor: str) -> dict[str, int]:

@@ -436,8 +436,9 @@ class _Handler(BaseHTTPRequestHandler):
             resp = app.render_error(req, app.server_error(req, 500))
         resp.headers.extend(extra_headers)
         truncate = fault is not None and fault.kind == "truncate"
-        sent = self._send(resp, truncate=truncate)
-        ctx.stats.record(app.vendor, req.method, template, resp.status, sent)
+        # Counted before sending, so a client that has its response sees it counted.
+        ctx.stats.record(app.vendor, req.method, template, resp.status, len(resp.body))
+        self._send(resp, truncate=truncate)
         log.debug(
             "%s %s %s -> %s in %.1f ms",
             app.vendor,
