@@ -1,7 +1,7 @@
 """HubSpot CRM v3 emulator: objects, batch, search, properties, associations (v3 + v4), owners,
 OAuth, rate limits and HubSpot's error envelope.
 
-Contract sources: /work/shared/CRM-API.md §1 (cited as [§1.x]), HubSpot's public docs and the
+Contract sources: ../shared/CRM-API.md §1 (cited as [§1.x]), HubSpot's public docs and the
 models of the official ``hubspot-api-client``. BEHAVIOR.md lists what is and is not emulated.
 """
 

@@ -1,7 +1,7 @@
 """The Intercom 2.x emulator: contacts, companies, conversations, admins, data attributes, tags
 and notes, with Intercom's pagination, day-granular search, scroll lock, rate limits and errors.
 
-Sources: /work/shared/CRM-API.md §3 ("[§3.x]") and the 2.14 OpenAPI spec ("[spec]").
+Sources: ../shared/CRM-API.md §3 ("[§3.x]") and the 2.14 OpenAPI spec ("[spec]").
 See BEHAVIOR.md beside this file for what is and is not emulated.
 """
 

@@ -1,6 +1,6 @@
 """The Salesforce REST API (v66.0; any vXX.X from v20.0) as the sandbox serves it.
 
-Contracts: /work/shared/CRM-API.md §2 and the Postman fragments in specs/salesforce. What is
+Contracts: ../shared/CRM-API.md §2 and the Postman fragments in specs/salesforce. What is
 emulated and what is not is listed in ``BEHAVIOR.md`` beside this file.
 
 Records live in the shared ``records`` table as ``{Field: value}`` (JSON-typed, datetimes as
