@@ -1,0 +1,158 @@
+"""The HubSpot CRM v3 client of the connector: :class:`ApiClient` + :class:`HubSpotPacer` + a token.
+
+Small typed methods, one per call the readers make. Each passes ``route=`` as a *template*
+(``GET /crm/v3/objects/{t}``), never with ids or emails in it, so logs, errors and the pacer's
+search detection stay free of record data. Search and batch-read POSTs are reads, so they are
+sent with ``idempotent=True`` and retried like GETs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..http import ApiClient, Attempt, Credentials, RetryPolicy, Sleep
+from ..pacing import HubSpotPacer, Pacer
+
+#: The real API host [CRM-API.md §1]; tests pass the sandbox's URL.
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+#: List pages hold at most 100 records [CRM-API.md §1.3].
+LIST_MAX = 100
+#: Search pages hold at most 200 records [CRM-API.md §1.3].
+SEARCH_MAX = 200
+#: Batch endpoints take at most 100 inputs [CRM-API.md §1.5].
+BATCH_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list or search: its results, the next ``after`` (None on the last page,
+    which has no ``paging`` key [CRM-API.md §1.3]) and search's ``total``."""
+
+    results: list[dict[str, Any]]
+    after: str | None
+    total: int | None = None
+
+
+def _page(body: Any) -> Page:
+    body = body or {}
+    nxt = ((body.get("paging") or {}).get("next") or {}).get("after")
+    total = body.get("total")
+    return Page(
+        list(body.get("results") or []),
+        str(nxt) if nxt is not None else None,
+        int(total) if total is not None else None,
+    )
+
+
+class HubSpotClient:
+    """HubSpot CRM v3 over one reused HTTP connection, paced by HubSpot's own headers."""
+
+    vendor = "hubspot"
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+        on_retry: Callable[[Attempt], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.api = ApiClient(
+            "hubspot",
+            base_url,
+            credentials=credentials,
+            pacer=pacer if pacer is not None else HubSpotPacer(sleep=sleep),
+            retry=retry,
+            sleep=sleep,
+            on_retry=on_retry,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> HubSpotClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- objects ------------------------------------------------------------------------------
+
+    def list_page(
+        self,
+        obj: str,
+        after: str | None = None,
+        limit: int = LIST_MAX,
+        properties: Sequence[str] = (),
+        archived: bool = False,
+    ) -> Page:
+        """``GET /crm/v3/objects/{t}``: one page in id order; ``archived=True`` returns *only*
+        archived records [CRM-API.md §1.6]."""
+        params: dict[str, Any] = {"limit": min(limit, LIST_MAX), "archived": str(archived).lower()}
+        if after:
+            params["after"] = after
+        if properties:
+            params["properties"] = ",".join(properties)
+        body = self.api.request(
+            "GET", f"/crm/v3/objects/{obj}", params=params, route="GET /crm/v3/objects/{t}"
+        )
+        return _page(body)
+
+    def search_page(self, obj: str, body: dict[str, Any]) -> Page:
+        """``POST /crm/v3/objects/{t}/search``: a read, so retried as idempotent."""
+        reply = self.api.request(
+            "POST",
+            f"/crm/v3/objects/{obj}/search",
+            json=body,
+            route="POST /crm/v3/objects/{t}/search",
+            idempotent=True,
+        )
+        return _page(reply)
+
+    def properties(self, obj: str) -> list[dict[str, Any]]:
+        """``GET /crm/v3/properties/{t}``: every live property definition with its real type."""
+        body = self.api.request(
+            "GET", f"/crm/v3/properties/{obj}", route="GET /crm/v3/properties/{t}"
+        )
+        return list((body or {}).get("results") or [])
+
+    # -- owners and associations ----------------------------------------------------------------
+
+    def owners_page(self, after: str | None = None, limit: int = LIST_MAX) -> Page:
+        """``GET /crm/v3/owners``: one page of owners."""
+        params: dict[str, Any] = {"limit": limit}
+        if after:
+            params["after"] = after
+        return _page(
+            self.api.request("GET", "/crm/v3/owners", params=params, route="GET /crm/v3/owners")
+        )
+
+    def associations_batch(
+        self, from_obj: str, to_obj: str, ids: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """``POST /crm/v4/associations/{from}/{to}/batch/read`` for up to 100 ids: results
+        ``{from:{id}, to:[{toObjectId, associationTypes}]}``. Ids with no associations come back
+        as 207 errors ``NO_ASSOCIATIONS_FOUND`` [BEHAVIOR.md, Associations], which are not
+        failures for a reader and are ignored."""
+        inputs = [{"id": str(i)} for i in ids]
+        if not inputs:
+            return []
+        if len(inputs) > BATCH_MAX:
+            raise ValueError(f"at most {BATCH_MAX} ids per batch read, got {len(inputs)}")
+        body = self.api.request(
+            "POST",
+            f"/crm/v4/associations/{from_obj}/{to_obj}/batch/read",
+            json={"inputs": inputs},
+            route="POST /crm/v4/associations/{t}/{to_t}/batch/read",
+            idempotent=True,
+        )
+        return list((body or {}).get("results") or [])

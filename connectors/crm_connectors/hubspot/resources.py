@@ -1,0 +1,472 @@
+"""HubSpot resources: CRM objects read incrementally through search, owners and associations
+read as full tables. No Singer here; tap-crm adapts these to streams.
+
+Object reads (:class:`HubSpotResource`), in the order a run does them:
+
+1. **Resume inside a millisecond.** A bookmark with ``last_id`` means every record at
+   ``watermark`` with an id ``<= last_id`` was emitted: read the rest of that millisecond with the
+   *id-keyset pass* (``modified EQ W AND hs_object_id GT last_id``, sorted by ``hs_object_id``
+   ascending, each page restarting after the last id seen), then continue at ``modified GT W``.
+2. **Keyset pages by modification.** Search sorted ascending on the modified property with
+   ``GTE`` (or ``GT``) the lower bound and ``LTE`` a settle horizon, 200 per page, always at
+   ``after=0``. HubSpot documents no order among ties on one millisecond [CRM-API.md §1.4], so a
+   full page's last millisecond may be cut short: those trailing records are held back and the
+   next page restarts at ``GTE`` that millisecond. Everything before it is complete and is emitted
+   grouped by millisecond, in id order, each with ``Bookmark(ms, id)``. Offsets are never used,
+   so the 10,000-result cap [CRM-API.md §1.4] is never reached, and a record edited mid-read
+   cannot shift a page boundary and be skipped (it moves past the horizon; the next run reads it).
+3. **Tie blocks.** When a whole page shares one millisecond (more ties than a page holds, e.g.
+   a bulk import of 10,300 contacts on one ms), no keyset by time can progress: that millisecond
+   is read with the id-keyset pass, then the read continues at ``GT`` it. Never loops (each query
+   starts strictly after what the previous one returned), never skips.
+4. **Archived records** (search leaves them out [CRM-API.md §1.4, §1.6]): the ``archived=true``
+   list, once per run, emitted with ``deleted=True``; only those archived at or after the
+   run's starting watermark (all on a first run). They carry the last live bookmark unchanged.
+
+Because every emitted record carries ``(modified, id)`` and its millisecond is known complete
+before it is emitted, ``last_id`` is always set and a resumed read repeats no live record (the
+price: one extra search call per resume, for the rest of the bookmark's millisecond). Archived
+records come after the live ones, so a run's output is ascending except for that tail.
+
+First run: search from ``start_date`` (epoch ms, default 0), the same path as an incremental
+read. The list endpoint is ordered by id, not by modification, so a backfill through it can only
+be resumed by an opaque cursor and must be followed by a search pass from its start time to
+catch edits made meanwhile; with the keyset scheme above search needs no offset restarts, so
+one code path is kept. (List pages are 100 against search's 200, but search has its own
+5 requests/s budget [CRM-API.md §1.8]; a list backfill is a possible later optimisation.)
+
+Settle horizon: search shows new writes only after an index lag of a few seconds
+[CRM-API.md §1.4], so a read only takes records modified ``settle_ms`` or more before it
+started; otherwise a late-indexed record behind the watermark would be skipped for good.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..base import Bookmark, Record, Resource
+from .client import SEARCH_MAX, HubSpotClient
+
+log = logging.getLogger(__name__)
+
+OBJECTS = ("companies", "contacts", "deals", "tickets", "feedback_submissions")
+
+#: Fields marked PII (``x-pii``), per object. Chosen as the fields that identify or describe a
+#: person or hold free text a person typed (which may contain anything): emails, names, phones,
+#: postal address parts, and free-text bodies. Company names, domains and job titles are not
+#: marked (business data, needed for matching); city alone is coarse but is part of an address.
+PII_FIELDS: dict[str, dict[str, str]] = {
+    "contacts": {
+        "email": "email",
+        "firstname": "name",
+        "lastname": "name",
+        "phone": "phone",
+        "mobilephone": "phone",
+        "address": "address",
+        "city": "address",
+        "zip": "address",
+    },
+    "companies": {"phone": "phone", "address": "address", "address2": "address"},
+    "deals": {"description": "free_text"},
+    "tickets": {"content": "free_text", "subject": "free_text"},
+    "feedback_submissions": {"hs_content": "free_text", "hs_contact_email_address": "email"},
+    "owners": {"email": "email", "firstName": "name", "lastName": "name"},
+}
+
+_NULL_STRING = {"type": ["string", "null"]}
+_DATETIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def modified_property(obj: str) -> str:
+    """Contacts call it ``lastmodifieddate``, other objects ``hs_lastmodifieddate``
+    [CRM-API.md §1.2]."""
+    return "lastmodifieddate" if obj == "contacts" else "hs_lastmodifieddate"
+
+
+def json_type(hubspot_type: str) -> dict[str, Any]:
+    """The JSON Schema of a property by its HubSpot ``type`` [CRM-API.md §1.7]. Values are sent as
+    strings; :func:`convert` turns them into these types. Unknown types stay strings."""
+    if hubspot_type == "number":
+        return {"type": ["number", "null"]}
+    if hubspot_type == "bool":
+        return {"type": ["boolean", "null"]}
+    if hubspot_type == "date":
+        return {"type": ["string", "null"], "format": "date"}
+    if hubspot_type == "datetime":
+        return dict(_DATETIME)
+    return dict(_NULL_STRING)  # enumeration, string, phone_number, and anything new
+
+
+def iso_to_ms(value: str) -> int:
+    """Epoch ms of an ISO-8601 timestamp (``2019-10-30T03:30:17.883Z``) or of an epoch-ms text."""
+    if value.isdigit():
+        return int(value)
+    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def ms_to_iso(ms: int) -> str:
+    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def convert(value: Any, hubspot_type: str) -> Any:
+    """One property value (always a string on the wire [CRM-API.md §1.2]) as its schema type.
+    Empty strings are no value. A value that does not parse stays ``None`` and is logged by
+    property type only (values may be personal data)."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    try:
+        if hubspot_type == "number":
+            try:
+                return int(text)  # exact, also for 16+ digit ids a float would round
+            except ValueError:
+                number = float(text)
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")  # JSON has no NaN or Infinity
+            return number
+        if hubspot_type == "bool":
+            lowered = text.lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+            raise ValueError("not a boolean")
+        if hubspot_type == "date":
+            # Older API versions sent date values as epoch-ms strings [BEHAVIOR.md].
+            return ms_to_iso(int(text))[:10] if text.isdigit() else text[:10]
+        if hubspot_type == "datetime":
+            return ms_to_iso(iso_to_ms(text))
+    except (ValueError, OverflowError):
+        log.warning("hubspot: a %s value did not parse; emitted as null", hubspot_type)
+        return None
+    return text
+
+
+class HubSpotResource:
+    """One HubSpot CRM object type (companies, contacts, deals, tickets, feedback_submissions)."""
+
+    primary_key: tuple[str, ...] = ("id",)
+
+    def __init__(
+        self,
+        client: HubSpotClient,
+        obj: str,
+        *,
+        start_date: int | None = None,
+        settle_ms: int = 10_000,
+        archived: bool = True,
+        page_size: int = SEARCH_MAX,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if obj not in OBJECTS:
+            raise ValueError(
+                f"unknown HubSpot object {obj!r}; expected one of {', '.join(OBJECTS)}"
+            )
+        self.client = client
+        self.obj = obj
+        self.name = f"hubspot_{obj}"
+        self.modified_property = modified_property(obj)
+        self.replication_key: str | None = self.modified_property
+        self.start_date = start_date
+        self.settle_ms = settle_ms
+        self.archived = archived
+        self.page_size = page_size
+        self._clock = clock
+        self._types: dict[str, str] | None = None
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def property_types(self) -> dict[str, str]:
+        """Property name -> HubSpot type, from the properties API (read once per resource)."""
+        if self._types is None:
+            self._types = {
+                str(p["name"]): str(p.get("type") or "string")
+                for p in self.client.properties(self.obj)
+                if p.get("name")
+            }
+        return self._types
+
+    def schema(self) -> dict[str, Any]:
+        pii = PII_FIELDS.get(self.obj, {})
+        props: dict[str, Any] = {
+            "id": {"type": "string"},
+            "createdAt": dict(_DATETIME),
+            "updatedAt": dict(_DATETIME),
+            "archived": {"type": ["boolean", "null"]},
+            "archivedAt": dict(_DATETIME),
+        }
+        for name, kind in sorted(self.property_types().items()):
+            field = json_type(kind)
+            if name in pii:
+                field["x-pii"] = pii[name]
+            props[name] = field
+        return {
+            "type": "object",
+            "properties": props,
+            "required": ["id"],
+            "additionalProperties": False,
+        }
+
+    # -- read ------------------------------------------------------------------------------------
+
+    def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
+        types = self.property_types()
+        names = sorted(types)
+        horizon = int(self._clock() * 1000) - self.settle_ms
+        since = bookmark.watermark if bookmark.watermark is not None else self.start_date
+        last = bookmark
+        if bookmark.watermark is not None and bookmark.last_id is not None:
+            for rec, last in self._ties(bookmark.watermark, bookmark.last_id, names, types):
+                yield rec, last
+            low, inclusive = bookmark.watermark, False
+        else:
+            low = bookmark.watermark if bookmark.watermark is not None else self.start_date or 0
+            inclusive = True
+        for rec, last in self._by_time(low, inclusive, horizon, names, types):
+            yield rec, last
+        if self.archived:
+            for rec in self.read_archived(since, names, types):
+                yield rec, last
+
+    def _search(self, filters: list[dict[str, Any]], sort: str, names: Sequence[str]) -> list[Any]:
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": list(names),
+            "limit": self.page_size,
+            "after": "0",  # keyset: every page is a new query [CRM-API.md §1.4]
+        }
+        return self.client.search_page(self.obj, body).results
+
+    def _by_time(
+        self,
+        low: int,
+        inclusive: bool,
+        horizon: int,
+        names: Sequence[str],
+        types: dict[str, str],
+    ) -> Iterator[tuple[Record, Bookmark]]:
+        mod = self.modified_property
+        while low <= horizon:
+            filters = [
+                {"propertyName": mod, "operator": "GTE" if inclusive else "GT", "value": str(low)},
+                {"propertyName": mod, "operator": "LTE", "value": str(horizon)},
+            ]
+            page = [self._record(raw, types) for raw in self._search(filters, mod, names)]
+            if not page:
+                return
+            if len(page) < self.page_size:  # the query's last page: every millisecond is whole
+                yield from self._emit(page)
+                return
+            edge = max(r.modified for r in page)
+            whole = [r for r in page if r.modified < edge]
+            if not whole:
+                # A full page on one millisecond: more ties than a page, so read that ms by id.
+                log.info("hubspot %s: tie block at %d ms, reading it by id", self.obj, edge)
+                yield from self._ties(edge, None, names, types)
+                low, inclusive = edge, False
+                continue
+            # The page's last millisecond may continue on the next page: hold it back and
+            # restart at GTE it (search returns ties in no documented order [CRM-API.md §1.4]).
+            yield from self._emit(whole)
+            low, inclusive = edge, True
+
+    def _ties(
+        self, ms: int, after_id: str | None, names: Sequence[str], types: dict[str, str]
+    ) -> Iterator[tuple[Record, Bookmark]]:
+        """Every record modified at ``ms`` with an id above ``after_id``, in id order; each page
+        a new query after the last id seen, so tie blocks of any size stay under the cap."""
+        mod = self.modified_property
+        while True:
+            filters: list[dict[str, Any]] = [
+                {"propertyName": mod, "operator": "EQ", "value": str(ms)}
+            ]
+            if after_id is not None:
+                filters.append(
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": after_id}
+                )
+            raws = self._search(filters, "hs_object_id", names)
+            page = sorted((self._record(raw, types) for raw in raws), key=lambda r: int(r.id))
+            for rec in page:
+                if rec.modified == ms:  # edited since it was indexed: the next run reads it
+                    yield rec, Bookmark(ms, rec.id)
+            if len(raws) < self.page_size:
+                return
+            after_id = page[-1].id
+
+    @staticmethod
+    def _emit(records: list[Record]) -> Iterator[tuple[Record, Bookmark]]:
+        """Whole milliseconds, ascending, ids ascending within each: bookmark ``(ms, id)``."""
+        for rec in sorted(records, key=lambda r: (r.modified, int(r.id))):
+            yield rec, Bookmark(rec.modified, rec.id)
+
+    def read_archived(
+        self,
+        since: int | None,
+        names: Sequence[str] | None = None,
+        types: dict[str, str] | None = None,
+    ) -> Iterator[Record]:
+        """Archived records (``archived=true`` returns only those [CRM-API.md §1.6]) archived at
+        or after ``since`` (all when None), as ``deleted=True`` records."""
+        types = types if types is not None else self.property_types()
+        names = names if names is not None else sorted(types)
+        after: str | None = None
+        while True:
+            page = self.client.list_page(self.obj, after, properties=names, archived=True)
+            for raw in page.results:
+                rec = self._record(raw, types, deleted=True)
+                if since is None or rec.modified >= since:
+                    yield rec
+            if page.after is None:
+                return
+            after = page.after
+
+    def _record(self, raw: dict[str, Any], types: dict[str, str], deleted: bool = False) -> Record:
+        props = raw.get("properties") or {}
+        data: dict[str, Any] = {
+            name: convert(props.get(name), kind) for name, kind in types.items() if name in props
+        }
+        for key in ("createdAt", "updatedAt", "archivedAt"):
+            value = raw.get(key)
+            data[key] = ms_to_iso(iso_to_ms(str(value))) if value else None
+        data["archived"] = bool(raw.get("archived", False))
+        data["id"] = str(raw["id"])
+        stamp = props.get(self.modified_property) or raw.get("updatedAt")
+        modified = iso_to_ms(str(stamp)) if stamp else 0
+        if deleted and raw.get("archivedAt"):
+            modified = max(modified, iso_to_ms(str(raw["archivedAt"])))
+        return Record(data["id"], modified, data, deleted)
+
+
+class OwnersResource:
+    """``/crm/v3/owners`` as a full table: a few dozen rows, no modification filter."""
+
+    name = "hubspot_owners"
+    primary_key: tuple[str, ...] = ("id",)
+    replication_key: str | None = None
+
+    def __init__(self, client: HubSpotClient) -> None:
+        self.client = client
+
+    def schema(self) -> dict[str, Any]:
+        pii = PII_FIELDS["owners"]
+        props: dict[str, Any] = {
+            "id": {"type": "string"},
+            "email": dict(_NULL_STRING),
+            "firstName": dict(_NULL_STRING),
+            "lastName": dict(_NULL_STRING),
+            "userId": {"type": ["integer", "null"]},
+            "userIdIncludingInactive": {"type": ["integer", "null"]},
+            "type": dict(_NULL_STRING),
+            "createdAt": dict(_DATETIME),
+            "updatedAt": dict(_DATETIME),
+            "archived": {"type": ["boolean", "null"]},
+            "teams": {"type": ["array", "null"], "items": {"type": "object"}},
+        }
+        for name, kind in pii.items():
+            props[name]["x-pii"] = kind
+        return {"type": "object", "properties": props, "required": ["id"]}
+
+    def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
+        fields = set(self.schema()["properties"])
+        after: str | None = None
+        while True:
+            page = self.client.owners_page(after)
+            for raw in page.results:
+                data = {k: v for k, v in raw.items() if k in fields}
+                data["id"] = str(raw["id"])
+                stamp = raw.get("updatedAt")
+                yield Record(data["id"], iso_to_ms(str(stamp)) if stamp else 0, data), bookmark
+            if page.after is None:
+                return
+            after = page.after
+
+
+class AssociationsResource:
+    """Company associations to contacts, deals and tickets as rows keyed
+    ``(from_id, to_id, type)``, read in full each run: company ids from the list endpoint
+    (100 per page), then one v4 batch read per 100 companies and target type."""
+
+    name = "hubspot_associations"
+    primary_key: tuple[str, ...] = ("from_id", "to_id", "type")
+    replication_key: str | None = None
+    TARGETS = ("contacts", "deals", "tickets")
+
+    def __init__(self, client: HubSpotClient, targets: Sequence[str] = TARGETS) -> None:
+        self.client = client
+        self.targets = tuple(targets)
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "from_id": {"type": "string"},
+                "to_id": {"type": "string"},
+                "type": {"type": "string"},  # company_to_contact, ...
+                "from_object": {"type": "string"},
+                "to_object": {"type": "string"},
+                "type_id": {"type": ["integer", "null"]},
+                "category": dict(_NULL_STRING),
+                "label": dict(_NULL_STRING),
+            },
+            "required": ["from_id", "to_id", "type"],
+        }
+
+    def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
+        after: str | None = None
+        while True:
+            page = self.client.list_page("companies", after, properties=["hs_object_id"])
+            ids = [str(r["id"]) for r in page.results]
+            for target in self.targets:
+                for rec in self._pairs(ids, target):
+                    yield rec, bookmark
+            if page.after is None:
+                return
+            after = page.after
+
+    def _pairs(self, ids: list[str], target: str) -> Iterator[Record]:
+        singular = {"contacts": "contact", "deals": "deal", "tickets": "ticket"}[target]
+        kind = f"company_to_{singular}"
+        for result in self.client.associations_batch("companies", target, ids):
+            from_id = str((result.get("from") or {}).get("id"))
+            for to in result.get("to") or []:
+                to_id = str(to.get("toObjectId"))
+                types = to.get("associationTypes") or [{}]
+                first = types[0]
+                data = {
+                    "from_id": from_id,
+                    "to_id": to_id,
+                    "type": kind,
+                    "from_object": "companies",
+                    "to_object": target,
+                    "type_id": first.get("typeId"),
+                    "category": first.get("category"),
+                    "label": first.get("label"),
+                }
+                yield Record(f"{from_id}:{to_id}:{kind}", 0, data)
+
+
+class HubSpotConnector:
+    """The HubSpot connector: one resource per object type, owners and associations."""
+
+    vendor = "hubspot"
+
+    def __init__(self, client: HubSpotClient, **resource_options: Any) -> None:
+        self.client = client
+        self._options = resource_options
+
+    def resources(self) -> list[Resource]:
+        objects: list[Resource] = [
+            HubSpotResource(self.client, o, **self._options) for o in OBJECTS
+        ]
+        return [*objects, OwnersResource(self.client), AssociationsResource(self.client)]
+
+    def close(self) -> None:
+        self.client.close()
