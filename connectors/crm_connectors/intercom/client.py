@@ -1,0 +1,168 @@
+"""The Intercom 2.14 client of the connector: :class:`ApiClient` + :class:`IntercomPacer` + a
+static access token, with ``Intercom-Version: 2.14`` on every call [CRM-API.md §3.1].
+
+Small typed methods, one per call the readers make, each passing ``route=`` as a template so
+logs and errors hold no ids. Search POSTs are reads and are retried as idempotent. Scroll pages
+are *not* idempotent: a scroll page that failed after the server handled it has moved the
+scroll on, so retrying the same ``scroll_param`` would skip a page; :meth:`scroll_page` sends
+them with ``idempotent=False`` and the companies reader decides what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..http import ApiClient, Attempt, Credentials, RetryPolicy, Sleep
+from ..pacing import IntercomPacer, Pacer
+
+#: The real API host (US region) [CRM-API.md §3]; tests pass the sandbox's URL.
+DEFAULT_BASE_URL = "https://api.intercom.io"
+#: The API version this connector is written against [CRM-API.md §3.1].
+VERSION = "2.14"
+#: Search and list pages hold at most 150 records [CRM-API.md §3.2, §3.4].
+PER_PAGE_MAX = 150
+#: Data attribute models with custom attributes on the objects we read [CRM-API.md §3.6].
+MODELS = ("contact", "company", "conversation")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One search page: its records and the next body cursor (None on the last page, which has
+    no ``pages.next`` [CRM-API.md §3.2])."""
+
+    results: list[dict[str, Any]]
+    starting_after: str | None
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScrollPage:
+    """One ``GET /companies/scroll`` page; empty ``results`` means the end [CRM-API.md §3.2]."""
+
+    results: list[dict[str, Any]]
+    scroll_param: str | None
+
+
+def _next_cursor(body: dict[str, Any]) -> str | None:
+    nxt = (body.get("pages") or {}).get("next") or {}
+    cursor = nxt.get("starting_after") if isinstance(nxt, dict) else None
+    return str(cursor) if cursor else None
+
+
+class IntercomClient:
+    """Intercom over one reused HTTP connection, paced by ``X-RateLimit-*``."""
+
+    vendor = "intercom"
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+        on_retry: Callable[[Attempt], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.sleep = sleep
+        self.api = ApiClient(
+            "intercom",
+            base_url,
+            credentials=credentials,
+            pacer=pacer if pacer is not None else IntercomPacer(sleep=sleep),
+            retry=retry,
+            sleep=sleep,
+            on_retry=on_retry,
+            headers={"Intercom-Version": VERSION},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> IntercomClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- search ---------------------------------------------------------------------------------
+
+    def search_page(
+        self,
+        obj: str,
+        query: dict[str, Any],
+        *,
+        starting_after: str | None = None,
+        per_page: int = PER_PAGE_MAX,
+        sort: dict[str, str] | None = None,
+    ) -> Page:
+        """``POST /{contacts|conversations}/search``. The cursor goes in the body's
+        ``pagination``; in the query string it is ignored and page 1 comes back
+        [CRM-API.md §3.2]."""
+        if obj not in ("contacts", "conversations"):
+            raise ValueError(f"Intercom has no search for {obj!r}")
+        pagination: dict[str, Any] = {"per_page": min(per_page, PER_PAGE_MAX)}
+        if starting_after:
+            pagination["starting_after"] = starting_after
+        body: dict[str, Any] = {"query": query, "pagination": pagination}
+        if sort:
+            body["sort"] = sort
+        reply = self.api.request(
+            "POST", f"/{obj}/search", json=body, route=f"POST /{obj}/search", idempotent=True
+        )
+        reply = reply or {}
+        key = "conversations" if obj == "conversations" else "data"
+        total = reply.get("total_count")
+        return Page(
+            list(reply.get(key) or []),
+            _next_cursor(reply),
+            int(total) if isinstance(total, int) else None,
+        )
+
+    # -- companies ------------------------------------------------------------------------------
+
+    def scroll_page(self, scroll_param: str | None = None) -> ScrollPage:
+        """``GET /companies/scroll``: without a param it opens the app's one scroll (400
+        ``scroll_exists`` while another is open), with one it returns the next page (404 once
+        the param expired, after 1 minute idle) [CRM-API.md §3.2]. Not retried on server or
+        network errors (see the module doc); throttles are, as Intercom rejects them unread."""
+        params = {"scroll_param": scroll_param} if scroll_param else None
+        reply = self.api.request(
+            "GET",
+            "/companies/scroll",
+            params=params,
+            route="GET /companies/scroll",
+            idempotent=False,
+        )
+        reply = reply or {}
+        param = reply.get("scroll_param")
+        return ScrollPage(list(reply.get("data") or []), str(param) if param else None)
+
+    # -- full tables ----------------------------------------------------------------------------
+
+    def admins(self) -> list[dict[str, Any]]:
+        """``GET /admins``: every teammate, one unpaginated ``admin.list``."""
+        reply = self.api.request("GET", "/admins", route="GET /admins") or {}
+        return list(reply.get("admins") or [])
+
+    def tags(self) -> list[dict[str, Any]]:
+        """``GET /tags``: every tag of the workspace, one unpaginated list."""
+        reply = self.api.request("GET", "/tags", route="GET /tags") or {}
+        return list(reply.get("data") or [])
+
+    def data_attributes(self, model: str) -> list[dict[str, Any]]:
+        """``GET /data_attributes?model=…``: live (non-archived) attributes of one model, built-in
+        and custom, with their ``data_type`` [CRM-API.md §3.6]."""
+        if model not in MODELS:
+            raise ValueError(f"unknown data attribute model {model!r}")
+        reply = self.api.request(
+            "GET", "/data_attributes", params={"model": model}, route="GET /data_attributes"
+        )
+        return list((reply or {}).get("data") or [])
