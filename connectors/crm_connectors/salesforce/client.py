@@ -1,0 +1,174 @@
+"""The Salesforce REST client of the connector: :class:`ApiClient` + :class:`SalesforcePacer` +
+:class:`SalesforceOAuth`.
+
+The API host is the ``instance_url`` of the token response, not the login host
+[CRM-API.md §2.1]; every call goes to ``{instance_url}/services/data/vNN.0``. Each method passes
+``route=`` as a *template* (``GET /query/{locator}``), never with ids or SOQL in it, so logs and
+errors stay free of record data. A ``/query`` GET is a read and is retried like any GET.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..http import ApiClient, Attempt, RetryPolicy, Sleep
+from ..oauth import SalesforceOAuth
+from ..pacing import Pacer, SalesforcePacer
+
+#: Spring '26 [CRM-API.md §2.1].
+API_VERSION = "66.0"
+#: ``Sforce-Query-Options: batchSize`` is clamped to [200, 2000] [CRM-API.md §2.2].
+BATCH_MAX = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPage:
+    """One page of ``/query`` or ``/queryAll``: its records, ``totalSize`` and the host-relative
+    ``nextRecordsUrl`` (None on the last page, where ``done`` is true [CRM-API.md §2.2])."""
+
+    records: list[dict[str, Any]]
+    total: int
+    next_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPage:
+    """One page of Bulk 2.0 query results: CSV text and the next ``Sforce-Locator`` (None when
+    the header says ``null`` [CRM-API.md §2.7])."""
+
+    csv: str
+    locator: str | None
+
+
+def _page(body: Any) -> QueryPage:
+    body = body or {}
+    nxt = body.get("nextRecordsUrl")
+    return QueryPage(
+        list(body.get("records") or []),
+        int(body.get("totalSize") or 0),
+        str(nxt) if nxt and not body.get("done", False) else None,
+    )
+
+
+class SalesforceClient:
+    """Salesforce REST over one reused HTTP connection, guarded by the daily-quota pacer."""
+
+    vendor = "salesforce"
+
+    def __init__(
+        self,
+        credentials: SalesforceOAuth,
+        *,
+        api_version: str = API_VERSION,
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+        on_retry: Callable[[Attempt], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.credentials = credentials
+        base = f"{credentials.instance_url.rstrip('/')}/services/data/v{api_version}"
+        self.sleep = sleep
+        self.api = ApiClient(
+            "salesforce",
+            base,
+            credentials=credentials,
+            pacer=pacer if pacer is not None else SalesforcePacer(),
+            retry=retry,
+            sleep=sleep,
+            on_retry=on_retry,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> SalesforceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- describe -------------------------------------------------------------------------------
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """``GET /sobjects/{T}/describe``: the object's fields with their types."""
+        body = self.api.request(
+            "GET", f"/sobjects/{sobject}/describe", route="GET /sobjects/{T}/describe"
+        )
+        return dict(body or {})
+
+    # -- SOQL -----------------------------------------------------------------------------------
+
+    def query(self, soql: str, *, deleted: bool = False, batch_size: int = BATCH_MAX) -> QueryPage:
+        """The first page of ``/query`` (``/queryAll`` with ``deleted``: the recycle bin and
+        merged rows too [CRM-API.md §2.2])."""
+        endpoint = "/queryAll" if deleted else "/query"
+        body = self.api.request(
+            "GET",
+            endpoint,
+            params={"q": soql},
+            headers={"Sforce-Query-Options": f"batchSize={batch_size}"},
+            route=f"GET {endpoint}",
+        )
+        return _page(body)
+
+    def query_more(self, next_url: str) -> QueryPage:
+        """The page at a ``nextRecordsUrl`` (host-relative, with the version prefix)."""
+        route = "GET /queryAll/{locator}" if "/queryAll/" in next_url else "GET /query/{locator}"
+        body = self.api.request("GET", self.api.absolute(next_url), route=route)
+        return _page(body)
+
+    def count(self, soql: str, *, deleted: bool = False) -> int:
+        """``totalSize`` of a ``SELECT COUNT() ...`` query."""
+        return self.query(soql, deleted=deleted).total
+
+    # -- Bulk API 2.0 query -----------------------------------------------------------------------
+
+    def create_query_job(self, soql: str, *, deleted: bool = False) -> dict[str, Any]:
+        """``POST /jobs/query``: a ``query``/``queryAll`` job over CSV [CRM-API.md §2.7]. Sent as
+        idempotent: a retry after a lost answer at worst leaves an unused job, which expires."""
+        body = self.api.request(
+            "POST",
+            "/jobs/query",
+            json={
+                "operation": "queryAll" if deleted else "query",
+                "query": soql,
+                "contentType": "CSV",
+                "columnDelimiter": "COMMA",
+                "lineEnding": "LF",
+            },
+            route="POST /jobs/query",
+            idempotent=True,
+        )
+        return dict(body or {})
+
+    def query_job(self, job_id: str) -> dict[str, Any]:
+        body = self.api.request("GET", f"/jobs/query/{job_id}", route="GET /jobs/query/{id}")
+        return dict(body or {})
+
+    def query_job_results(
+        self, job_id: str, locator: str | None = None, max_records: int | None = None
+    ) -> BulkPage:
+        """``GET /jobs/query/{id}/results``: CSV paged by the ``Sforce-Locator`` header."""
+        params: dict[str, Any] = {}
+        if locator:
+            params["locator"] = locator
+        if max_records:
+            params["maxRecords"] = max_records
+        response = self.api.send(
+            "GET",
+            f"/jobs/query/{job_id}/results",
+            params=params,
+            route="GET /jobs/query/{id}/results",
+        )
+        nxt = response.headers.get("Sforce-Locator")
+        return BulkPage(response.text, nxt if nxt and nxt != "null" else None)
+
+    def delete_query_job(self, job_id: str) -> None:
+        self.api.request("DELETE", f"/jobs/query/{job_id}", route="DELETE /jobs/query/{id}")

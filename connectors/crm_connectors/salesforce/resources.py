@@ -1,0 +1,367 @@
+"""Salesforce resources: one per sObject, read incrementally on ``SystemModstamp``. No Singer
+here; tap-crm adapts these to streams.
+
+Reads (:class:`SalesforceResource`):
+
+1. **REST, keyset by (SystemModstamp, Id).** ``queryAll`` (the recycle bin too, so deleted rows
+   arrive with ``IsDeleted`` true and are emitted ``deleted=True`` [CRM-API.md §2.2]) with
+   ``WHERE SystemModstamp > W OR (SystemModstamp = W AND Id > 'last')
+   ORDER BY SystemModstamp ASC, Id ASC``, ``Sforce-Query-Options: batchSize=2000``, following
+   ``nextRecordsUrl``. Datetime literals are unquoted (a quoted one is an INVALID_FIELD error
+   [CRM-API.md §2.2]). Every record is emitted with ``Bookmark(ms, Id)``: ties on one
+   millisecond are ordered by Id, so a resume inside a tie block repeats and loses nothing.
+2. **Expired locators.** ``INVALID_QUERY_LOCATOR`` (idle past ~15 min, or released as the
+   oldest of ~10 open cursors [CRM-API.md §2.2]) restarts the query from the last bookmark
+   emitted, not from scratch.
+3. **Bulk API 2.0 backfill.** On a first run (no watermark), a ``SELECT COUNT()`` decides:
+   above ``bulk_threshold`` rows a ``queryAll`` job is created, polled with backoff, and its
+   CSV results paged by ``Sforce-Locator`` [CRM-API.md §2.7], typed from describe. Job results
+   have no order, so bulk records carry the starting bookmark, except the last one, which
+   carries ``Bookmark(job start, None)``: from then on everything older than the job is known
+   emitted. A REST pass from the job's start time (``>=``) then catches changes made during it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..base import Bookmark, Record, Resource
+from ..errors import CrmError, FatalError
+from .client import BATCH_MAX, SalesforceClient
+
+log = logging.getLogger(__name__)
+
+OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Task", "User", "NPS_Response__c")
+
+#: The replication key: changes on every write, system ones included [CRM-API.md §2.2].
+MODSTAMP = "SystemModstamp"
+
+#: Fields marked PII (``x-pii``), per object: names, emails, phones, postal address parts and
+#: free text a person typed. Account names, titles and business data are not marked.
+PII_FIELDS: dict[str, dict[str, str]] = {
+    "Contact": {
+        "FirstName": "name",
+        "LastName": "name",
+        "Name": "name",
+        "Email": "email",
+        "Phone": "phone",
+        "MobilePhone": "phone",
+        "HomePhone": "phone",
+        "MailingStreet": "address",
+        "MailingCity": "address",
+        "MailingPostalCode": "address",
+        "MailingState": "address",
+        "MailingCountry": "address",
+        "Description": "free_text",
+    },
+    "Account": {
+        "Phone": "phone",
+        "BillingStreet": "address",
+        "BillingPostalCode": "address",
+        "ShippingStreet": "address",
+        "ShippingPostalCode": "address",
+    },
+    "Case": {
+        "Description": "free_text",
+        "Subject": "free_text",
+        "SuppliedEmail": "email",
+        "SuppliedName": "name",
+        "SuppliedPhone": "phone",
+    },
+    "Task": {"Description": "free_text", "Subject": "free_text"},
+    "Opportunity": {"Description": "free_text"},
+    "User": {
+        "Email": "email",
+        "Name": "name",
+        "FirstName": "name",
+        "LastName": "name",
+        "Username": "email",
+        "Phone": "phone",
+        "MobilePhone": "phone",
+    },
+    "NPS_Response__c": {"Comment__c": "free_text"},
+}
+
+#: Compound and binary fields cannot be selected in Bulk queries and carry no extra data.
+_UNSELECTABLE = {"address", "location", "base64"}
+_NUMBER = {"double", "currency", "percent"}
+
+
+def json_type(sf_type: str, nillable: bool = True) -> dict[str, Any]:
+    """The JSON Schema of a describe field type [CRM-API.md §2.3]; unknown types are strings."""
+    if sf_type in _NUMBER:
+        out: dict[str, Any] = {"type": "number"}
+    elif sf_type == "int":
+        out = {"type": "integer"}
+    elif sf_type == "boolean":
+        out = {"type": "boolean"}
+    elif sf_type == "date":
+        out = {"type": "string", "format": "date"}
+    elif sf_type == "datetime":
+        out = {"type": "string", "format": "date-time"}
+    else:
+        out = {"type": "string"}
+    if nillable:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def parse_ms(text: str) -> int:
+    """Epoch ms of a Salesforce datetime (``2026-01-01T00:00:00.000+0000``, ``...Z``)."""
+    value = text.strip().replace("Z", "+00:00")
+    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
+        value = value[:-2] + ":" + value[-2:]  # +0000 -> +00:00 (3.10 fromisoformat)
+    when = dt.datetime.fromisoformat(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def ms_to_iso(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, the form emitted for every datetime."""
+    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def soql_datetime(ms: int) -> str:
+    """A SOQL datetime literal, unquoted [CRM-API.md §2.2]."""
+    return ms_to_iso(ms)
+
+
+def convert(value: Any, sf_type: str) -> Any:
+    """A REST JSON value or a Bulk CSV cell as its schema type. Empty cells are null (CSV cannot
+    tell them apart). A value that does not parse is null, logged by type only (values may be
+    personal data)."""
+    if value is None or value == "":
+        return None
+    try:
+        if sf_type in _NUMBER:
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("not finite")
+            return number
+        if sf_type == "int":
+            return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+        if sf_type == "boolean":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).lower()
+            if lowered not in ("true", "false"):
+                raise ValueError("not a boolean")
+            return lowered == "true"
+        if sf_type == "date":
+            return dt.date.fromisoformat(str(value)[:10]).isoformat()
+        if sf_type == "datetime":
+            return ms_to_iso(parse_ms(str(value)))
+    except (ValueError, TypeError, OverflowError):
+        log.warning("salesforce: a %s value did not parse; emitted as null", sf_type)
+        return None
+    return str(value)
+
+
+class SalesforceResource:
+    """One sObject, read by REST ``queryAll`` or, for a large first run, Bulk API 2.0."""
+
+    primary_key: tuple[str, ...] = ("Id",)
+    replication_key: str | None = MODSTAMP
+
+    def __init__(
+        self,
+        client: SalesforceClient,
+        sobject: str,
+        *,
+        start_date: int | None = None,
+        bulk_threshold: int | None = 50_000,
+        batch_size: int = BATCH_MAX,
+        bulk_page_size: int | None = None,
+        poll_cap: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.sobject = sobject
+        self.name = f"salesforce_{sobject}"
+        self.start_date = start_date
+        self.bulk_threshold = bulk_threshold
+        self.batch_size = batch_size
+        self.bulk_page_size = bulk_page_size
+        self.poll_cap = poll_cap
+        self._fields: list[dict[str, Any]] | None = None
+        #: How the last read went: "rest" or "bulk" (for callers and tests).
+        self.last_mode = ""
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def describe_fields(self) -> list[dict[str, Any]]:
+        """Describe's fields that can be selected (read once per resource)."""
+        if self._fields is None:
+            fields = self.client.describe(self.sobject).get("fields") or []
+            self._fields = [
+                f for f in fields if f.get("name") and f.get("type") not in _UNSELECTABLE
+            ]
+        return self._fields
+
+    def field_types(self) -> dict[str, str]:
+        return {str(f["name"]): str(f.get("type") or "string") for f in self.describe_fields()}
+
+    def schema(self) -> dict[str, Any]:
+        pii = PII_FIELDS.get(self.sobject, {})
+        props: dict[str, Any] = {}
+        for f in self.describe_fields():
+            name = str(f["name"])
+            prop = json_type(str(f.get("type") or "string"), bool(f.get("nillable", True)))
+            if name == "Id":
+                prop = {"type": "string"}
+            if name in pii:
+                prop["x-pii"] = pii[name]
+            props[name] = prop
+        return {
+            "type": "object",
+            "properties": props,
+            "required": ["Id"],
+            "additionalProperties": False,
+        }
+
+    # -- read ------------------------------------------------------------------------------------
+
+    def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
+        types = self.field_types()
+        if MODSTAMP not in types or "Id" not in types:
+            raise FatalError(
+                f"{self.sobject} has no {MODSTAMP}/Id to read incrementally",
+                vendor="salesforce",
+                code="UNSUPPORTED_OBJECT",
+            )
+        names = list(types)
+        if bookmark.watermark is None:
+            if self.start_date is not None:
+                bookmark = Bookmark(self.start_date)
+            if self.bulk_threshold is not None and self._count(bookmark) > self.bulk_threshold:
+                self.last_mode = "bulk"
+                bulk_end = bookmark
+                for rec, bulk_end in self._bulk(bookmark, names, types):
+                    yield rec, bulk_end
+                bookmark = bulk_end
+                yield from self._rest(bookmark, names, types)
+                return
+        self.last_mode = "rest"
+        yield from self._rest(bookmark, names, types)
+
+    def _where(self, bookmark: Bookmark) -> str:
+        if bookmark.watermark is None:
+            return ""
+        stamp = soql_datetime(bookmark.watermark)
+        if bookmark.last_id is None:
+            return f" WHERE {MODSTAMP} >= {stamp}"
+        last = bookmark.last_id.replace("\\", "\\\\").replace("'", "\\'")
+        # AND and OR mixed need parentheses in SOQL [CRM-API.md §2.2].
+        return f" WHERE {MODSTAMP} > {stamp} OR ({MODSTAMP} = {stamp} AND Id > '{last}')"
+
+    def _count(self, bookmark: Bookmark) -> int:
+        return self.client.count(
+            f"SELECT COUNT() FROM {self.sobject}{self._where(bookmark)}", deleted=True
+        )
+
+    def _rest(
+        self, bookmark: Bookmark, names: Sequence[str], types: dict[str, str]
+    ) -> Iterator[tuple[Record, Bookmark]]:
+        select = f"SELECT {', '.join(names)} FROM {self.sobject}"
+        last = bookmark
+        restarts = 0
+        while True:
+            soql = f"{select}{self._where(last)} ORDER BY {MODSTAMP} ASC, Id ASC"
+            page = self.client.query(soql, deleted=True, batch_size=self.batch_size)
+            try:
+                while True:
+                    for raw in page.records:
+                        rec = self._record(raw, types)
+                        last = Bookmark(rec.modified, rec.id)
+                        yield rec, last
+                    if page.next_url is None:
+                        return
+                    page = self.client.query_more(page.next_url)
+            except FatalError as err:
+                if err.code != "INVALID_QUERY_LOCATOR":
+                    raise
+                restarts += 1
+                if restarts > 100:
+                    raise
+                # The cursor expired (idle or released) [CRM-API.md §2.2]: a new query from
+                # the last record emitted loses and repeats nothing.
+                log.info("salesforce %s: query locator expired, resuming", self.sobject)
+
+    def _bulk(
+        self, bookmark: Bookmark, names: Sequence[str], types: dict[str, str]
+    ) -> Iterator[tuple[Record, Bookmark]]:
+        soql = f"SELECT {', '.join(names)} FROM {self.sobject}{self._where(bookmark)}"
+        job = self.client.create_query_job(soql, deleted=True)
+        job_id = str(job["id"])
+        started = parse_ms(str(job["createdDate"]))
+        self._wait(job_id)
+        held: Record | None = None
+        locator: str | None = None
+        while True:
+            page = self.client.query_job_results(job_id, locator, self.bulk_page_size)
+            for row in csv.DictReader(io.StringIO(page.csv)):
+                rec = self._record(row, types)
+                if held is not None:
+                    yield held, bookmark
+                held = rec
+            locator = page.locator
+            if locator is None:
+                break
+        try:
+            self.client.delete_query_job(job_id)
+        except CrmError:
+            log.info("salesforce %s: bulk job cleanup failed; it expires on its own", self.sobject)
+        if held is not None:
+            # Every row older than the job is now emitted: resume from its start time.
+            yield held, Bookmark(started)
+
+    def _wait(self, job_id: str) -> None:
+        delay = 0.5
+        while True:
+            info = self.client.query_job(job_id)
+            state = info.get("state")
+            if state == "JobComplete":
+                return
+            if state in ("Failed", "Aborted"):
+                raise FatalError(
+                    f"bulk query job ended in state {state}",
+                    vendor="salesforce",
+                    route="GET /jobs/query/{id}",
+                    code=str(info.get("errorMessage") or state)[:80],
+                )
+            self.client.sleep(delay)
+            delay = min(delay * 2, self.poll_cap)
+
+    def _record(self, raw: dict[str, Any], types: dict[str, str]) -> Record:
+        data = {name: convert(raw.get(name), kind) for name, kind in types.items()}
+        stamp = raw.get(MODSTAMP)
+        modified = parse_ms(str(stamp)) if stamp else 0
+        rid = str(raw["Id"])
+        data["Id"] = rid
+        return Record(rid, modified, data, deleted=bool(data.get("IsDeleted")))
+
+
+class SalesforceConnector:
+    """The Salesforce connector: the standard objects plus any named in ``objects``."""
+
+    vendor = "salesforce"
+
+    def __init__(
+        self, client: SalesforceClient, objects: Sequence[str] = (), **resource_options: Any
+    ) -> None:
+        self.client = client
+        self.objects = tuple(dict.fromkeys([*OBJECTS, *objects]))
+        self._options = resource_options
+
+    def resources(self) -> list[Resource]:
+        return [SalesforceResource(self.client, o, **self._options) for o in self.objects]
+
+    def close(self) -> None:
+        self.client.close()
