@@ -35,7 +35,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import backoff
 import httpx
@@ -453,3 +453,49 @@ class ApiClient:
             method=method,
             route=route,
         )
+
+
+_C = TypeVar("_C", bound="VendorClient")
+
+
+class VendorClient:
+    """Base of the per-CRM clients: one paced, retrying :class:`ApiClient` and its lifetime.
+
+    Subclasses set ``vendor``, choose their default pacer and add typed methods for the calls
+    their readers make."""
+
+    vendor: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        pacer: Pacer,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = time.sleep,
+        on_retry: Callable[[Attempt], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sleep = sleep
+        self.api = ApiClient(
+            self.vendor,
+            base_url,
+            credentials=credentials,
+            pacer=pacer,
+            retry=retry,
+            sleep=sleep,
+            on_retry=on_retry,
+            transport=transport,
+            headers=headers,
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

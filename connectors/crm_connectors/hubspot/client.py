@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from ..http import ApiClient, Attempt, Credentials, RetryPolicy, Sleep
+from ..http import Attempt, Credentials, RetryPolicy, Sleep, VendorClient
 from ..pacing import HubSpotPacer, Pacer
 
 #: The real API host [CRM-API.md §1]; tests pass the sandbox's URL.
@@ -49,7 +49,7 @@ def _page(body: Any) -> Page:
     )
 
 
-class HubSpotClient:
+class HubSpotClient(VendorClient):
     """HubSpot CRM v3 over one reused HTTP connection, paced by HubSpot's own headers."""
 
     vendor = "hubspot"
@@ -65,25 +65,15 @@ class HubSpotClient:
         on_retry: Callable[[Attempt], None] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.api = ApiClient(
-            "hubspot",
+        super().__init__(
             base_url,
-            credentials=credentials,
+            credentials,
             pacer=pacer if pacer is not None else HubSpotPacer(sleep=sleep),
             retry=retry,
             sleep=sleep,
             on_retry=on_retry,
             transport=transport,
         )
-
-    def close(self) -> None:
-        self.api.close()
-
-    def __enter__(self) -> HubSpotClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- objects ------------------------------------------------------------------------------
 

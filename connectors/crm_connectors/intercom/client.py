@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from ..http import ApiClient, Attempt, Credentials, RetryPolicy, Sleep
+from ..http import Attempt, Credentials, RetryPolicy, Sleep, VendorClient
 from ..pacing import IntercomPacer, Pacer
 
 #: The real API host (US region) [CRM-API.md §3]; tests pass the sandbox's URL.
@@ -54,7 +54,7 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
     return str(cursor) if cursor else None
 
 
-class IntercomClient:
+class IntercomClient(VendorClient):
     """Intercom over one reused HTTP connection, paced by ``X-RateLimit-*``."""
 
     vendor = "intercom"
@@ -70,27 +70,16 @@ class IntercomClient:
         on_retry: Callable[[Attempt], None] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.sleep = sleep
-        self.api = ApiClient(
-            "intercom",
+        super().__init__(
             base_url,
-            credentials=credentials,
+            credentials,
             pacer=pacer if pacer is not None else IntercomPacer(sleep=sleep),
             retry=retry,
             sleep=sleep,
             on_retry=on_retry,
-            headers={"Intercom-Version": VERSION},
             transport=transport,
+            headers={"Intercom-Version": VERSION},
         )
-
-    def close(self) -> None:
-        self.api.close()
-
-    def __enter__(self) -> IntercomClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- search ---------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from ..http import ApiClient, Attempt, RetryPolicy, Sleep
+from ..http import Attempt, RetryPolicy, Sleep, VendorClient
 from ..oauth import SalesforceOAuth
 from ..pacing import Pacer, SalesforcePacer
 
@@ -55,7 +55,7 @@ def _page(body: Any) -> QueryPage:
     )
 
 
-class SalesforceClient:
+class SalesforceClient(VendorClient):
     """Salesforce REST over one reused HTTP connection, guarded by the daily-quota pacer."""
 
     vendor = "salesforce"
@@ -73,26 +73,15 @@ class SalesforceClient:
     ) -> None:
         self.credentials = credentials
         base = f"{credentials.instance_url.rstrip('/')}/services/data/v{api_version}"
-        self.sleep = sleep
-        self.api = ApiClient(
-            "salesforce",
+        super().__init__(
             base,
-            credentials=credentials,
+            credentials,
             pacer=pacer if pacer is not None else SalesforcePacer(),
             retry=retry,
             sleep=sleep,
             on_retry=on_retry,
             transport=transport,
         )
-
-    def close(self) -> None:
-        self.api.close()
-
-    def __enter__(self) -> SalesforceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- describe -------------------------------------------------------------------------------
 
