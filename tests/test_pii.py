@@ -271,11 +271,31 @@ def test_given_null_or_empty_phone_when_tokenising_then_token_is_none() -> None:
 
 def test_given_no_hmac_key_when_policy_needs_tokens_then_config_error_names_setting() -> None:
     keys = KeyRing({"k1": ENC_A})
-    with pytest.raises(PiiConfigError, match="CRM_PII_HMAC_KEYS"):
-        PiiPolicy(keys, {"contacts": {"email": "email"}})
-    # Without tokens the same key ring is enough.
-    policy = PiiPolicy(keys, {"contacts": {"email": {"kind": "email", "token": False}}})
-    assert policy.apply("contacts", {"email": "a@b.c"})["email"].startswith(ENC_PREFIX)
+    # Tokens are optional: without an HMAC key, email's default token is off ...
+    policy = PiiPolicy(keys, {"contacts": {"email": "email"}})
+    out = policy.apply("contacts", {"email": "a@b.c"})
+    assert out["email"].startswith(ENC_PREFIX)
+    assert "email__token" not in out
+    # ... but a rule that asks for one, or mode hash, names the setting to fill.
+    for rule in ({"kind": "email", "token": True}, {"kind": "email", "mode": "hash"}):
+        with pytest.raises(PiiConfigError, match="CRM_PII_HMAC_KEYS"):
+            PiiPolicy(keys, {"contacts": {"email": rule}})
+
+
+def test_given_no_keys_when_fields_are_dropped_or_kept_then_no_key_is_needed() -> None:
+    policy = PiiPolicy(
+        None,
+        {
+            "contacts": {
+                "email": {"kind": "email", "mode": "drop"},
+                "city": {"kind": "address", "mode": "keep"},
+            }
+        },
+    )
+    assert policy.apply("contacts", {"email": "a@b.c", "city": "Lyon"}) == {"city": "Lyon"}
+    with pytest.raises(PiiConfigError, match="CRM_PII_KEYS") as err:
+        PiiPolicy(None, {"contacts": {"email": "email"}})
+    assert "contacts field /email" in str(err.value)
 
 
 # -- policy modes ------------------------------------------------------------------------------
@@ -411,7 +431,9 @@ def test_given_policy_when_transforming_schema_then_it_matches_the_records() -> 
     props = schema["properties"]["properties"]["properties"]
     assert props["email"]["type"] == ["string", "null"]
     assert "maxLength" not in props["email"] and "format" not in props["email"]
-    assert props["email"]["description"] == "Primary email"
+    assert props["email"]["description"] == (
+        "Primary email. PII (email), encrypted (enc:v1:<key_id>:<base64url>)."
+    )
     assert props["firstname"]["type"] == "string" and "maxLength" not in props["firstname"]
     assert "phone" not in props and props["phone__token"]["type"] == ["string", "null"]
     assert "phone" not in schema["properties"]["properties"]["required"]

@@ -567,7 +567,11 @@ class StreamPlan:
     __slots__ = ("_tree", "rules", "stream", "token_suffix")
 
     def __init__(
-        self, stream: str, rules: tuple[_Resolved, ...], keyring: KeyRing, token_suffix: str
+        self,
+        stream: str,
+        rules: tuple[_Resolved, ...],
+        keyring: KeyRing | None,
+        token_suffix: str,
     ) -> None:
         self.stream = stream
         self.rules = rules
@@ -624,7 +628,16 @@ def _apply(tree: tuple[tuple[str, Any, Any], ...], src: Mapping[str, Any]) -> di
     return out
 
 
-def _leaf(rule: _Resolved, stream: str, keyring: KeyRing, suffix: str) -> _Leaf:
+def _leaf(rule: _Resolved, stream: str, keyring: KeyRing | None, suffix: str) -> _Leaf:
+    if keyring is None and (rule.mode in (Mode.ENCRYPT, Mode.HASH) or rule.token):
+        raise PiiConfigError(
+            f"{SETTING_KEYS[0]} or {SETTING_KEYS[1]}",
+            f"{stream} field {rule.pointer} needs a key (mode {rule.mode.value}"
+            f"{', with a token' if rule.token else ''}) and none is configured; or set its mode"
+            " to drop or keep",
+        )
+    if keyring is None:
+        return _drop if rule.mode is Mode.DROP else _keep
     tok = keyring.tokenizer(rule.kind) if rule.token or rule.mode is Mode.HASH else None
     mode = rule.mode
     if mode is Mode.ENCRYPT:
@@ -652,22 +665,22 @@ def _leaf(rule: _Resolved, stream: str, keyring: KeyRing, suffix: str) -> _Leaf:
 
         return hash_
     if mode is Mode.DROP:
-
-        def drop(out: dict[str, Any], key: str, value: Any) -> None:
-            del out[key]
-
-        return drop
+        return _drop
     if tok is None:
-
-        def keep(out: dict[str, Any], key: str, value: Any) -> None:
-            return None
-
-        return keep
+        return _keep
 
     def keep_token(out: dict[str, Any], key: str, value: Any) -> None:
         out[key + suffix] = tok(value)
 
     return keep_token
+
+
+def _drop(out: dict[str, Any], key: str, value: Any) -> None:
+    del out[key]
+
+
+def _keep(out: dict[str, Any], key: str, value: Any) -> None:
+    return None
 
 
 RuleSpec = FieldRule | PiiKind | str | Mapping[str, Any]
@@ -683,7 +696,7 @@ class PiiPolicy:
 
     def __init__(
         self,
-        keyring: KeyRing,
+        keyring: KeyRing | None,
         streams: Mapping[str, Mapping[str, RuleSpec]],
         *,
         token_suffix: str = "__token",  # noqa: S107 - a field-name suffix, not a credential
@@ -692,8 +705,13 @@ class PiiPolicy:
             raise PiiConfigError("pii.token_suffix", "must not be empty")
         self.keyring = keyring
         self.token_suffix = token_suffix
+        # Tokens are optional: without an HMAC key the kinds' default tokens are off (a rule
+        # that asks for one, or mode hash, still fails, naming the setting to fill).
+        default_token = keyring is not None and keyring.active_hmac_key_id is not None
         self._rules: dict[str, tuple[_Resolved, ...]] = {
-            stream: tuple(_resolve(stream, path, spec) for path, spec in fields.items())
+            stream: tuple(
+                _resolve(stream, path, spec, default_token) for path, spec in fields.items()
+            )
             for stream, fields in streams.items()
         }
         self._plans = {
@@ -705,7 +723,7 @@ class PiiPolicy:
     @classmethod
     def from_schemas(
         cls,
-        keyring: KeyRing,
+        keyring: KeyRing | None,
         schemas: Mapping[str, Mapping[str, Any]],
         overrides: Mapping[str, Mapping[str, RuleSpec]] | None = None,
         *,
@@ -749,7 +767,7 @@ class PiiPolicy:
             if rule.mode is Mode.ENCRYPT:
                 for container, key in _locate(out, rule.segments):
                     value = container.get(key)
-                    if isinstance(value, str):
+                    if isinstance(value, str) and self.keyring is not None:
                         container[key] = self.keyring.decrypt(
                             value, stream=stream, path=rule.pointer
                         )
@@ -760,7 +778,7 @@ class PiiPolicy:
         return f"PiiPolicy(fields={counts}, keyring={self.keyring!r})"
 
 
-def _resolve(stream: str, path: str, spec: RuleSpec) -> _Resolved:
+def _resolve(stream: str, path: str, spec: RuleSpec, default_token: bool = True) -> _Resolved:
     where = f"pii.{stream}.{path}"
     try:
         segments = _segments(path)
@@ -794,7 +812,9 @@ def _resolve(stream: str, path: str, spec: RuleSpec) -> _Resolved:
         raise PiiConfigError(where, f"kind must be one of {kinds}; mode one of {modes}") from None
     mode = DEFAULT_MODE[kind] if mode is None else Mode(mode)
     if token is None:
-        token = DEFAULT_TOKEN[kind] and mode is not Mode.DROP
+        token = mode is Mode.HASH or (
+            default_token and DEFAULT_TOKEN[kind] and mode is not Mode.DROP
+        )
     if mode is Mode.DROP and token:
         raise PiiConfigError(where, "a dropped field cannot carry a token (use mode 'hash')")
     if mode is Mode.HASH and token is False:
@@ -892,6 +912,13 @@ def _schema_parents(schema: dict[str, Any], segments: tuple[str, ...]) -> Iterab
         yield node
 
 
+def _described(old: Mapping[str, Any], note: str) -> str:
+    text = str(old.get("description") or "").strip()
+    if not text:
+        return note
+    return f"{text} {note}" if text.endswith((".", "!", "?")) else f"{text}. {note}"
+
+
 def _transform_property(parent: dict[str, Any], rule: _Resolved, suffix: str) -> None:
     name = rule.segments[-1]
     props = parent.setdefault("properties", {})
@@ -899,13 +926,18 @@ def _transform_property(parent: dict[str, Any], rule: _Resolved, suffix: str) ->
     old = old if isinstance(old, dict) else {}
     nullable = _allows_null(old) if old else True
     marks = {"x-pii": rule.kind.value, "x-pii-mode": rule.mode.value}
+    # Singer tooling drops unknown keywords such as x-pii (singer-sdk's Schema keeps a fixed
+    # list), so the description says it too: a target or a person reading the SCHEMA sees it.
+    said = {"encrypt": f"encrypted ({ENC_PREFIX}<key_id>:<base64url>)", "keep": "plain text"}
+    note = f"PII ({rule.kind.value}), {said.get(rule.mode.value, rule.mode.value)}."
     if rule.mode is Mode.ENCRYPT:
         new: dict[str, Any] = {k: old[k] for k in _KEEP_ANNOTATIONS if k in old}
         new["type"] = ["string", "null"] if nullable else "string"
+        new["description"] = _described(old, note)
         props[name] = {**new, **marks}
     elif rule.mode is Mode.KEEP:
         if old:
-            props[name] = {**old, **marks}
+            props[name] = {**old, "description": _described(old, note), **marks}
     else:
         props.pop(name, None)
         required = parent.get("required")

@@ -1,18 +1,127 @@
-"""Entry point of ``tap-crm``. The tap itself is issue #3; until it lands this says so plainly."""
+"""tap-crm: HubSpot, Salesforce and Intercom as one Singer tap.
+
+The reading is done by the connector layer (``crm_connectors``); this module wires settings to
+connectors, connectors' resources to streams (:mod:`tap_crm.streams`), and protects the run:
+PII transformed before any record is written, secrets masked in every log line, and connector
+errors reported as one actionable line instead of a traceback.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from singer_sdk import Stream, Tap
+
+from crm_connectors.base import Connector, Resource
+from crm_connectors.errors import ConfigError, CrmError, MissingScopes, NotFound
+from crm_connectors.pii import RedactingFilter, install_redaction
+
+from . import settings
+from .streams import CrmStream, with_deleted_flag
+from .writer import OrjsonWriter
+
+log = logging.getLogger("tap_crm")
+
+#: Loggers whose records pass the redaction filter (besides the root logger's handlers).
+LOGGERS = ("crm_connectors", "tap_crm", "tap-crm", "singer_sdk", "httpx", "httpcore")
 
 
-def main() -> int:
-    print(
-        "tap-crm is not built yet (issue #3). The CRM sandbox it will read from is ready:"
-        " run `crm-sandbox --help`.",
-        file=sys.stderr,
-    )
-    return 2
+class TapCrm(Tap):
+    """Customer data from HubSpot, Salesforce and Intercom, incrementally, with PII protected."""
+
+    name = "tap-crm"
+    config_jsonschema = settings.CONFIG_SCHEMA.to_dict()
+    message_writer_class = OrjsonWriter
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connectors: list[Connector] = []
+        self._redactor: RedactingFilter | None = None
+        self._quota_stopped: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    # -- discovery -------------------------------------------------------------------------------
+
+    def discover_streams(self) -> Sequence[Stream]:
+        self._protect_logs()
+        self._connectors = settings.connectors(self.config)
+        weakref.finalize(self, _close, self._connectors)
+        found: list[tuple[str, Resource, dict[str, Any]]] = []
+        for connector in self._connectors:
+            for resource in connector.resources():
+                schema = self._discover(connector.vendor, resource)
+                if schema is not None:
+                    found.append((connector.vendor, resource, with_deleted_flag(schema)))
+        policy = settings.pii_policy(self.config, {r.name: s for _, r, s in found})
+        if policy.keyring is not None and self._redactor is not None:
+            self._redactor.add_secrets(policy.keyring.secret_strings())
+        return [
+            CrmStream(
+                self,
+                resource,
+                policy.plan(resource.name),
+                policy.transform_schema(resource.name, schema),
+                vendor=vendor,
+                stopped=self._quota_stopped,
+            )
+            for vendor, resource, schema in found
+        ]
+
+    def _discover(self, vendor: str, resource: Resource) -> dict[str, Any] | None:
+        """The resource's schema; None (with a warning) when the credentials lack its scopes."""
+        try:
+            return resource.schema()
+        except MissingScopes as exc:
+            log.warning(
+                "%s is left out: the %s credentials lack %s",
+                resource.name,
+                vendor,
+                ", ".join(exc.scopes) or "a required scope",
+            )
+            return None
+        except NotFound as exc:
+            if vendor == "salesforce":
+                raise ConfigError(
+                    f"Salesforce has no object {resource.name.removeprefix('salesforce_')!r}"
+                    " (check its API name, e.g. Subscription__c, and the user's access)",
+                    setting="salesforce_objects",
+                ) from exc
+            raise
+
+    def _protect_logs(self) -> None:
+        if self._redactor is not None:
+            return
+        secret_names = [
+            name
+            for name, spec in settings.CONFIG_SCHEMA.to_dict()["properties"].items()
+            if spec.get("secret")
+        ]
+        self._redactor = RedactingFilter(
+            [str(self.config[n]) for n in secret_names if self.config.get(n)]
+        )
+        install_redaction(self._redactor, LOGGERS)
+        # httpx logs every request at INFO; the connector layer logs retries and waits itself.
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+
+
+def _close(connectors: list[Connector]) -> None:
+    for connector in connectors:
+        connector.close()
+
+
+def main() -> None:
+    """``tap-crm``: the singer-sdk command line, with connector errors as one clear line."""
+    try:
+        TapCrm.cli()
+    except CrmError as exc:
+        # CrmError messages name vendor, route, status, code and the setting to fix, never
+        # tokens or response bodies (crm_connectors.errors).
+        log.error("tap-crm: %s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

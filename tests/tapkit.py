@@ -1,0 +1,201 @@
+"""Helpers for tap-crm tests: configs pointing at a sandbox, and the tap run as a real process.
+
+``run_tap`` starts ``python -m tap_crm.tap`` (the installed entry point's module) with a config
+file, and optionally a state and a catalog, and parses what it wrote: Singer messages on stdout,
+logs on stderr. ``start_tap`` gives the running process for kill -9 tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crm_connectors.sandbox.app import Sandbox
+from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+
+#: Fixed test keys (never used outside tests): key id "t1" (AES-256) and "h1" (HMAC).
+ENC_KEY = base64.b64encode(bytes(range(32))).decode()
+HMAC_KEY = base64.b64encode(bytes(range(100, 132))).decode()
+PII_KEYS = f"t1:{ENC_KEY}"
+PII_HMAC_KEYS = f"h1:{HMAC_KEY}"
+
+
+def tap_config(sandbox: Sandbox, crms: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A config reading ``crms`` (default: every vendor the sandbox serves) with the sandbox's
+    credentials, no settle delay (the sandbox indexes at once) and the test PII keys."""
+    urls = sandbox.urls
+    chosen = [c for c in ("hubspot", "salesforce", "intercom") if c in urls]
+    if crms is not None:
+        chosen = [c for c in chosen if c in set(crms)]
+    config: dict[str, Any] = {"crms": chosen, "pii_keys": PII_KEYS, "pii_hmac_keys": PII_HMAC_KEYS}
+    if "hubspot" in chosen:
+        config |= {
+            "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
+            "hubspot_base_url": urls["hubspot"],
+            "hubspot_search_settle_seconds": 0,
+        }
+    if "salesforce" in chosen:
+        sf = DEFAULT_CREDENTIALS["salesforce"]
+        config |= {
+            "salesforce_client_id": sf["client_id"],
+            "salesforce_client_secret": sf["client_secret"],
+            "salesforce_refresh_token": sf["refresh_token"],
+            "salesforce_login_url": urls["salesforce"],
+        }
+    if "intercom" in chosen:
+        config |= {
+            "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
+            "intercom_base_url": urls["intercom"],
+            "intercom_search_settle_seconds": 0,
+        }
+    return config | extra
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    messages: list[dict[str, Any]]
+    stdout: str
+    stderr: str
+
+    @property
+    def records(self) -> dict[str, list[dict[str, Any]]]:
+        """RECORD data by stream, in output order."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for m in self.messages:
+            if m["type"] == "RECORD":
+                out.setdefault(m["stream"], []).append(m["record"])
+        return out
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(m["stream"] for m in self.messages if m["type"] == "RECORD")
+
+    @property
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        return {m["stream"]: m["schema"] for m in self.messages if m["type"] == "SCHEMA"}
+
+    @property
+    def last_state(self) -> dict[str, Any] | None:
+        states = [m["value"] for m in self.messages if m["type"] == "STATE"]
+        return states[-1] if states else None
+
+
+def _write(path: Path, value: Any) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+def tap_command(
+    workdir: Path,
+    config: Mapping[str, Any],
+    *,
+    state: Mapping[str, Any] | None = None,
+    catalog: Mapping[str, Any] | None = None,
+    args: Iterable[str] = (),
+) -> list[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tap_crm.tap",
+        "--config",
+        str(_write(workdir / "config.json", config)),
+    ]
+    if state is not None:
+        cmd += ["--state", str(_write(workdir / "state.json", state))]
+    if catalog is not None:
+        cmd += ["--catalog", str(_write(workdir / "catalog.json", catalog))]
+    return [*cmd, *args]
+
+
+def tap_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The test process's environment without any CRM_PII_* / TAP_CRM_* variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_PII_", "TAP_CRM_"))}
+    return env | dict(extra or {})
+
+
+def parse_messages(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def run_tap(
+    workdir: Path,
+    config: Mapping[str, Any],
+    *,
+    state: Mapping[str, Any] | None = None,
+    catalog: Mapping[str, Any] | None = None,
+    args: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 300,
+) -> TapRun:
+    cmd = tap_command(workdir, config, state=state, catalog=catalog, args=args)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=tap_env(env), timeout=timeout, check=False
+    )
+    messages = parse_messages(done.stdout) if not args else []
+    return TapRun(done.returncode, messages, done.stdout, done.stderr)
+
+
+def start_tap(
+    workdir: Path,
+    config: Mapping[str, Any],
+    *,
+    state: Mapping[str, Any] | None = None,
+    catalog: Mapping[str, Any] | None = None,
+    stderr_path: Path | None = None,
+) -> subprocess.Popen[str]:
+    """The tap as a running process with stdout piped (for kill -9 tests)."""
+    cmd = tap_command(workdir, config, state=state, catalog=catalog)
+    err = open(stderr_path or workdir / "stderr.log", "w")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=tap_env())
+
+
+def discover(workdir: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+    run = run_tap(workdir, config, args=["--discover"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    catalog: dict[str, Any] = json.loads(run.stdout)
+    return catalog
+
+
+def select(catalog: dict[str, Any], streams: Iterable[str]) -> dict[str, Any]:
+    """``catalog`` with exactly ``streams`` selected (stream-level metadata)."""
+    wanted = set(streams)
+    unknown = wanted - {s["tap_stream_id"] for s in catalog["streams"]}
+    assert not unknown, f"no such streams: {sorted(unknown)}"
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    return catalog
+
+
+@dataclass
+class Ids:
+    """Record ids per stream, with how often each was emitted."""
+
+    seen: dict[str, Counter[str]] = field(default_factory=dict)
+    keys: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, run: TapRun | list[dict[str, Any]]) -> Ids:
+        """Count the records of ``run`` by their primary key (from the SCHEMA messages)."""
+        messages = run.messages if isinstance(run, TapRun) else run
+        for m in messages:
+            if m["type"] == "SCHEMA":
+                self.keys[m["stream"]] = list(m["key_properties"])
+            elif m["type"] == "RECORD":
+                rec = m["record"]
+                key = ":".join(str(rec[k]) for k in self.keys[m["stream"]])
+                self.seen.setdefault(m["stream"], Counter())[key] += 1
+        return self
+
+    def sets(self) -> dict[str, set[str]]:
+        return {stream: set(c) for stream, c in self.seen.items()}

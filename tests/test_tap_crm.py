@@ -1,0 +1,162 @@
+"""tap-crm as a process against the sandbox: what a data engineer sees first.
+
+Given a sandbox with the three CRMs, when tap-crm runs with a config file, then it writes one
+stream per object with every record the CRM would return (archived and deleted ones flagged),
+typed schemas from the CRM, STATE that resumes, and clear errors for bad settings.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tapkit import Ids, run_tap, tap_config
+
+from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED
+from tap_crm.settings import CONFIG_SCHEMA
+
+#: Which sandbox record states each vendor's API returns to the tap, and which of those it
+#: flags as deleted [BEHAVIOR.md of each emulator]: HubSpot search + the archived list; Salesforce
+#: queryAll (recycle bin and merged-away rows, IsDeleted); Intercom search (archived contacts).
+RETURNED = {
+    "hubspot": ((LIVE, ARCHIVED), (ARCHIVED,)),
+    "salesforce": ((LIVE, ARCHIVED, MERGED), (ARCHIVED, MERGED)),
+    "intercom": ((LIVE, ARCHIVED), (ARCHIVED,)),
+}
+INCREMENTAL = {
+    "hubspot": ("companies", "contacts", "deals", "tickets", "feedback_submissions"),
+    "salesforce": ("Account", "Contact", "Opportunity", "Case", "Task", "User"),
+    "intercom": ("contacts", "conversations"),
+}
+
+
+def test_about_markdown_documents_every_setting() -> None:
+    # Given the tap's settings, when a user asks for --about in markdown
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_crm.tap", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # then every setting is named in it, with its description
+    settings = CONFIG_SCHEMA.to_dict()["properties"]
+    for name, spec in settings.items():
+        assert name in done.stdout, name
+        first_words = " ".join(spec["description"].split()[:4])
+        assert first_words in done.stdout, (name, first_words)
+    # and the credentials are declared secret
+    secret = {n for n, s in settings.items() if s.get("secret")}
+    assert {"hubspot_access_token", "salesforce_refresh_token", "intercom_access_token"} <= secret
+    assert {"pii_keys", "pii_hmac_keys", "hubspot_client_secret"} <= secret
+
+
+def test_full_sync_emits_every_record_once_with_deletes_flagged(make_sandbox, tmp_path: Path):
+    # Given a sandbox with the three CRMs
+    sandbox = make_sandbox(size=60)
+    # when tap-crm syncs everything
+    run = run_tap(tmp_path, tap_config(sandbox))
+    assert run.returncode == 0, run.stderr[-3000:]
+    ids = Ids().add(run)
+    store = sandbox.store
+    for vendor, objects in INCREMENTAL.items():
+        returned, deleted = RETURNED[vendor]
+        for obj in objects:
+            stream = f"{vendor}_{obj}"
+            # then each object's stream holds each record the API returns, exactly once
+            expected = sum(store.count(vendor, obj, s) for s in returned)
+            assert sum(ids.seen[stream].values()) == expected, stream
+            assert len(ids.seen[stream]) == expected, stream
+            # and the deleted/archived ones carry _sdc_deleted_at
+            flagged = [r for r in run.records[stream] if r["_sdc_deleted_at"]]
+            assert len(flagged) == sum(store.count(vendor, obj, s) for s in deleted), stream
+    # and the full-table streams are there too
+    for stream in (
+        "hubspot_owners",
+        "hubspot_associations",
+        "intercom_admins",
+        "intercom_companies",
+    ):
+        assert run.counts[stream] > 0, stream
+    # and every incremental stream's STATE holds a bookmark
+    state = run.last_state
+    assert state is not None
+    for vendor, objects in INCREMENTAL.items():
+        for obj in objects:
+            bookmark = state["bookmarks"][f"{vendor}_{obj}"]
+            assert bookmark["crm_bookmark"]["watermark"] > 0
+            assert bookmark["replication_key_value"].endswith("Z")
+
+
+def test_schemas_are_typed_from_the_crm(make_sandbox, tmp_path: Path) -> None:
+    # Given a sandbox
+    sandbox = make_sandbox(size=20)
+    # when the tap discovers
+    run = run_tap(tmp_path, tap_config(sandbox), args=["--discover"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    catalog = json.loads(run.stdout)
+    schemas = {s["tap_stream_id"]: s["schema"]["properties"] for s in catalog["streams"]}
+    # then HubSpot number/bool/datetime properties are typed, not all strings
+    deals = schemas["hubspot_deals"]
+    assert "number" in deals["amount"]["type"]
+    assert deals["hs_lastmodifieddate"]["format"] == "date-time"
+    # and Salesforce custom fields come typed from describe
+    custom = {n: p for n, p in schemas["salesforce_Account"].items() if n.endswith("__c")}
+    assert custom, "no custom Salesforce fields discovered"
+    assert any(p["type"] != ["string", "null"] for p in custom.values())
+    # and Intercom custom attributes are typed from data attributes
+    attrs = schemas["intercom_companies"]["custom_attributes"]["properties"]
+    assert attrs and any(p["type"] != ["string", "null"] for p in attrs.values())
+    # and PII fields are declared as encrypted strings, with their token columns
+    email = schemas["hubspot_contacts"]["email"]
+    assert email["type"] == ["string", "null"]
+    assert "PII (email), encrypted" in email["description"]
+    assert "email__token" in schemas["hubspot_contacts"]
+    # and every stream has its key and the deleted flag
+    for entry in catalog["streams"]:
+        assert entry["key_properties"], entry["tap_stream_id"]
+        assert "_sdc_deleted_at" in entry["schema"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("change", "setting"),
+    [
+        ({"hubspot_access_token": "pat-wrong-token"}, "hubspot_access_token"),
+        ({"salesforce_refresh_token": "wrong-refresh"}, "refresh_token"),
+        ({"intercom_access_token": "wrong-intercom-token"}, "intercom_access_token"),
+        ({"salesforce_objects": ["Subscripton__c"]}, "salesforce_objects"),
+        ({"pii_keys": None}, "pii_keys"),
+        ({"pii_keys": "t1:dG9vLXNob3J0"}, "pii_keys"),
+    ],
+)
+def test_bad_settings_fail_with_one_line_naming_the_setting(
+    make_sandbox, tmp_path: Path, change: dict[str, object], setting: str
+) -> None:
+    # Given a sandbox and a config with one wrong setting
+    sandbox = make_sandbox(size=10)
+    config = {k: v for k, v in (tap_config(sandbox) | change).items() if v is not None}
+    # when the tap runs
+    run = run_tap(tmp_path, config)
+    # then it fails, naming the setting, without a traceback
+    assert run.returncode != 0
+    assert setting in run.stderr, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert not [m for m in run.messages if m["type"] == "RECORD"]
+
+
+def test_unreachable_host_is_named(tmp_path: Path) -> None:
+    # Given a config pointing at a port where nothing listens
+    config = {
+        "crms": ["intercom"],
+        "intercom_access_token": "tok-unreachable",
+        "intercom_base_url": "http://127.0.0.1:9",
+        "pii_default_mode": "drop",
+    }
+    # when the tap runs
+    run = run_tap(tmp_path, config)
+    # then it fails with a message naming the vendor, and no traceback
+    assert run.returncode != 0
+    assert "intercom" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
