@@ -4,7 +4,10 @@ Measures, in one run on this machine, and prints a table (also written to bench/
 
 - seeding: seconds and records/s for each size (``--full`` adds 1,000,000 accounts);
 - serving: pages/s and records/s each vendor's listing serves at its largest page size, the
-  sandbox running as its own process (as in a pipeline) and the client reusing one connection.
+  sandbox running as its own process (as in a pipeline) and the client reusing one connection;
+- tap-crm: a full sync of each CRM (every stream, PII encrypted) from the ``--tap-size`` seed,
+  as a process against the sandbox: records/s, API calls per 1,000 records, peak RSS; then an
+  incremental rerun from its state: records read and API calls.
 
 Figures on shared 2-core machines are noisy: compare ratios from one run, never absolute numbers
 across runs. Nothing here is asserted by tests.
@@ -30,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "connectors"))
 
+from crm_connectors.pii import new_key  # noqa: E402
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS  # noqa: E402
 from crm_connectors.sandbox.seed import seed  # noqa: E402
 from crm_connectors.sandbox.world import WorldSpec  # noqa: E402
@@ -163,6 +167,99 @@ def bench_serve(db: Path, workdir: Path, budget_s: float) -> list[dict[str, Any]
     return rows
 
 
+def _tap(config: dict[str, Any], workdir: Path, state: Any = None) -> dict[str, Any]:
+    """One tap-crm process: records, STATE, seconds and peak RSS (VmHWM, sampled while it runs:
+    wait4's ru_maxrss would include this bench process's own peak, inherited across exec)."""
+    cfg = workdir / "tap-config.json"
+    cfg.write_text(json.dumps(config))
+    cmd = [sys.executable, "-m", "tap_crm.tap", "--config", str(cfg)]
+    if state is not None:
+        (workdir / "tap-state.json").write_text(json.dumps(state))
+        cmd += ["--state", str(workdir / "tap-state.json")]
+    records = 0
+    rss = 0.0
+    last_state = None
+    started = time.perf_counter()
+    with open(workdir / "tap.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(b'{"type":"RECORD"'):
+                records += 1
+            elif line.startswith(b'{"type":"STATE"'):
+                last_state = json.loads(line)["value"]
+                rss = max(rss, _rss_mb(proc.pid))
+        status = proc.wait()
+    seconds = time.perf_counter() - started
+    if status:
+        raise RuntimeError(f"tap-crm failed; see {workdir / 'tap.log'}")
+    return {"records": records, "seconds": seconds, "state": last_state, "rss_mb": rss}
+
+
+def _calls(admin: str) -> dict[str, int]:
+    body = httpx.get(f"{admin}/_sandbox/stats", timeout=30).json()
+    return {v: int(s["calls"]) for v, s in body["vendors"].items()}
+
+
+TAP_CRMS = {
+    "hubspot": {
+        "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
+        "hubspot_search_settle_seconds": 0,
+        # The sandbox runs with rate limits off here: measure the tap, not HubSpot's 5/s.
+        "hubspot_search_requests_per_second": 10_000,
+    },
+    "salesforce": {
+        "salesforce_client_id": DEFAULT_CREDENTIALS["salesforce"]["client_id"],
+        "salesforce_client_secret": DEFAULT_CREDENTIALS["salesforce"]["client_secret"],
+        "salesforce_refresh_token": DEFAULT_CREDENTIALS["salesforce"]["refresh_token"],
+    },
+    "intercom": {
+        "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
+        "intercom_search_settle_seconds": 0,
+    },
+}
+
+
+def bench_tap(db: Path, workdir: Path) -> list[dict[str, Any]]:
+    proc, urls = _start(db, workdir)
+    rows = []
+    url_setting = {
+        "hubspot": "hubspot_base_url",
+        "salesforce": "salesforce_login_url",
+        "intercom": "intercom_base_url",
+    }
+    try:
+        for crm, settings in TAP_CRMS.items():
+            config = {
+                "crms": [crm],
+                url_setting[crm]: urls[crm],
+                "pii_keys": f"b1:{new_key()}",
+                "pii_hmac_keys": f"h1:{new_key()}",
+                **settings,
+            }
+            before = _calls(urls["admin"])
+            full = _tap(config, workdir)
+            middle = _calls(urls["admin"])
+            again = _tap(config, workdir, full["state"])
+            after = _calls(urls["admin"])
+            calls = middle.get(crm, 0) - before.get(crm, 0)
+            rows.append({
+                "crm": crm,
+                "records": full["records"],
+                "seconds": full["seconds"],
+                "records_per_s": full["records"] / full["seconds"],
+                "calls": calls,
+                "calls_per_1k": 1000 * calls / max(full["records"], 1),
+                "rss_mb": full["rss_mb"],
+                "rerun_records": again["records"],
+                "rerun_calls": after.get(crm, 0) - middle.get(crm, 0),
+            })  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="accounts to seed, comma-separated")
@@ -170,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-size", type=int, default=None, help="which seeded size to serve")
     parser.add_argument("--budget", type=float, default=8.0, help="seconds per serving benchmark")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--tap-size", type=int, default=10_000, help="seeded size tap-crm reads")
     parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.tap_size not in sizes:
+        sizes.insert(0, args.tap_size)
     if args.full and 1_000_000 not in sizes:
         sizes.append(1_000_000)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crm-bench-"))
@@ -213,6 +313,24 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row['route']} | {row['page_size']} | {row['pages']:,} |"
                 f" {row['pages_per_s']:,.1f} | {row['records_per_s']:,.0f} |"
             )
+        print(lines[-1], flush=True)
+    lines += [
+        "",
+        f"tap-crm, one process per CRM, every stream, PII encrypted, from the"
+        f" {dbs[args.tap_size].name} database (sandbox rate limits off, HubSpot search pacing"
+        " lifted); then an incremental rerun from the full sync's state with nothing changed"
+        " (full-table streams are read again):",
+        "",
+        "| CRM | records | seconds | records/s | API calls | calls / 1,000 records |"
+        " peak RSS MB | rerun records | rerun calls |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in bench_tap(dbs[args.tap_size], workdir):
+        lines.append(
+            f"| {row['crm']} | {row['records']:,} | {row['seconds']:.1f} |"
+            f" {row['records_per_s']:,.0f} | {row['calls']:,} | {row['calls_per_1k']:.2f} |"
+            f" {row['rss_mb']:,.0f} | {row['rerun_records']:,} | {row['rerun_calls']:,} |"
+        )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)

@@ -160,3 +160,17 @@ def test_unreachable_host_is_named(tmp_path: Path) -> None:
     assert run.returncode != 0
     assert "intercom" in run.stderr
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive() -> None:
+    # Given the tap's settings and the project's meltano.yml
+    yaml = pytest.importorskip("yaml")
+    project = yaml.safe_load((Path(__file__).parents[1] / "meltano.yml").read_text())
+    plugin = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-crm")
+    declared = {s["name"]: s for s in plugin["settings"]}
+    settings = CONFIG_SCHEMA.to_dict()["properties"]
+    # then both name the same settings
+    assert set(declared) == set(settings)
+    # and exactly the secret ones are sensitive
+    for name, spec in settings.items():
+        assert bool(declared[name].get("sensitive")) == bool(spec.get("secret")), name

@@ -479,6 +479,7 @@ class VendorClient:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.sleep = sleep
+        self._credentials = credentials
         self.api = ApiClient(
             self.vendor,
             base_url,
@@ -492,7 +493,11 @@ class VendorClient:
         )
 
     def close(self) -> None:
+        """Close the API connection and the token endpoint's, if the credentials have one."""
         self.api.close()
+        close_credentials = getattr(self._credentials, "close", None)
+        if callable(close_credentials):
+            close_credentials()
 
     def __enter__(self: _C) -> _C:
         return self

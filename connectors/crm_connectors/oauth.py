@@ -80,6 +80,10 @@ class _Refreshing:
         self.setting = "refresh_token"
         self.refreshes = 0
 
+    def close(self) -> None:
+        """Close the token endpoint's connection."""
+        self._http.close()
+
     def token(self) -> Secret:
         with self._lock:
             if self._token is None or self._clock() >= self._expires_at - self._skew:

@@ -34,6 +34,7 @@ class TapCrm(Tap):
     """Customer data from HubSpot, Salesforce and Intercom, incrementally, with PII protected."""
 
     name = "tap-crm"
+    package_name = "crm-health-sync"
     config_jsonschema = settings.CONFIG_SCHEMA.to_dict()
     message_writer_class = OrjsonWriter
 

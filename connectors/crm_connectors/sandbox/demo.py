@@ -1,107 +1,102 @@
-"""``python3 dev.py demo``: seed the CRM sandbox, start it, and show what each CRM serves.
+"""``python3 dev.py demo``: seed the CRM sandbox, serve it, and sync it with tap-crm.
 
-Until tap-crm and target-health exist (issues #3-#5) the demo shows the sandbox alone: it seeds a
-deterministic customer base into ``demo-data/crm.sqlite``, serves HubSpot, Salesforce and Intercom
-on loopback, reads every company through each vendor's real paging contract, and prints what it
-found next to the seed's ground truth. Then it keeps serving (the web page shows every record)
-until Ctrl-C, unless ``--no-serve``.
+Seeds a deterministic customer base into ``demo-data/``, serves HubSpot, Salesforce and Intercom
+on loopback (with the vendors' real rate limits), runs ``tap-crm`` against them as a process —
+a full sync, then an incremental rerun from its state — and prints what came out: records per
+CRM, API calls, how PII left the tap, and what the rerun had to read. Then it keeps serving (the
+web page shows every record) until Ctrl-C, unless ``--no-serve``.
+
+The tap's Singer output and state are kept in the demo directory; its PII keys are generated once
+into ``demo-data/pii-keys.env`` (the same variables Meltano reads from a project's ``.env``).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
+import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from .app import Sandbox, SandboxConfig
 from .auth import DEFAULT_CREDENTIALS
 from .seed import exports_dir, seed
 from .world import WorldSpec
 
-SF_VERSION = "v66.0"
+
+def _keys(path: Path) -> dict[str, str]:
+    """The demo's PII keys, made once (0600) with crm-pii-keygen's format."""
+    if not path.exists():
+        from tap_crm.keygen import main as keygen  # the tap's own generator
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            saved, sys.stdout = sys.stdout, out
+            try:
+                keygen(["--key-id", "demo"])
+            finally:
+                sys.stdout = saved
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _hubspot_companies(client: httpx.Client, base: str) -> tuple[int, int]:
-    token = DEFAULT_CREDENTIALS["hubspot"]["private_app_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    count, calls, after = 0, 0, None
-    while True:
-        params: dict[str, Any] = {"limit": 100}
-        if after:
-            params["after"] = after
-        resp = client.get(f"{base}/crm/v3/objects/companies", params=params, headers=headers)
-        resp.raise_for_status()
-        calls += 1
-        body = resp.json()
-        count += len(body["results"])
-        after = body.get("paging", {}).get("next", {}).get("after")
-        if not after:
-            return count, calls
+def _config(urls: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
+    sf = DEFAULT_CREDENTIALS["salesforce"]
+    return {
+        "pii_keys": keys["TAP_CRM_PII_KEYS"],
+        "pii_hmac_keys": keys["TAP_CRM_PII_HMAC_KEYS"],
+        "hubspot_base_url": urls["hubspot"],
+        "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
+        "salesforce_login_url": urls["salesforce"],
+        "salesforce_client_id": sf["client_id"],
+        "salesforce_client_secret": sf["client_secret"],
+        "salesforce_refresh_token": sf["refresh_token"],
+        "intercom_base_url": urls["intercom"],
+        "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
+        "intercom_search_settle_seconds": 0,  # the sandbox indexes at once
+    }
 
 
-def _salesforce_accounts(client: httpx.Client, base: str) -> tuple[int, int]:
-    creds = DEFAULT_CREDENTIALS["salesforce"]
-    token = client.post(
-        f"{base}/services/oauth2/token",
-        data={
-            "grant_type": "refresh_token",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "refresh_token": creds["refresh_token"],
-        },
-    )
-    token.raise_for_status()
-    auth = token.json()
-    headers = {"Authorization": f"Bearer {auth['access_token']}"}
-    instance = auth["instance_url"]
-    resp = client.get(
-        f"{instance}/services/data/{SF_VERSION}/query",
-        params={"q": "SELECT Id, Name, SystemModstamp FROM Account ORDER BY SystemModstamp, Id"},
-        headers=headers,
-    )
-    count, calls = 0, 1
-    while True:
-        resp.raise_for_status()
-        body = resp.json()
-        count += len(body["records"])
-        if body["done"]:
-            return count, calls
-        resp = client.get(f"{instance}{body['nextRecordsUrl']}", headers=headers)
-        calls += 1
+def _run_tap(
+    workdir: Path, config: dict[str, Any], state: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], float]:
+    (workdir / "tap-config.json").write_text(json.dumps(config))
+    cmd = [sys.executable, "-m", "tap_crm.tap", "--config", str(workdir / "tap-config.json")]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        cmd += ["--state", str(workdir / "state.json")]
+    out_path = workdir / ("tap-incremental.jsonl" if state else "tap-full.jsonl")
+    started = time.perf_counter()
+    with open(out_path, "wb") as out, open(workdir / "tap.log", "ab") as log:
+        code = subprocess.run(cmd, stdout=out, stderr=log, check=False).returncode  # noqa: S603
+    seconds = time.perf_counter() - started
+    if code:
+        tail = (workdir / "tap.log").read_text(errors="replace").splitlines()[-5:]
+        raise SystemExit(
+            f"tap-crm failed ({code}); the end of {workdir / 'tap.log'}:\n" + "\n".join(tail)
+        )
+    with open(out_path, "rb") as f:
+        return [json.loads(line) for line in f if line.strip()], seconds
 
 
-def _intercom_companies(client: httpx.Client, base: str) -> tuple[int, int]:
-    token = DEFAULT_CREDENTIALS["intercom"]["access_token"]
-    headers = {"Authorization": f"Bearer {token}", "Intercom-Version": "2.14"}
-    count, calls, scroll = 0, 0, None
-    while True:
-        params: dict[str, str] = {"scroll_param": scroll} if scroll else {}
-        resp = client.get(f"{base}/companies/scroll", params=params, headers=headers)
-        resp.raise_for_status()
-        calls += 1
-        body = resp.json()
-        if not body.get("data"):
-            return count, calls
-        count += len(body["data"])
-        scroll = body.get("scroll_param")
+def _by_crm(messages: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(m["stream"].split("_")[0] for m in messages if m["type"] == "RECORD")
 
 
-READERS = {
-    "hubspot": ("companies", _hubspot_companies),
-    "salesforce": ("Account", _salesforce_accounts),
-    "intercom": ("companies", _intercom_companies),
-}
+def _calls(sandbox: Sandbox) -> dict[str, int]:
+    snap = sandbox.ctx.stats.snapshot()
+    return {v: int(s.get("calls", 0)) for v, s in snap.get("vendors", {}).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dev.py demo", description=__doc__)
-    parser.add_argument("--size", type=int, default=2000, help="accounts to seed")
+    parser.add_argument("--size", type=int, default=1000, help="accounts to seed")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=Path("demo-data"))
     parser.add_argument("--port", type=int, default=8700)
@@ -116,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(exports_dir(db) / "accounts.csv", encoding="utf-8") as f:
         truth = list(csv.DictReader(f))
     labels = Counter(row["label"] for row in truth)
-    in_crm = Counter(crm for row in truth for crm in row["crms"].split("|"))
+    keys = _keys(args.dir / "pii-keys.env")
 
     try:
         sandbox = Sandbox(SandboxConfig(db_path=db, port=args.port)).start()
@@ -124,29 +119,49 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Port {args.port} is busy; picking free ports instead.", flush=True)
         sandbox = Sandbox(SandboxConfig(db_path=db, port=0)).start()
     try:
-        print("\nThe CRM sandbox is serving:")
+        print("\nThe CRM sandbox is serving (with each vendor's real rate limits):")
         for name, url in sandbox.urls.items():
             print(f"  {name:<10} {url}")
         print(
             f"\nGround truth: {len(truth):,} accounts "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(labels.items()))
         )
-        print("\nReading every company through each vendor's own paging contract:")
-        print(f"  {'CRM':<11}{'object':<11}{'records':>9}{'expected*':>11}{'calls':>7}{'s':>7}")
-        with httpx.Client(timeout=30) as client:
-            for vendor, (obj, read) in READERS.items():
-                started = time.perf_counter()
-                count, calls = read(client, sandbox.urls[vendor])
-                print(
-                    f"  {vendor:<11}{obj:<11}{count:>9,}{in_crm[vendor]:>11,}{calls:>7}"
-                    f"{time.perf_counter() - started:>7.2f}"
-                )
+        config = _config(sandbox.urls, keys)
         print(
-            "  * accounts the seed placed in that CRM, including archived, deleted and merged"
-            " ones that the live listing leaves out"
+            "\ntap-crm, full sync (HubSpot search is paced to its 5 requests/s budget) ...",
+            flush=True,
         )
-        stats = sandbox.ctx.stats.snapshot()
-        print(f"\nAPI calls served: {stats['total']:,}; product usage export: {exports_dir(db)}")
+        before = _calls(sandbox)
+        full, seconds = _run_tap(args.dir, config, None)
+        calls = {v: n - before.get(v, 0) for v, n in _calls(sandbox).items()}
+        records = _by_crm(full)
+        print(f"  {'CRM':<11}{'streams':>8}{'records':>10}{'API calls':>11}{'calls/1k rec':>14}")
+        streams = Counter(m["stream"].split("_")[0] for m in full if m["type"] == "SCHEMA")
+        for crm in ("hubspot", "salesforce", "intercom"):
+            per_k = 1000 * calls.get(crm, 0) / max(records[crm], 1)
+            print(
+                f"  {crm:<11}{streams[crm]:>8}{records[crm]:>10,}{calls.get(crm, 0):>11,}"
+                f"{per_k:>14.1f}"
+            )
+        total = sum(records.values())
+        print(f"  {total:,} records in {seconds:.1f} s ({total / seconds:,.0f} records/s)")
+        contact = next(
+            m["record"] for m in full if m["type"] == "RECORD" and m["stream"] == "hubspot_contacts"
+        )
+        print("\nPII leaves the tap encrypted (AES-256-GCM) with keyed tokens for joins, e.g.:")
+        for field in ("email", "email__token", "firstname", "jobtitle"):
+            value = str(contact.get(field))
+            print(f"  hubspot_contacts.{field:<13} {value[:60]}{'...' if len(value) > 60 else ''}")
+        state = next(m["value"] for m in reversed(full) if m["type"] == "STATE")
+        before = _calls(sandbox)
+        again, seconds = _run_tap(args.dir, config, state)
+        calls = {v: n - before.get(v, 0) for v, n in _calls(sandbox).items()}
+        print(
+            f"\nIncremental rerun from that state: {sum(_by_crm(again).values()):,} records"
+            f" (full-table streams: owners, associations, admins, tags, companies scroll) with"
+            f" {sum(calls.values())} API calls, in {seconds:.1f} s."
+        )
+        print(f"\nSinger output, state and logs: {args.dir}/ (tap-full.jsonl, state.json, tap.log)")
         print(f"Web page: {sandbox.urls['admin']}/  (every object and record, as a CRM user sees)")
         if args.no_serve:
             return 0

@@ -1,0 +1,88 @@
+"""tap-crm as an ordinary Meltano plugin: `meltano install`, then `meltano invoke` in the `dev`
+environment of the project's own meltano.yml, against a sandbox.
+
+Given the project's meltano.yml (plugins installed by Meltano into their own virtualenvs), when
+the dev environment's tap runs with the sandbox's ports and PII keys from the environment, then
+it syncs every CRM with PII encrypted, and no credential shows up in Meltano's logs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tapkit import PII_HMAC_KEYS, PII_KEYS, parse_messages
+
+from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+
+ROOT = Path(__file__).resolve().parents[1]
+MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent))
+
+pytestmark = pytest.mark.skipif(MELTANO is None, reason="meltano is not installed (dev extras)")
+
+
+def _meltano(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    assert MELTANO is not None
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TAP_CRM_", "CRM_PII_", "MELTANO_"))
+    }
+    return subprocess.run(
+        [MELTANO, *args],
+        cwd=ROOT,
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed() -> None:
+    done = _meltano("install")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_meltano_invoke_dev_environment_syncs_the_sandbox(installed: None, make_sandbox) -> None:
+    # Given a sandbox on free ports and the dev environment's settings overridden by environment
+    sandbox = make_sandbox(size=20)
+    env = {
+        "TAP_CRM_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
+        "TAP_CRM_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
+        "TAP_CRM_INTERCOM_BASE_URL": sandbox.urls["intercom"],
+        "TAP_CRM_HUBSPOT_SEARCH_SETTLE_SECONDS": "0",
+        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",
+        "TAP_CRM_PII_KEYS": PII_KEYS,
+        "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
+    }
+    # when Meltano invokes the tap
+    done = _meltano("--environment", "dev", "invoke", "tap-crm", env=env)
+    # then it syncs records from all three CRMs
+    assert done.returncode == 0, done.stderr[-3000:]
+    messages = parse_messages(done.stdout)
+    crms = {m["stream"].split("_")[0] for m in messages if m["type"] == "RECORD"}
+    assert crms == {"hubspot", "salesforce", "intercom"}
+    # with PII encrypted under the key from the environment
+    contact = next(
+        m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == "hubspot_contacts"
+    )
+    assert contact["email"].startswith("enc:v1:t1:")
+    # and none of the credentials meltano.yml holds, nor the keys, in Meltano's logs
+    secrets = [
+        DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
+        DEFAULT_CREDENTIALS["salesforce"]["client_secret"],
+        DEFAULT_CREDENTIALS["salesforce"]["refresh_token"],
+        DEFAULT_CREDENTIALS["intercom"]["access_token"],
+        PII_KEYS.split(":", 1)[1],
+        PII_HMAC_KEYS.split(":", 1)[1],
+    ]
+    for secret in secrets:
+        assert secret not in done.stderr
