@@ -29,7 +29,6 @@ decorator calls ``time.sleep`` itself, and tests need a sleep they can inject.
 from __future__ import annotations
 
 import email.utils
-import json as jsonlib
 import logging
 import time
 import urllib.parse
@@ -39,6 +38,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import backoff
 import httpx
+import orjson
 
 from .errors import (
     AuthError,
@@ -437,11 +437,11 @@ class ApiClient:
             if not parse or not response.content:
                 return response, None
             try:
-                return response, jsonlib.loads(response.content)
+                return response, orjson.loads(response.content)
             except ValueError:
                 raise NetworkError("truncated or malformed JSON body", **kw) from None
         try:
-            body = jsonlib.loads(response.content) if response.content else None
+            body = orjson.loads(response.content) if response.content else None
         except ValueError:
             body = None  # 502/504 pages are sometimes HTML [§1.9]
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())

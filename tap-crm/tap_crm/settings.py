@@ -8,7 +8,6 @@ meltano.yml.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from crm_connectors.salesforce.client import API_VERSION as SALESFORCE_API_VERSI
 from crm_connectors.salesforce.client import SalesforceClient
 from crm_connectors.salesforce.resources import SalesforceConnector
 from crm_connectors.secrets import Secret
+from crm_connectors.timefmt import iso_to_ms
 
 log = logging.getLogger(__name__)
 
@@ -257,12 +257,7 @@ CONFIG_SCHEMA = th.PropertiesList(
 
 def epoch_ms(value: str | None) -> int | None:
     """``start_date`` (ISO 8601) as epoch ms."""
-    if not value:
-        return None
-    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
+    return iso_to_ms(value) if value else None
 
 
 def _has(config: Mapping[str, Any], *names: str) -> bool:

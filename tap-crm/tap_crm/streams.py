@@ -15,32 +15,22 @@ The resource does the reading; this class only turns its output into Singer term
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
 from singer_sdk import Stream
 from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.tap_base import Tap
 
 from crm_connectors.base import Bookmark, Resource
 from crm_connectors.errors import QuotaExhausted
 from crm_connectors.pii import StreamPlan
+from crm_connectors.timefmt import iso_to_ms, ms_to_iso
 
 DELETED_AT = "_sdc_deleted_at"
 BOOKMARK_KEY = "crm_bookmark"
-
-
-def ms_to_iso(ms: int) -> str:
-    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_to_ms(text: str) -> int:
-    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
 
 
 def with_deleted_flag(schema: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +66,7 @@ class CrmStream(Stream):
         self._plan = plan
         self._bookmark: Bookmark | None = None
         self._stopped = stopped  # shared by the tap's streams: vendors out of API quota
+        self._all_selected: bool | None = None
         super().__init__(tap, schema=schema, name=resource.name)
         self.primary_keys = list(resource.primary_key)
         self.replication_key = resource.replication_key
@@ -105,6 +96,26 @@ class CrmStream(Stream):
             # Stop this CRM cleanly: its state so far is emitted, the next run continues.
             self._stopped.add(self.vendor)
             self.logger.warning("%s: stopped before the API quota runs out: %s", self.name, exc)
+
+    def _generate_record_messages(
+        self, record: dict[str, Any]
+    ) -> Generator[RecordMessage, None, None]:
+        # The SDK walks every record to pop deselected properties and conform types. With all
+        # properties selected and records typed by the connector, both are no-ops: skip them.
+        if self._all_selected is None:
+            self._all_selected = all(self.mask.values())
+        if not self._all_selected:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=utc_now(),
+                )
 
     def _increment_stream_state(
         self, latest_record: Mapping[str, Any], *, context: Mapping[str, Any] | None = None

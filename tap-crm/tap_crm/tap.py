@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError
 
 from crm_connectors.base import Connector, Resource
 from crm_connectors.errors import ConfigError, CrmError, MissingScopes, NotFound
@@ -28,6 +29,12 @@ log = logging.getLogger("tap_crm")
 
 #: Loggers whose records pass the redaction filter (besides the root logger's handlers).
 LOGGERS = ("crm_connectors", "tap_crm", "tap-crm", "singer_sdk", "httpx", "httpcore")
+#: Settings declared ``secret``: masked in every log line and every config error.
+SECRET_SETTINGS = tuple(
+    name
+    for name, spec in settings.CONFIG_SCHEMA.to_dict()["properties"].items()
+    if spec.get("secret")
+)
 
 
 class TapCrm(Tap):
@@ -92,20 +99,54 @@ class TapCrm(Tap):
                 ) from exc
             raise
 
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """singer-sdk's config validation, with secret values masked in its messages.
+
+        jsonschema's messages quote the offending value (``{'k1': '<key>'} is not of type
+        'string'``) and the SDK's command line logs each one at ERROR, before discovery installs
+        the log redaction: a secret of the wrong type (keys as a mapping, a numeric token) would
+        be printed."""
+        try:
+            errors = super()._validate_config(raise_errors=raise_errors)
+        except ConfigValidationError as exc:
+            raise ConfigValidationError(
+                str(exc), errors=self._mask_secrets(exc.errors), schema=exc.schema
+            ) from None
+        return self._mask_secrets(errors)
+
+    def _mask_secrets(self, messages: list[str]) -> list[str]:
+        if not messages:
+            return messages
+        redactor = RedactingFilter(
+            text for name in SECRET_SETTINGS for text in _texts(self._config.get(name))
+        )
+        return [redactor.redact(m) for m in messages]
+
     def _protect_logs(self) -> None:
         if self._redactor is not None:
             return
-        secret_names = [
-            name
-            for name, spec in settings.CONFIG_SCHEMA.to_dict()["properties"].items()
-            if spec.get("secret")
-        ]
         self._redactor = RedactingFilter(
-            [str(self.config[n]) for n in secret_names if self.config.get(n)]
+            [str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n)]
         )
         install_redaction(self._redactor, LOGGERS)
         # httpx logs every request at INFO; the connector layer logs retries and waits itself.
         logging.getLogger("httpx").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every text a setting's value may be quoted as: strings (also ``repr``-escaped), numbers,
+    and the values inside mappings and lists."""
+    if isinstance(value, str):
+        yield value
+        yield repr(value)[1:-1]
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item)
 
 
 def _close(connectors: list[Connector]) -> None:

@@ -20,13 +20,17 @@ Object reads (:class:`HubSpotResource`), in the order a run does them:
    is read with the id-keyset pass, then the read continues at ``GT`` it. Never loops (each query
    starts strictly after what the previous one returned), never skips.
 4. **Archived records** (search leaves them out [CRM-API.md §1.4, §1.6]): the ``archived=true``
-   list, once per run, emitted with ``deleted=True``; only those archived at or after the
-   run's starting watermark (all on a first run). They carry the last live bookmark unchanged.
+   list, once per run and *before* the search passes above, emitted with ``deleted=True``; only
+   those archived at or after the run's starting watermark (all on a first run). They carry the
+   starting bookmark unchanged. Read first, because their lower bound is the starting watermark:
+   read last, a run stopped mid-search (kill -9, quota guard) would save a watermark past
+   archived records it never emitted, and the resumed run's archived pass would skip them.
 
 Because every emitted record carries ``(modified, id)`` and its millisecond is known complete
 before it is emitted, ``last_id`` is always set and a resumed read repeats no live record (the
 price: one extra search call per resume, for the rest of the bookmark's millisecond). Archived
-records come after the live ones, so a run's output is ascending except for that tail.
+records come first with the starting bookmark, so bookmarks never go back within a run; a resumed
+run repeats those archived at or after its starting watermark.
 
 First run: search from ``start_date`` (epoch ms, default 0), the same path as an incremental
 read. The list endpoint is ordered by id, not by modification, so a backfill through it can only
@@ -42,7 +46,6 @@ started; otherwise a late-indexed record behind the watermark would be skipped f
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import time
@@ -50,6 +53,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..base import Bookmark, Record, Resource
+from ..timefmt import iso_to_ms, ms_to_iso
 from .client import SEARCH_MAX, HubSpotClient
 
 log = logging.getLogger(__name__)
@@ -100,21 +104,6 @@ def json_type(hubspot_type: str) -> dict[str, Any]:
     if hubspot_type == "datetime":
         return dict(_DATETIME)
     return dict(_NULL_STRING)  # enumeration, string, phone_number, and anything new
-
-
-def iso_to_ms(value: str) -> int:
-    """Epoch ms of an ISO-8601 timestamp (``2019-10-30T03:30:17.883Z``) or of an epoch-ms text."""
-    if value.isdigit():
-        return int(value)
-    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
-
-
-def ms_to_iso(ms: int) -> str:
-    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def convert(value: Any, hubspot_type: str) -> Any:
@@ -221,6 +210,9 @@ class HubSpotResource:
         names = sorted(types)
         horizon = int(self._clock() * 1000) - self.settle_ms
         since = bookmark.watermark if bookmark.watermark is not None else self.start_date
+        if self.archived:  # first: see the module doc, point 4
+            for rec in self.read_archived(since, names, types):
+                yield rec, bookmark
         last = bookmark
         if bookmark.watermark is not None and bookmark.last_id is not None:
             for rec, last in self._ties(bookmark.watermark, bookmark.last_id, names, types):
@@ -231,9 +223,6 @@ class HubSpotResource:
             inclusive = True
         for rec, last in self._by_time(low, inclusive, horizon, names, types):
             yield rec, last
-        if self.archived:
-            for rec in self.read_archived(since, names, types):
-                yield rec, last
 
     def _search(self, filters: list[dict[str, Any]], sort: str, names: Sequence[str]) -> list[Any]:
         body = {

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..base import Bookmark, Record, Resource
 from ..errors import CrmError, FatalError
+from ..timefmt import iso_to_ms, ms_to_iso
 from .client import BATCH_MAX, SalesforceClient
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ PII_FIELDS: dict[str, dict[str, str]] = {
 #: Compound and binary fields cannot be selected in Bulk queries and carry no extra data.
 _UNSELECTABLE = {"address", "location", "base64"}
 _NUMBER = {"double", "currency", "percent"}
+_TYPED = frozenset({*_NUMBER, "int", "boolean", "date", "datetime"})
 
 
 def json_type(sf_type: str, nillable: bool = True) -> dict[str, Any]:
@@ -112,23 +114,6 @@ def json_type(sf_type: str, nillable: bool = True) -> dict[str, Any]:
     return out
 
 
-def parse_ms(text: str) -> int:
-    """Epoch ms of a Salesforce datetime (``2026-01-01T00:00:00.000+0000``, ``...Z``)."""
-    value = text.strip().replace("Z", "+00:00")
-    if len(value) > 5 and value[-5] in "+-" and value[-3] != ":":
-        value = value[:-2] + ":" + value[-2:]  # +0000 -> +00:00 (3.10 fromisoformat)
-    when = dt.datetime.fromisoformat(value)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
-
-
-def ms_to_iso(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds, the form emitted for every datetime."""
-    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 def soql_datetime(ms: int) -> str:
     """A SOQL datetime literal, unquoted [CRM-API.md §2.2]."""
     return ms_to_iso(ms)
@@ -140,6 +125,8 @@ def convert(value: Any, sf_type: str) -> Any:
     personal data)."""
     if value is None or value == "":
         return None
+    if sf_type not in _TYPED:  # text of every kind: most fields, so checked first
+        return value if type(value) is str else str(value)
     try:
         if sf_type in _NUMBER:
             number = float(value)
@@ -158,7 +145,10 @@ def convert(value: Any, sf_type: str) -> Any:
         if sf_type == "date":
             return dt.date.fromisoformat(str(value)[:10]).isoformat()
         if sf_type == "datetime":
-            return ms_to_iso(parse_ms(str(value)))
+            text = str(value)
+            if len(text) == 28 and text.endswith("+0000") and text[19] == ".":
+                return text[:23] + "Z"  # REST's UTC form, already at millisecond precision
+            return ms_to_iso(iso_to_ms(text))
     except (ValueError, TypeError, OverflowError):
         log.warning("salesforce: a %s value did not parse; emitted as null", sf_type)
         return None
@@ -300,7 +290,7 @@ class SalesforceResource:
         soql = f"SELECT {', '.join(names)} FROM {self.sobject}{self._where(bookmark)}"
         job = self.client.create_query_job(soql, deleted=True)
         job_id = str(job["id"])
-        started = parse_ms(str(job["createdDate"]))
+        started = iso_to_ms(str(job["createdDate"]))
         self._wait(job_id)
         held: Record | None = None
         locator: str | None = None
@@ -342,7 +332,7 @@ class SalesforceResource:
     def _record(self, raw: dict[str, Any], types: dict[str, str]) -> Record:
         data = {name: convert(raw.get(name), kind) for name, kind in types.items()}
         stamp = raw.get(MODSTAMP)
-        modified = parse_ms(str(stamp)) if stamp else 0
+        modified = iso_to_ms(str(stamp)) if stamp else 0
         rid = str(raw["Id"])
         data["Id"] = rid
         return Record(rid, modified, data, deleted=bool(data.get("IsDeleted")))
