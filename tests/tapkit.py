@@ -155,8 +155,8 @@ def start_tap(
 ) -> subprocess.Popen[str]:
     """The tap as a running process with stdout piped (for kill -9 tests)."""
     cmd = tap_command(workdir, config, state=state, catalog=catalog)
-    err = open(stderr_path or workdir / "stderr.log", "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=tap_env())
+    with open(stderr_path or workdir / "stderr.log", "w") as err:  # the child keeps its own fd
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=tap_env())
 
 
 def discover(workdir: Path, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -959,7 +959,7 @@ _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]+(?:\.[\w-]+)+", re.UNIC
 _PII_FORMAT_RE = re.compile(r"\b(enc|tok):v1:[A-Za-z0-9_-]{1,32}:[A-Za-z0-9_-]+")
 # ``name: value`` / ``"name": "value"`` for credential names (JSON bodies, headers, reprs) ...
 _CREDENTIAL_RE = re.compile(
-    r"(?i)\b(access_token|refresh_token|client_secret|password|hapikey|api_key|apikey|token)"
+    r"(?i)(?<![/\w-])(access_token|refresh_token|client_secret|password|hapikey|api_key|apikey|token)"
     r"(\"?\s*[=:]\s*\"?)[^\s&\"',;]+"
 )
 # ... and ``name=value`` in query strings for every parameter crm_connectors.secrets knows.

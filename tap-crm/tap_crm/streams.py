@@ -47,8 +47,8 @@ class CrmStream(Stream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     # A kill -9 loses at most this many records' progress (they are read again, never lost).
     STATE_MSG_FREQUENCY = 1000
-    # Archived records follow the live ones and Intercom re-reads a second on resume: the
-    # output is ascending by bookmark, not by replication value, so the SDK must not check.
+    # HubSpot lists archived records before the live ones and Intercom re-reads a second on
+    # resume: the output is not ascending by replication value, so the SDK must not check.
     is_sorted = False
 
     def __init__(
