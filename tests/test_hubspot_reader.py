@@ -307,6 +307,32 @@ def test_given_owners_and_associations_when_reading_then_rows_match_the_store(
     assert got == expected and len(pairs) == len(got)
 
 
+def test_given_a_refresh_interval_when_reading_associations_then_full_reads_are_spaced(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox(vendors=("hubspot",), size=20)
+    now = [1_800_000_000.0]
+    with hubspot(sandbox) as client:
+        assoc = AssociationsResource(client, refresh_hours=24, clock=lambda: now[0])
+        # Given no bookmark, when reading, then every row, and only the last carries the new
+        # watermark (when this full read started): a read stopped midway keeps the old one.
+        first = list(assoc.read(Bookmark()))
+        assert len(first) > 10
+        assert all(bm == Bookmark() for _, bm in first[:-1])
+        done = first[-1][1]
+        assert done.watermark == 1_800_000_000_000
+        # Given that bookmark, when reading within the interval, then no call and no row
+        calls = sandbox.ctx.stats.snapshot()["total"]
+        now[0] += 23 * 3600
+        assert list(assoc.read(done)) == []
+        assert sandbox.ctx.stats.snapshot()["total"] == calls
+        # and once the interval has passed, everything again
+        now[0] += 2 * 3600
+        again = list(assoc.read(done))
+        assert [r.id for r, _ in again] == [r.id for r, _ in first]
+        assert again[-1][1].watermark == 1_800_000_000_000 + 25 * 3_600_000
+
+
 # -- incremental (last: it writes to the module's sandbox) ----------------------------------
 
 

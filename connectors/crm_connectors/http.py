@@ -353,22 +353,11 @@ class ApiClient:
                     wait = backoff.full_jitter(next(waits))
                 elapsed = self._clock() - started
                 if attempt >= policy.max_tries or elapsed + wait > policy.max_time:
-                    log.warning(
-                        "%s %s: giving up after %d attempt(s): %s",
-                        self.vendor,
-                        route,
-                        attempt,
-                        err,
-                    )
+                    # str(err) starts with the vendor and route already.
+                    log.warning("%s; giving up after %d attempt(s)", err, attempt)
                     raise
                 log.warning(
-                    "%s %s: %s; retry %d of %d in %.2f s",
-                    self.vendor,
-                    route,
-                    err,
-                    attempt,
-                    policy.max_tries - 1,
-                    wait,
+                    "%s; retry %d of %d in %.2f s", err, attempt, policy.max_tries - 1, wait
                 )
                 if self._on_retry is not None:
                     self._on_retry(Attempt(route, attempt, wait, err))

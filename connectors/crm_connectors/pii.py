@@ -1064,6 +1064,7 @@ def install_redaction(
         if id(handler) not in seen:
             seen.add(id(handler))
             targets.append(handler)
+    targets = [t for t in targets if redactor not in t.filters]  # idempotent: no piling up
     for target in targets:
         target.addFilter(redactor)
 

@@ -108,6 +108,15 @@ CONFIG_SCHEMA = th.PropertiesList(
             "headers for it, so the tap keeps to this budget itself."
         ),
     ),
+    th.Property(
+        "hubspot_associations_refresh_hours",
+        th.NumberType,
+        default=24,
+        description=(
+            "HubSpot associations have no modification time, so hubspot_associations is read in "
+            "full, at most this often (0: every run); runs in between skip it."
+        ),
+    ),
     # -- Salesforce -------------------------------------------------------------------------
     th.Property(
         "salesforce_client_id",
@@ -317,6 +326,7 @@ def hubspot(config: Mapping[str, Any], **client_kw: Any) -> HubSpotConnector:
         client,
         start_date=epoch_ms(config.get("start_date")),
         settle_ms=int(float(config.get("hubspot_search_settle_seconds", 10)) * 1000),
+        associations_refresh_hours=float(config.get("hubspot_associations_refresh_hours", 24)),
     )
 
 

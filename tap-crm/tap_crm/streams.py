@@ -121,9 +121,10 @@ class CrmStream(Stream):
         self, latest_record: Mapping[str, Any], *, context: Mapping[str, Any] | None = None
     ) -> None:
         bookmark = self._bookmark
-        if self.replication_key is None or bookmark is None or bookmark.watermark is None:
+        if bookmark is None or bookmark.watermark is None:
             return
         state = self.get_context_state(context)
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = ms_to_iso(bookmark.watermark)
-        state[BOOKMARK_KEY] = bookmark.to_state()
+        if self.replication_key is not None:
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = ms_to_iso(bookmark.watermark)
+        state[BOOKMARK_KEY] = bookmark.to_state()  # also a full-table resource's own bookmark

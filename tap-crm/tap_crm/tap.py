@@ -37,6 +37,9 @@ SECRET_SETTINGS = tuple(
 )
 
 
+_REDACTOR = RedactingFilter()
+
+
 class TapCrm(Tap):
     """Customer data from HubSpot, Salesforce and Intercom, incrementally, with PII protected."""
 
@@ -47,7 +50,6 @@ class TapCrm(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._connectors: list[Connector] = []
-        self._redactor: RedactingFilter | None = None
         self._quota_stopped: set[str] = set()
         super().__init__(*args, **kwargs)
 
@@ -64,8 +66,8 @@ class TapCrm(Tap):
                 if schema is not None:
                     found.append((connector.vendor, resource, with_deleted_flag(schema)))
         policy = settings.pii_policy(self.config, {r.name: s for _, r, s in found})
-        if policy.keyring is not None and self._redactor is not None:
-            self._redactor.add_secrets(policy.keyring.secret_strings())
+        if policy.keyring is not None:
+            _REDACTOR.add_secrets(policy.keyring.secret_strings())
         return [
             CrmStream(
                 self,
@@ -123,12 +125,10 @@ class TapCrm(Tap):
         return [redactor.redact(m) for m in messages]
 
     def _protect_logs(self) -> None:
-        if self._redactor is not None:
-            return
-        self._redactor = RedactingFilter(
-            [str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n)]
-        )
-        install_redaction(self._redactor, LOGGERS)
+        # One filter per process, whatever the number of tap instances (tests make many): each
+        # adds its secrets; installing again only covers handlers added since.
+        _REDACTOR.add_secrets(str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n))
+        install_redaction(_REDACTOR, LOGGERS)
         # httpx logs every request at INFO; the connector layer logs retries and waits itself.
         logging.getLogger("httpx").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
 

@@ -380,17 +380,33 @@ class OwnersResource:
 
 class AssociationsResource:
     """Company associations to contacts, deals and tickets as rows keyed
-    ``(from_id, to_id, type)``, read in full each run: company ids from the list endpoint
-    (100 per page), then one v4 batch read per 100 companies and target type."""
+    ``(from_id, to_id, type)``: company ids from the list endpoint (100 per page), then one v4
+    batch read per 100 companies and target type.
+
+    Associations carry no timestamps and changing one need not touch either record's
+    modification date, so they can only be read in full. A full read costs about one call per
+    300 rows, so it is done at most every ``refresh_hours`` (0: every run): the bookmark's
+    watermark is when the last full read started, and a run within the interval reads nothing.
+    The new watermark rides on the last row, so a read stopped midway is done again in full.
+    """
 
     name = "hubspot_associations"
     primary_key: tuple[str, ...] = ("from_id", "to_id", "type")
     replication_key: str | None = None
     TARGETS = ("contacts", "deals", "tickets")
 
-    def __init__(self, client: HubSpotClient, targets: Sequence[str] = TARGETS) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        targets: Sequence[str] = TARGETS,
+        *,
+        refresh_hours: float = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.targets = tuple(targets)
+        self.refresh_ms = int(refresh_hours * 3_600_000)
+        self._clock = clock
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -409,13 +425,25 @@ class AssociationsResource:
         }
 
     def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
+        started = int(self._clock() * 1000)
+        if bookmark.watermark is not None and started - bookmark.watermark < self.refresh_ms:
+            log.info("hubspot associations: read in full less than the refresh interval ago")
+            return
+        held: Record | None = None
+        for rec in self._all():
+            if held is not None:
+                yield held, bookmark
+            held = rec
+        if held is not None:
+            yield held, Bookmark(started)
+
+    def _all(self) -> Iterator[Record]:
         after: str | None = None
         while True:
             page = self.client.list_page("companies", after, properties=["hs_object_id"])
             ids = [str(r["id"]) for r in page.results]
             for target in self.targets:
-                for rec in self._pairs(ids, target):
-                    yield rec, bookmark
+                yield from self._pairs(ids, target)
             if page.after is None:
                 return
             after = page.after
@@ -447,15 +475,23 @@ class HubSpotConnector:
 
     vendor = "hubspot"
 
-    def __init__(self, client: HubSpotClient, **resource_options: Any) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        *,
+        associations_refresh_hours: float = 0,
+        **resource_options: Any,
+    ) -> None:
         self.client = client
+        self._refresh_hours = associations_refresh_hours
         self._options = resource_options
 
     def resources(self) -> list[Resource]:
         objects: list[Resource] = [
             HubSpotResource(self.client, o, **self._options) for o in OBJECTS
         ]
-        return [*objects, OwnersResource(self.client), AssociationsResource(self.client)]
+        associations = AssociationsResource(self.client, refresh_hours=self._refresh_hours)
+        return [*objects, OwnersResource(self.client), associations]
 
     def close(self) -> None:
         self.client.close()
