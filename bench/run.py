@@ -319,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         f"tap-crm, one process per CRM, every stream, PII encrypted, from the"
         f" {dbs[args.tap_size].name} database (sandbox rate limits off, HubSpot search pacing"
         " lifted); then an incremental rerun from the full sync's state with nothing changed"
-        " (full-table streams are read again):",
+        " (owners, admins, tags and Intercom companies are read again; HubSpot associations"
+        " at most daily):",
         "",
         "| CRM | records | seconds | records/s | API calls | calls / 1,000 records |"
         " peak RSS MB | rerun records | rerun calls |",

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from tapkit import Ids, run_tap, tap_config
 
@@ -187,3 +188,46 @@ def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive() -> Non
             name, kinds[json_type]
         )
         assert declared[name]["kind"] == expected, name
+
+
+def test_salesforce_quota_guard_stops_cleanly_and_the_next_run_completes(
+    make_sandbox, tmp_path: Path
+) -> None:
+    # Given a Salesforce org with little of its daily API allocation left (1,000 calls, the
+    # tap keeping 985 in reserve) and 200-record query pages, beside Intercom
+    sandbox = make_sandbox(
+        vendors=("salesforce", "intercom"),
+        size=300,
+        rate_limits="real",
+        options={"salesforce": {"daily_api_requests": 1000, "query_batch_max": 200}},
+    )
+    config = tap_config(sandbox, salesforce_quota_reserve=985)
+    clean = Ids().add(run_tap(tmp_path / "clean", tap_config(sandbox, salesforce_quota_reserve=0)))
+    httpx.patch(
+        f"{sandbox.urls['admin']}/_sandbox/options",
+        json={"salesforce": {"daily_api_requests": 1000}},  # a new day: usage starts again
+    ).raise_for_status()
+    # when the tap runs
+    first = run_tap(tmp_path / "first", config)
+    # then it stops Salesforce before the guard's limit, says so, and still succeeds
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "stopped before the API quota runs out" in first.stderr
+    assert "skipped, salesforce API quota guard tripped" in first.stderr
+    got = Ids().add(first)
+    sf_streams = [s for s in clean.seen if s.startswith("salesforce_")]
+    assert sum(len(got.seen.get(s, {})) for s in sf_streams) < sum(
+        len(clean.seen[s]) for s in sf_streams
+    )
+    # and Intercom is read in full regardless
+    for stream in (s for s in clean.seen if s.startswith("intercom_")):
+        assert got.sets()[stream] == clean.sets()[stream], stream
+    # and given a new day's allocation, the rerun from its state completes Salesforce
+    httpx.patch(
+        f"{sandbox.urls['admin']}/_sandbox/options",
+        json={"salesforce": {"daily_api_requests": 100_000}},
+    ).raise_for_status()
+    second = run_tap(tmp_path / "second", config, state=first.last_state)
+    assert second.returncode == 0, second.stderr[-3000:]
+    both = Ids().add(first).add(second).sets()
+    for stream in sf_streams:
+        assert both[stream] == clean.sets()[stream], stream
