@@ -40,9 +40,11 @@ def _ensure_env() -> None:
 
 
 def _run(*cmd: str) -> int:
-    return subprocess.run(
-        cmd, cwd=ROOT, env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    ).returncode
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # Meltano builds plugin venvs with uv (meltano.yml): let it trust the system's CA store,
+    # as pip does, so that a proxy's or company's CA works for both.
+    env.setdefault("UV_NATIVE_TLS", "1")
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,6 @@
-"""tap-crm as an ordinary Meltano plugin: `meltano install`, then `meltano invoke` in the `dev`
-environment of the project's own meltano.yml, against a sandbox.
+"""tap-crm and target-health as ordinary Meltano plugins: `meltano install`, then `meltano invoke`
+and `meltano run tap-crm target-health` in the `dev` environment of the project's own
+meltano.yml, against a sandbox.
 
 Given the project's meltano.yml (plugins installed by Meltano into their own virtualenvs), when
 the dev environment's tap runs with the sandbox's ports and PII keys from the environment, then
@@ -8,6 +9,7 @@ it syncs every CRM with PII encrypted, and no credential shows up in Meltano's l
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ import pytest
 from tapkit import PII_HMAC_KEYS, PII_KEYS, parse_messages
 
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+from target_health.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent))
@@ -32,8 +35,10 @@ def _meltano(
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TAP_CRM_", "CRM_PII_", "MELTANO_"))
+        if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_", "CRM_PII_", "MELTANO_"))
     }
+    # uv (meltano.yml's venv backend) trusts the system's CA store, as pip does here.
+    base.setdefault("UV_NATIVE_TLS", "1")
     return subprocess.run(
         [MELTANO, *args],
         cwd=ROOT,
@@ -86,3 +91,42 @@ def test_meltano_invoke_dev_environment_syncs_the_sandbox(installed: None, make_
     ]
     for secret in secrets:
         assert secret not in done.stderr
+
+
+def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
+    installed: None, make_sandbox, tmp_path: Path
+) -> None:
+    # Given a sandbox, a store in a temporary directory and Meltano's state kept there too
+    sandbox = make_sandbox(size=20)
+    db = tmp_path / "health.sqlite"
+    env = {
+        "TAP_CRM_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
+        "TAP_CRM_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
+        "TAP_CRM_INTERCOM_BASE_URL": sandbox.urls["intercom"],
+        "TAP_CRM_HUBSPOT_SEARCH_SETTLE_SECONDS": "0",
+        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",
+        "TAP_CRM_PII_KEYS": PII_KEYS,
+        "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
+        "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{db}",
+        "TARGET_HEALTH_MAX_INVALID_SHARE": "0.01",
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+    }
+    # when Meltano runs the pipeline
+    first = _meltano("--environment", "dev", "run", "tap-crm", "target-health", env=env)
+    # then it succeeds and the store holds the canonical model of all three CRMs
+    assert first.returncode == 0, first.stderr[-3000:]
+    store = open_store(f"sqlite:///{db}")
+    counts = store.counts()
+    assert counts["account"] > 0 and counts["deal"] > 0 and counts["nps_response"] > 0
+    crms = {row[0] for row in store.query("SELECT DISTINCT crm FROM records")}
+    assert crms == {"hubspot", "salesforce", "intercom"}
+    # and Meltano kept the tap's state, so a second run resumes and stores nothing new
+    state = _meltano("state", "list", env=env)
+    assert "tap-crm-to-target-health" in state.stdout + state.stderr
+    before = store.snapshot()
+    second = _meltano("--environment", "dev", "run", "tap-crm", "target-health", env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert store.snapshot() == before
+    runs = store.query("SELECT counts FROM runs ORDER BY started_at")
+    assert len(runs) == 2
+    assert json.loads(runs[1][0])["received"] < json.loads(runs[0][0])["received"]

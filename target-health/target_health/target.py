@@ -1,18 +1,244 @@
-"""Entry point of ``target-health``. The target is issues #4 and #5; until then this says so."""
+"""target-health: tap-crm's streams into one canonical, validated store.
+
+For each RECORD: validate against its stream's SCHEMA, map to the canonical model
+(:mod:`target_health.mapping`), validate the canonical row (schemas/v1), and upsert it in
+batches (:mod:`target_health.store`). A record that fails either check goes to the quarantine
+table with its stream, key, JSON pointer and reason (never its values), is counted, and the run
+goes on. A record missing its key properties is quarantined too; nothing bad crashes the target.
+
+At the end of the input the run is summarised (received, stored, quarantined, per stream) in the
+``runs`` table and the log; if the invalid share is above ``max_invalid_share`` the run fails
+(exit 1) before anything downstream of the store (scoring, write-back) may use it. STATE is
+emitted only after the records before it are committed (singer-sdk drains before it forwards
+state), so a crash loses nothing a rerun would not deliver again.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from singer_sdk import typing as th
+from singer_sdk.sinks import BatchSink
+from singer_sdk.target_base import Target
+
+from .mapping import MAPPERS, Mapped, Row
+from .store import DEFAULT_URL, Invalid, Store, open_store
+from .validate import Validator, canonical_validator
+
+log = logging.getLogger("target_health")
+
+CONFIG_SCHEMA = th.PropertiesList(
+    th.Property(
+        "database_url",
+        th.StringType,
+        default=DEFAULT_URL,
+        description=(
+            "Where the canonical store lives: sqlite:///<path> (default output/health.sqlite in "
+            "the project) or postgresql://user@host:port/db."
+        ),
+    ),
+    th.Property(
+        "max_invalid_share",
+        # A number, or its text: Meltano's own decimal kind cannot pass values from the
+        # environment (4.4: "Decimal is not JSON serializable"), so meltano.yml declares a string.
+        th.CustomType({"type": ["number", "string"], "pattern": r"^\s*[0-9.eE+-]+\s*$"}),
+        default=0.01,
+        description=(
+            "Fail the run (after storing the valid records, before any scoring or write-back) "
+            "when more than this share of the records received is invalid. 1 never fails."
+        ),
+    ),
+    th.Property(
+        "batch_size",
+        th.IntegerType,
+        default=5000,
+        description="Records per store transaction.",
+    ),
+).to_dict()
 
 
-def main() -> int:
-    print(
-        "target-health is not built yet (issues #4 and #5). The CRM sandbox it will write to is"
-        " ready: run `crm-sandbox --help`.",
-        file=sys.stderr,
-    )
-    return 2
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RunStats:
+    """Counts of one run, per stream."""
+
+    def __init__(self) -> None:
+        self.received: Counter[str] = Counter()
+        self.stored: Counter[str] = Counter()
+        self.quarantined: Counter[str] = Counter()
+        self.unmapped: Counter[str] = Counter()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": sum(self.received.values()),
+            "stored": sum(self.stored.values()),
+            "quarantined": sum(self.quarantined.values()),
+            "unmapped_streams": sorted(self.unmapped),
+            "streams": {
+                s: {"received": n, "stored": self.stored[s], "quarantined": self.quarantined[s]}
+                for s, n in sorted(self.received.items())
+            },
+        }
+
+    @property
+    def invalid_share(self) -> float:
+        total = sum(self.received.values())
+        return sum(self.quarantined.values()) / total if total else 0.0
+
+
+class HealthSink(BatchSink):
+    """Validates, maps and stores one stream's records."""
+
+    def __init__(self, target: Target, *args: Any, **kwargs: Any) -> None:
+        super().__init__(target, *args, **kwargs)
+        assert isinstance(target, TargetHealth)
+        self._target = target
+        self._stream_validator = Validator(self.schema)
+        self._mapper = MAPPERS.get(self.stream_name)
+        self._pending: list[Mapped] = []
+        self._invalid: list[Invalid] = []
+
+    @property
+    def max_size(self) -> int:
+        return int(self.config.get("batch_size") or 5000)
+
+    def get_validator(self) -> None:
+        return None  # validation happens in process_record, with quarantine instead of errors
+
+    def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
+        return record  # no SDK validation or timestamp parsing: see process_record
+
+    def _singer_validate_message(self, record: dict[str, Any]) -> None:
+        return None  # missing keys are quarantined in process_record, not fatal
+
+    def _record_key(self, record: Mapping[str, Any]) -> str | None:
+        keys = self.key_properties or []
+        if any(record.get(k) is None for k in keys):
+            return None
+        return ":".join(str(record[k]) for k in keys) if keys else ""
+
+    def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
+        stats = self._target.stats
+        stream = self.stream_name
+        stats.received[stream] += 1
+        key = self._record_key(record)
+        if key is None:
+            missing = [k for k in self.key_properties or [] if record.get(k) is None]
+            self._reject(stream, "", [("/" + missing[0], "required: key property missing")])
+            return
+        if not self._stream_validator.is_valid(record):
+            self._reject(stream, key, self._stream_validator.explain(record))
+            return
+        if self._mapper is None:
+            stats.unmapped[stream] += 1
+            return
+        try:
+            mapped = self._mapper(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._reject(stream, key, [("", f"mapping: {type(exc).__name__}")])
+            return
+        for item in mapped:
+            if isinstance(item, Row):
+                validator = canonical_validator(item.entity)
+                if not validator.is_valid(item.data):
+                    problems = [(f"/{item.entity}{p}", r) for p, r in validator.explain(item.data)]
+                    self._reject(stream, key, problems)
+                    return
+        self._pending.extend(mapped)
+        stats.stored[stream] += 1
+
+    def _reject(self, stream: str, key: str, problems: Sequence[tuple[str, str]]) -> None:
+        self._target.stats.quarantined[stream] += 1
+        for pointer, reason in problems[:5]:
+            self._invalid.append(Invalid(stream, key, pointer, reason))
+        log.warning(
+            "%s %s quarantined: %s", stream, key or "(no key)", "; ".join(p for p, _ in problems)
+        )
+
+    def process_batch(self, context: dict[str, Any]) -> None:
+        pending, self._pending = self._pending, []
+        invalid, self._invalid = self._invalid, []
+        store = self._target.store
+        store.write(pending)
+        store.quarantine(invalid, self._target.run_id)
+
+
+class TargetHealth(Target):
+    """Validates tap-crm's streams, maps them to one canonical model and keeps it in a store."""
+
+    name = "target-health"
+    package_name = "crm-health-sync"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = HealthSink
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.stats = RunStats()
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()  # sinks drain in parallel threads
+        try:
+            self.max_invalid_share = float(self.config.get("max_invalid_share", 0.01))
+        except ValueError:
+            raise TargetConfigError("max_invalid_share must be a number, e.g. 0.01") from None
+
+    @property
+    def store(self) -> Store:
+        with self._store_lock:
+            if self._store is None:
+                store = open_store(str(self.config.get("database_url") or DEFAULT_URL))
+                store.start_run(self.run_id, _now())
+                self._store = store
+            return self._store
+
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        stats = self.stats
+        share = stats.invalid_share
+        limit = self.max_invalid_share
+        status = "failed" if share > limit else "succeeded"
+        summary = stats.as_dict()
+        self.store.finish_run(self.run_id, _now(), status, summary)
+        log.info(
+            "run %s %s: %d received, %d stored, %d quarantined (%.2f%%)",
+            self.run_id,
+            status,
+            summary["received"],
+            summary["stored"],
+            summary["quarantined"],
+            share * 100,
+        )
+        if status == "failed":
+            raise InvalidShareExceeded(
+                f"{share:.2%} of the records were invalid, above max_invalid_share"
+                f" {limit:.2%}: see the quarantine table (run {self.run_id})"
+            )
+
+
+class InvalidShareExceeded(Exception):
+    """Too many invalid records: the run stops before anything uses the store."""
+
+
+class TargetConfigError(Exception):
+    """A setting is wrong; the message names it."""
+
+
+def main() -> None:
+    try:
+        TargetHealth.cli()
+    except (InvalidShareExceeded, TargetConfigError) as exc:
+        log.error("target-health: %s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

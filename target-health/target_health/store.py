@@ -1,0 +1,262 @@
+"""Where target-health keeps the canonical model: SQLite by default, PostgreSQL when given a URL.
+
+One schema for both (plain SQL, JSON as text), so they give the same results:
+
+``records``     one canonical row per source record, keyed ``(entity, key)``. Upserted: a replay
+                (Singer delivers at least once) rewrites a row with the same data, and an older
+                version arriving late (``modified`` earlier than the stored one) changes nothing.
+                Deletes are rows with ``deleted = 1``: kept, so that scoring can see a churned
+                account's history, and left out of counts.
+``parents``     child source key -> the account record it belongs to (HubSpot associations).
+``quarantine``  records that failed validation: stream, record key, JSON pointer, reason (never
+                the value). Keyed so a replayed bad record is recorded once.
+``runs``        one row per target run with its counts.
+
+URLs: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
+``postgresql://user@host:port/db`` (``postgres://`` too).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+from .mapping import Parent, Row
+
+DEFAULT_URL = "sqlite:///output/health.sqlite"
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS records (
+        entity TEXT NOT NULL,
+        key TEXT NOT NULL,
+        crm TEXT NOT NULL,
+        account_ref TEXT,
+        contact_ref TEXT,
+        deleted INTEGER NOT NULL,
+        modified TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (entity, key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS records_account ON records (account_ref)",
+    """CREATE TABLE IF NOT EXISTS parents (
+        child TEXT PRIMARY KEY,
+        account_ref TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        stream TEXT NOT NULL,
+        record_key TEXT NOT NULL,
+        pointer TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        first_run TEXT NOT NULL,
+        PRIMARY KEY (stream, record_key, pointer)
+    )""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        counts TEXT NOT NULL
+    )""",
+)
+
+_UPSERT = (
+    "INSERT INTO records (entity, key, crm, account_ref, contact_ref, deleted, modified, data)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (entity, key) DO UPDATE SET crm = excluded.crm,"
+    " account_ref = excluded.account_ref, contact_ref = excluded.contact_ref,"
+    " deleted = excluded.deleted, modified = excluded.modified, data = excluded.data"
+    " WHERE records.modified IS NULL OR excluded.modified IS NULL"
+    " OR excluded.modified >= records.modified"
+)
+_PARENT = (
+    "INSERT INTO parents (child, account_ref) VALUES ({p}, {p})"
+    " ON CONFLICT (child) DO UPDATE SET account_ref = excluded.account_ref"
+)
+_UNPARENT = "DELETE FROM parents WHERE child = {p} AND account_ref = {p}"
+_QUARANTINE = (
+    "INSERT INTO quarantine (stream, record_key, pointer, reason, first_run)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (stream, record_key, pointer) DO NOTHING"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """One validation failure, safe to store: no value, only where and why."""
+
+    stream: str
+    record_key: str
+    pointer: str
+    reason: str
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+
+
+class Store:
+    """The canonical store over one DB-API connection (SQLite or PostgreSQL)."""
+
+    placeholder = "?"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+        with self.transaction() as tx:
+            for ddl in _DDL:
+                tx.execute(ddl)
+
+    # -- connection -----------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                yield cur
+                self._conn.commit()
+            except BaseException:
+                self._conn.rollback()
+                raise
+            finally:
+                cur.close()
+
+    def _sql(self, template: str) -> str:
+        return template.format(p=self.placeholder)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write(self, mapped: Iterable[Row | Parent]) -> int:
+        """Upsert rows and parents in one transaction; returns the rows written."""
+        rows: list[tuple[Any, ...]] = []
+        parents: list[tuple[str, str]] = []
+        unparents: list[tuple[str, str]] = []
+        for item in mapped:
+            if isinstance(item, Parent):
+                (unparents if item.deleted else parents).append((item.child, item.account_ref))
+                continue
+            d = item.data
+            rows.append((
+                item.entity,
+                d["key"],
+                d["crm"],
+                d.get("account_ref"),
+                d.get("contact_ref"),
+                1 if d.get("deleted") else 0,
+                d.get("modified"),
+                _dumps(d),
+            ))  # fmt: skip
+        with self.transaction() as tx:
+            if rows:
+                tx.executemany(self._sql(_UPSERT), rows)
+            if parents:
+                tx.executemany(self._sql(_PARENT), parents)
+            if unparents:
+                tx.executemany(self._sql(_UNPARENT), unparents)
+        return len(rows)
+
+    def quarantine(self, invalid: Iterable[Invalid], run_id: str) -> None:
+        params = [(i.stream, i.record_key, i.pointer, i.reason, run_id) for i in invalid]
+        if params:
+            with self.transaction() as tx:
+                tx.executemany(self._sql(_QUARANTINE), params)
+
+    def start_run(self, run_id: str, started_at: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                self._sql(
+                    "INSERT INTO runs (run_id, started_at, status, counts)"
+                    " VALUES ({p}, {p}, 'running', '{{}}')"
+                ),
+                (run_id, started_at),
+            )
+
+    def finish_run(
+        self, run_id: str, finished_at: str, status: str, counts: dict[str, Any]
+    ) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                self._sql(
+                    "UPDATE runs SET finished_at = {p}, status = {p}, counts = {p}"
+                    " WHERE run_id = {p}"
+                ),
+                (finished_at, status, _dumps(counts), run_id),
+            )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as tx:
+            tx.execute(self._sql(sql), params)
+            return [tuple(r) for r in tx.fetchall()]
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The store's content, ordered: for replay and backend comparisons (runs excluded)."""
+        return {
+            "records": self.query(
+                "SELECT entity, key, crm, account_ref, contact_ref, deleted, modified, data"
+                " FROM records ORDER BY entity, key"
+            ),
+            "parents": self.query("SELECT child, account_ref FROM parents ORDER BY child"),
+            "quarantine": self.query(
+                "SELECT stream, record_key, pointer, reason FROM quarantine"
+                " ORDER BY stream, record_key, pointer"
+            ),
+        }
+
+    def counts(self) -> dict[str, int]:
+        return {
+            str(entity): int(n)
+            for entity, n in self.query(
+                "SELECT entity, COUNT(*) FROM records WHERE deleted = 0 GROUP BY entity"
+            )
+        }
+
+
+class SqliteStore(Store):
+    placeholder = "?"
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+
+class PostgresStore(Store):
+    placeholder = "%s"
+
+    def _connect(self) -> Any:
+        return psycopg.connect(self.url.replace("postgres://", "postgresql://", 1))
+
+
+def open_store(url: str = DEFAULT_URL) -> Store:
+    """The store at ``url`` (see the module doc), created if missing."""
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    raise ValueError(
+        f"database_url must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]}:...)"
+    )

@@ -1,0 +1,256 @@
+"""target-health's ingest: tap-crm's real output into the canonical store.
+
+Given the Singer output of tap-crm over a seeded sandbox (all three CRMs), when target-health
+reads it as a process, then every record lands once in the canonical model, a replay leaves the
+store identical, bad records are quarantined with a pointer and a reason (never a value) while
+the run goes on, and SQLite and PostgreSQL hold the same rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tapkit import run_tap, tap_config
+
+from target_health.store import open_store
+
+PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="module")
+def tap_output(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
+    """tap-crm's messages over a 60-account sandbox of the three CRMs (one sync per module)."""
+    from crm_connectors.sandbox.app import Sandbox, SandboxConfig
+    from crm_connectors.sandbox.seed import seed
+    from crm_connectors.sandbox.world import WorldSpec
+
+    workdir = tmp_path_factory.mktemp("target-input")
+    db = workdir / "sandbox.sqlite"
+    seed(db, WorldSpec(size=60, seed=5))
+    sandbox = Sandbox(SandboxConfig(db_path=db, port=0, rate_limits="off")).start()
+    try:
+        run = run_tap(workdir, tap_config(sandbox, hubspot_search_requests_per_second=1000))
+        assert run.returncode == 0, run.stderr[-3000:]
+        yield run.messages
+    finally:
+        sandbox.stop()
+
+
+def run_target(
+    workdir: Path, messages: list[dict[str, Any]], **config: Any
+) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config.setdefault("database_url", f"sqlite:///{workdir / 'health.sqlite'}")
+    (workdir / "config.json").write_text(json.dumps(config))
+    lines = "".join(json.dumps(m) + "\n" for m in messages)
+    return subprocess.run(
+        [sys.executable, "-m", "target_health.target", "--config", str(workdir / "config.json")],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+EXPECTED_ENTITIES = {
+    "account": ("hubspot_companies", "salesforce_Account", "intercom_companies"),
+    "contact": ("hubspot_contacts", "salesforce_Contact", "intercom_contacts"),
+    "deal": ("hubspot_deals", "salesforce_Opportunity"),
+    "ticket": ("hubspot_tickets", "salesforce_Case"),
+    "conversation": ("intercom_conversations",),
+    "nps_response": ("hubspot_feedback_submissions", "salesforce_NPS_Response__c"),
+}
+
+
+def test_every_record_lands_once_and_state_is_forwarded(
+    tap_output: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # When target-health reads tap-crm's output
+    done = run_target(tmp_path, tap_output)
+    # then the run succeeds and says what it did
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "0 quarantined" in done.stderr
+    # and each canonical entity holds one row per record of its streams (NPS: surveys of that type)
+    received = Counter(m["stream"] for m in tap_output if m["type"] == "RECORD")
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    stored = Counter(
+        entity for entity, _ in store.query("SELECT entity, key FROM records ORDER BY 1, 2")
+    )
+    for entity, streams in EXPECTED_ENTITIES.items():
+        assert stored[entity] == sum(received[s] for s in streams), entity
+    # and the HubSpot associations became parents of deals and tickets
+    parents = store.query("SELECT child FROM parents")
+    assert parents and all(p[0].startswith("hubspot:") for p in parents)
+    # and the tap's last STATE comes out once everything before it is stored
+    last_state = [m["value"] for m in tap_output if m["type"] == "STATE"][-1]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == last_state
+    runs = store.query("SELECT status, counts FROM runs")
+    assert runs[0][0] == "succeeded" and json.loads(runs[0][1])["received"] == sum(
+        received.values()
+    )
+
+
+def test_replaying_the_same_input_leaves_the_store_identical(
+    tap_output: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given a store after one run
+    assert run_target(tmp_path, tap_output).returncode == 0
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    before = store.snapshot()
+    # when the same messages are delivered again (Singer is at-least-once)
+    assert run_target(tmp_path, tap_output).returncode == 0
+    # then nothing changed but the run log
+    assert store.snapshot() == before
+    assert len(store.query("SELECT run_id FROM runs")) == 2
+
+
+def test_an_older_version_arriving_late_does_not_overwrite_a_newer_one(tmp_path: Path) -> None:
+    schema = {
+        "type": "SCHEMA",
+        "stream": "salesforce_Account",
+        "key_properties": ["Id"],
+        "schema": {"type": "object", "properties": {"Id": {"type": "string"}}},
+    }
+
+    def account(name: str, stamp: str) -> dict[str, Any]:
+        record = {"Id": "001A", "Name": name, "SystemModstamp": stamp, "_sdc_deleted_at": None}
+        return {"type": "RECORD", "stream": "salesforce_Account", "record": record}
+
+    # Given the newer version first, then the older one
+    messages = [schema, account("New", "2026-02-01T00:00:00.000Z")]
+    messages.append(account("Old", "2026-01-01T00:00:00.000Z"))
+    assert run_target(tmp_path, messages).returncode == 0
+    # then the newer stays
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    (data,) = store.query("SELECT data FROM records WHERE key = 'salesforce:Account:001A'")
+    assert json.loads(data[0])["name"] == "New"
+
+
+def _corrupt(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
+    """The messages with a few bad records: a wrong type, a missing key, an out-of-range NPS."""
+    out = copy.deepcopy(messages)
+    bad: set[tuple[str, str]] = set()
+    for m in out:
+        if m["type"] != "RECORD":
+            continue
+        rec = m["record"]
+        if m["stream"] == "hubspot_deals" and ("hubspot_deals", "type") not in bad:
+            rec["amount"] = "lots of money from alice@example.com"
+            bad.add(("hubspot_deals", "type"))
+        elif m["stream"] == "salesforce_Contact" and ("salesforce_Contact", "key") not in bad:
+            rec["Id"] = None
+            bad.add(("salesforce_Contact", "key"))
+        elif m["stream"] == "salesforce_NPS_Response__c" and ("nps", "range") not in bad:
+            rec["Score__c"] = 42.0
+            bad.add(("nps", "range"))
+    assert len(bad) == 3, bad
+    return out, bad
+
+
+def test_bad_records_are_quarantined_without_values_and_the_run_goes_on(
+    tap_output: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given tap output with three bad records
+    messages, _ = _corrupt(tap_output)
+    received = sum(1 for m in messages if m["type"] == "RECORD")
+    # when target-health reads it with a threshold they stay under
+    done = run_target(tmp_path, messages, max_invalid_share=0.05)
+    # then the run succeeds, the three are quarantined with where and why
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    rows = store.query("SELECT stream, record_key, pointer, reason FROM quarantine ORDER BY 1")
+    assert {r[0] for r in rows} == {
+        "hubspot_deals",
+        "salesforce_Contact",
+        "salesforce_NPS_Response__c",
+    }
+    by_stream = {r[0]: r for r in rows}
+    assert by_stream["hubspot_deals"][2] == "/amount"
+    assert by_stream["hubspot_deals"][3].startswith("type: expected")
+    assert by_stream["salesforce_Contact"][2] == "/Id"
+    assert by_stream["salesforce_NPS_Response__c"][2] == "/nps_response/score"
+    assert by_stream["salesforce_NPS_Response__c"][3] == "maximum: expected 10"
+    # and no value of a bad record is stored or logged
+    assert "alice@example.com" not in json.dumps(store.snapshot())
+    assert "alice@example.com" not in done.stderr
+    # and every other record is stored, and the run's counts say so
+    (counts,) = store.query("SELECT counts FROM runs")
+    summary = json.loads(counts[0])
+    assert summary["received"] == received and summary["quarantined"] == 3
+    streams = (*EXPECTED_ENTITIES["deal"], *EXPECTED_ENTITIES["contact"])
+    sent = sum(1 for m in messages if m["type"] == "RECORD" and m["stream"] in streams)
+    good = store.query("SELECT COUNT(*) FROM records WHERE entity IN ('deal', 'contact')")
+    assert good[0][0] == sent - 2  # the bad deal and the contact without a key
+
+
+def test_too_many_invalid_records_fail_the_run_after_storing_the_valid_ones(
+    tap_output: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given three bad records and a threshold of zero
+    messages, _ = _corrupt(tap_output)
+    # when target-health reads them
+    done = run_target(tmp_path, messages, max_invalid_share=0)
+    # then it fails with a one-line reason naming the setting, and records the failed run
+    assert done.returncode == 1
+    assert "max_invalid_share" in done.stderr and "Traceback" not in done.stderr
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    assert store.query("SELECT status FROM runs") == [("failed",)]
+    assert len(store.query("SELECT 1 FROM quarantine")) == 3
+
+
+def _postgres_url() -> str:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return PG_URL
+    except Exception as exc:
+        pytest.skip(f"no PostgreSQL at {PG_URL} ({type(exc).__name__})")
+
+
+def test_sqlite_and_postgresql_hold_the_same_rows(
+    tap_output: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    url = _postgres_url()
+    import psycopg
+
+    schema = f"th_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    pg_url = f"{url}?options=-csearch_path%3D{schema}"
+    try:
+        # Given the same input with one bad record, into SQLite and into PostgreSQL
+        messages, _ = _corrupt(tap_output)
+        assert run_target(tmp_path / "lite", messages, max_invalid_share=1).returncode == 0
+        done = run_target(tmp_path / "pg", messages, max_invalid_share=1, database_url=pg_url)
+        assert done.returncode == 0, done.stderr[-3000:]
+        # then both stores hold exactly the same rows
+        lite = open_store(f"sqlite:///{tmp_path / 'lite' / 'health.sqlite'}").snapshot()
+        pg = open_store(pg_url).snapshot()
+        assert lite == pg
+        assert len(lite["records"]) > 100
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_target_about_lists_its_settings() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "target_health.target", "--about", "--format=markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for name in ("database_url", "max_invalid_share", "batch_size"):
+        assert name in done.stdout
