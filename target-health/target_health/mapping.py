@@ -188,7 +188,21 @@ def hubspot_companies(r: Record) -> list[Mapped]:
         "owner_ref": _ref("hubspot", "owners", r.get("hubspot_owner_id")),
         "merged_into": None,  # HubSpot lists only survivors (hs_merged_object_ids)
     }
-    return [Row("account", data)]
+    return [
+        Row("account", data),
+        *_aliases("hubspot", "companies", r.get("hs_merged_object_ids"), data),
+    ]
+
+
+def _aliases(crm: str, obj: str, merged_ids: Any, data: Mapping[str, Any]) -> list[Mapped]:
+    """Records merged into this one (HubSpot ``hs_merged_object_ids``, ``"1;2"``): a stale
+    reference to a merged-away id resolves to the survivor, as a parent of that id."""
+    if not merged_ids:
+        return []
+    ids = [i.strip() for i in str(merged_ids).replace(",", ";").split(";") if i.strip()]
+    return [
+        Parent(f"{crm}:{obj}:{i}", str(data["key"]), deleted=bool(data["deleted"])) for i in ids
+    ]
 
 
 def hubspot_contacts(r: Record) -> list[Mapped]:
@@ -287,7 +301,10 @@ def salesforce_account(r: Record) -> list[Mapped]:
         "owner_ref": _ref("salesforce", "User", r.get("OwnerId")),
         "merged_into": _ref("salesforce", "Account", master),
     }
-    return [Row("account", data)]
+    rows: list[Mapped] = [Row("account", data)]
+    if data["merged_into"]:  # merged away: its stale references resolve to the master
+        rows.append(Parent(data["key"], data["merged_into"]))
+    return rows
 
 
 def salesforce_contact(r: Record) -> list[Mapped]:

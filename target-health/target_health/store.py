@@ -2,7 +2,9 @@
 
 One schema for both (plain SQL, JSON as text), so they give the same results:
 
-``records``     one canonical row per source record, keyed ``(entity, key)``. Upserted: a replay
+``records``     one canonical row per source record, keyed ``(entity, key)``, with
+                ``account_ref``: for an account row its canonical account key (mapping.account_key),
+                for the others their account's source key. Upserted: a replay
                 (Singer delivers at least once) rewrites a row with the same data, and an older
                 version arriving late (``modified`` earlier than the stored one) changes nothing.
                 Deletes are rows with ``deleted = 1``: kept, so that scoring can see a churned
@@ -10,6 +12,9 @@ One schema for both (plain SQL, JSON as text), so they give the same results:
 ``parents``     child source key -> the account record it belongs to (HubSpot associations).
 ``quarantine``  records that failed validation: stream, record key, JSON pointer, reason (never
                 the value). Keyed so a replayed bad record is recorded once.
+``scores``      per account, as-of date and model version: score, band, segment, trend, NPS,
+                top factors and the signals behind them (the score history).
+``metrics``     portfolio figures per as-of date: NPS overall, retention per period, bands.
 ``runs``        one row per target run with its counts.
 
 URLs: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
@@ -29,7 +34,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from .mapping import Parent, Row
+from .mapping import Parent, Row, account_key
 
 DEFAULT_URL = "sqlite:///output/health.sqlite"
 
@@ -58,6 +63,29 @@ _DDL = (
         first_run TEXT NOT NULL,
         PRIMARY KEY (stream, record_key, pointer)
     )""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        account_key TEXT NOT NULL,
+        as_of TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        score DOUBLE PRECISION,
+        band TEXT,
+        segment TEXT NOT NULL,
+        trend DOUBLE PRECISION,
+        nps DOUBLE PRECISION,
+        nps_responses INTEGER NOT NULL,
+        churned_on TEXT,
+        factors TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        PRIMARY KEY (account_key, as_of, model_version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS metrics (
+        as_of TEXT NOT NULL,
+        name TEXT NOT NULL,
+        label TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (as_of, name, label, model_version)
+    )""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY,
         started_at TEXT NOT NULL,
@@ -81,6 +109,20 @@ _PARENT = (
     " ON CONFLICT (child) DO UPDATE SET account_ref = excluded.account_ref"
 )
 _UNPARENT = "DELETE FROM parents WHERE child = {p} AND account_ref = {p}"
+_SCORE = (
+    "INSERT INTO scores (account_key, as_of, model_version, score, band, segment, trend, nps,"
+    " nps_responses, churned_on, factors, detail)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (account_key, as_of, model_version) DO UPDATE SET score = excluded.score,"
+    " band = excluded.band, segment = excluded.segment, trend = excluded.trend,"
+    " nps = excluded.nps, nps_responses = excluded.nps_responses,"
+    " churned_on = excluded.churned_on, factors = excluded.factors, detail = excluded.detail"
+)
+_METRIC = (
+    "INSERT INTO metrics (as_of, name, label, model_version, value)"
+    " VALUES ({p}, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (as_of, name, label, model_version) DO UPDATE SET value = excluded.value"
+)
 _QUARANTINE = (
     "INSERT INTO quarantine (stream, record_key, pointer, reason, first_run)"
     " VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (stream, record_key, pointer) DO NOTHING"
@@ -154,11 +196,18 @@ class Store:
                 (unparents if item.deleted else parents).append((item.child, item.account_ref))
                 continue
             d = item.data
+            # An account row's account_ref is its canonical account (ext:/dom:/itself): the
+            # link every other row reaches through its own account_ref.
+            ref = (
+                account_key(d.get("external_id"), d.get("domain"), d["key"])
+                if item.entity == "account"
+                else d.get("account_ref")
+            )
             rows.append((
                 item.entity,
                 d["key"],
                 d["crm"],
-                d.get("account_ref"),
+                ref,
                 d.get("contact_ref"),
                 1 if d.get("deleted") else 0,
                 d.get("modified"),
@@ -178,6 +227,34 @@ class Store:
         if params:
             with self.transaction() as tx:
                 tx.executemany(self._sql(_QUARANTINE), params)
+
+    def write_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Upsert score snapshots: (account_key, as_of, model_version, score, band, segment,
+        trend, nps, nps_responses, churned_on, factors, detail); JSON columns as values."""
+        params = [(*r[:10], _dumps(r[10]), _dumps(r[11])) for r in rows]
+        if params:
+            with self.transaction() as tx:
+                tx.executemany(self._sql(_SCORE), params)
+
+    def write_metrics(self, rows: Sequence[tuple[str, str, str, str, Any]]) -> None:
+        """Upsert portfolio metrics: (as_of, name, label, model_version, value as JSON)."""
+        params = [(*r[:4], _dumps(r[4])) for r in rows]
+        if params:
+            with self.transaction() as tx:
+                tx.executemany(self._sql(_METRIC), params)
+
+    def score_history(
+        self, model_version: str, before: str
+    ) -> dict[str, list[tuple[str, float | None, str | None]]]:
+        """Earlier snapshots of one model, per account: (as_of, score, band), oldest first."""
+        out: dict[str, list[tuple[str, float | None, str | None]]] = {}
+        for key, as_of, score, band in self.stream(
+            "SELECT account_key, as_of, score, band FROM scores"
+            " WHERE model_version = {p} AND as_of < {p} ORDER BY account_key, as_of",
+            (model_version, before),
+        ):
+            out.setdefault(str(key), []).append((str(as_of), score, band))
+        return out
 
     def start_run(self, run_id: str, started_at: str) -> None:
         with self.transaction() as tx:
@@ -208,6 +285,20 @@ class Store:
             tx.execute(self._sql(sql), params)
             return [tuple(r) for r in tx.fetchall()]
 
+    def stream(
+        self, sql: str, params: Sequence[Any] = (), size: int = 5000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` a batch at a time (memory stays flat for any number of rows), on a
+        connection of their own, so the caller may write to the store meanwhile."""
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(self._sql(sql), params)
+            while batch := cur.fetchmany(size):
+                yield from (tuple(r) for r in batch)
+        finally:
+            conn.close()
+
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """The store's content, ordered: for replay and backend comparisons (runs excluded)."""
         return {
@@ -219,6 +310,10 @@ class Store:
             "quarantine": self.query(
                 "SELECT stream, record_key, pointer, reason FROM quarantine"
                 " ORDER BY stream, record_key, pointer"
+            ),
+            "scores": self.query("SELECT * FROM scores ORDER BY account_key, as_of, model_version"),
+            "metrics": self.query(
+                "SELECT * FROM metrics ORDER BY as_of, name, label, model_version"
             ),
         }
 

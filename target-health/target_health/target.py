@@ -15,6 +15,7 @@ state), so a crash loses nothing a rerun would not deliver again.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import logging
 import sys
@@ -28,7 +29,10 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
+from . import cli
+from .compute import ComputeSummary, compute
 from .mapping import MAPPERS, Mapped, Row
+from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import Validator, canonical_validator
 
@@ -53,6 +57,39 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "Fail the run (after storing the valid records, before any scoring or write-back) "
             "when more than this share of the records received is invalid. 1 never fails."
+        ),
+    ),
+    th.Property(
+        "usage_csv",
+        th.StringType,
+        description=(
+            "Product usage as a CSV file (columns account_external_id or domain, month, "
+            "active_users, seats, logins, features_adopted), loaded at the end of each run. "
+            "Usage may also arrive as a Singer stream named 'usage' with the same fields."
+        ),
+    ),
+    th.Property(
+        "scoring",
+        th.ObjectType(additional_properties=True),
+        description=(
+            "The health model, NPS window, retention periods and segment rules, merged onto the "
+            "documented defaults (target-health/SCORING.md, RETENTION.md), e.g. "
+            '{"health": {"signals": {"nps": {"weight": 20}}}, "nps": {"window_days": 180}}.'
+        ),
+    ),
+    th.Property(
+        "as_of",
+        th.DateType,
+        description="Measure as of this date (default: today, UTC). For backfills and tests.",
+    ),
+    th.Property(
+        "measure_every_days",
+        th.IntegerType,
+        default=1,
+        description=(
+            "Keep one snapshot per this many days: a run within that time of the model's latest "
+            "snapshot stores the records but does not score again. Runs on the same day as a "
+            "snapshot replace it."
         ),
     ),
     th.Property(
@@ -190,6 +227,14 @@ class TargetHealth(Target):
             self.max_invalid_share = float(self.config.get("max_invalid_share", 0.01))
         except ValueError:
             raise TargetConfigError("max_invalid_share must be a number, e.g. 0.01") from None
+        try:
+            self.scoring = parse_settings(self.config.get("scoring") or {})
+        except ModelError as exc:
+            raise TargetConfigError(f"scoring.{exc}") from None
+        given = self.config.get("as_of")
+        self.as_of = (
+            dt.date.fromisoformat(given) if given else dt.datetime.now(dt.timezone.utc).date()
+        )
 
     @property
     def store(self) -> Store:
@@ -202,6 +247,8 @@ class TargetHealth(Target):
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()
+        if self.config.get("usage_csv"):
+            self.load_usage_csv(str(self.config["usage_csv"]))
         stats = self.stats
         share = stats.invalid_share
         limit = self.max_invalid_share
@@ -217,11 +264,68 @@ class TargetHealth(Target):
             summary["quarantined"],
             share * 100,
         )
+        if status == "succeeded":
+            self.measure()
         if status == "failed":
             raise InvalidShareExceeded(
                 f"{share:.2%} of the records were invalid, above max_invalid_share"
                 f" {limit:.2%}: see the quarantine table (run {self.run_id})"
             )
+
+    def measure(self) -> ComputeSummary | None:
+        """Scores, NPS, retention and segments as of ``as_of``, unless the model's latest
+        snapshot is more recent than ``measure_every_days`` (and not on the same day)."""
+        every = int(self.config.get("measure_every_days") or 1)
+        version = self.scoring.health.version
+        latest = self.store.query(
+            "SELECT MAX(as_of) FROM scores WHERE model_version = {p}", (version,)
+        )[0][0]
+        if latest and latest != str(self.as_of):
+            age = (self.as_of - dt.date.fromisoformat(str(latest))).days
+            if 0 <= age < every:
+                log.info("scores of %s are %d day(s) old: not measured again", latest, age)
+                return None
+        summary = compute(self.store, self.scoring, self.as_of)
+        log.info(
+            "measured %d accounts as of %s (model %s): bands %s; NPS %s from %d responses",
+            summary.accounts,
+            summary.as_of,
+            summary.model_version,
+            dict(sorted(summary.bands.items())),
+            summary.nps.get("nps"),
+            summary.nps.get("responses", 0),
+        )
+        return summary
+
+    def load_usage_csv(self, path: str) -> None:
+        """The usage file, validated and stored like a stream named ``usage``."""
+        stream = "usage"
+        validator = canonical_validator("usage")
+        mapped: list[Mapped] = []
+        invalid: list[Invalid] = []
+        try:
+            handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise TargetConfigError(f"usage_csv: cannot read {path} ({exc.strerror})") from None
+        with handle:
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                self.stats.received[stream] += 1
+                rows = MAPPERS[stream](row)
+                data = rows[0].data if isinstance(rows[0], Row) else {}
+                if not validator.is_valid(data):
+                    self.stats.quarantined[stream] += 1
+                    invalid.extend(
+                        Invalid(stream, f"line {line}", f"/usage{p}", r)
+                        for p, r in validator.explain(data)[:5]
+                    )
+                    continue
+                self.stats.stored[stream] += 1
+                mapped.extend(rows)
+                if len(mapped) >= 5000:
+                    self.store.write(mapped)
+                    mapped = []
+        self.store.write(mapped)
+        self.store.quarantine(invalid, self.run_id)
 
 
 class InvalidShareExceeded(Exception):
@@ -233,6 +337,8 @@ class TargetConfigError(Exception):
 
 
 def main() -> None:
+    if sys.argv[1:2] and sys.argv[1] in cli.COMMANDS:
+        sys.exit(cli.main(sys.argv[1:]))
     try:
         TargetHealth.cli()
     except (InvalidShareExceeded, TargetConfigError) as exc:

@@ -552,8 +552,10 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             )  # fmt: skip
             years = max(0, (now - created) // (365 * DAY_MS))
             for year in range(1, int(years) + 1):
-                ids["deal"] += 1
                 close = created + year * 365 * DAY_MS
+                if churned_on and close >= renewal_ms:
+                    break  # a churned account renews nothing on or after the day it churned
+                ids["deal"] += 1
                 deals.append(
                     Deal(ids["deal"], key, f"{full_name[:60]} - Renewal {year}", "renewal",
                          round(arr, 2), "won", _date(close), close - 60 * DAY_MS, close, crm)
