@@ -1,4 +1,4 @@
-"""The README's demo command, end to end on a small seed."""
+"""The README's demo command, end to end on a small seed: meltano run tap-crm target-health."""
 
 from __future__ import annotations
 
@@ -10,31 +10,27 @@ import pytest
 from crm_connectors.sandbox import demo
 
 
-def test_given_fresh_dir_when_running_demo_then_tap_crm_syncs_every_crm_and_reruns_incrementally(
+def test_given_fresh_dir_when_running_demo_then_the_pipeline_scores_every_customer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a fresh directory, when the demo runs (sandbox with real rate limits + tap-crm)
-    code = demo.main(["--size", "40", "--dir", str(tmp_path), "--port", "0", "--no-serve"])
+    # Given a fresh directory, when the demo runs (sandbox with real rate limits + Meltano)
+    code = demo.main(["--size", "60", "--dir", str(tmp_path), "--port", "0", "--no-serve"])
     out = capsys.readouterr().out
-    # then it succeeds and reports records and API calls for each CRM
+    # then it succeeds, with API calls to each CRM and records stored, none quarantined
     assert code == 0, out
-    rows = {
-        m.group(1): (int(m.group(2)), int(m.group(3).replace(",", "")), int(m.group(4)))
-        for m in re.finditer(
-            r"^\s+(hubspot|salesforce|intercom)\s+(\d+)\s+([\d,]+)\s+(\d+)\s", out, re.M
-        )
-    }
-    assert set(rows) == {"hubspot", "salesforce", "intercom"}
-    for streams, records, calls in rows.values():
-        assert streams >= 5 and records > 0 and calls > 0
-    # and PII came out encrypted and tokenised, with keys made once, owner-only
-    assert re.search(r"hubspot_contacts\.email\s+enc:v1:demo:", out)
-    assert re.search(r"hubspot_contacts\.email__token\s+tok:v1:demoh:", out)
-    keys = tmp_path / "pii-keys.env"
-    assert keys.stat().st_mode & 0o077 == 0
-    # and the incremental rerun reads fewer records than the full sync
-    rerun = int(
-        re.search(r"Incremental rerun from that state: ([\d,]+) records", out)[1].replace(",", "")
-    )  # type: ignore[index]
-    assert rerun < sum(r for _, r, _ in rows.values())
-    assert (tmp_path / "tap-full.jsonl").exists() and (tmp_path / "state.json").exists()
+    calls = dict(re.findall(r"(hubspot|salesforce|intercom) (\d+)", out.split("API calls:")[1]))
+    assert set(calls) == {"hubspot", "salesforce", "intercom"}
+    stored = re.search(r"stored ([\d,]+) of ([\d,]+) records \((\d+) quarantined\)", out)
+    assert stored and int(stored[1].replace(",", "")) > 0 and stored[3] == "0"
+    # and the bands put every at-risk customer of the ground truth in at_risk or critical
+    row = re.search(r"^\s+at_risk\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", out, re.M)
+    assert row, out
+    healthy, neutral, at_risk, critical = (int(x.replace(",", "")) for x in row.groups())
+    assert at_risk + critical > 0 and healthy == neutral == 0
+    # and NPS, retention and one account's reasons are shown
+    assert re.search(r"^NPS -?[\d.]+ from [\d,]+ responses", out, re.M)
+    assert "GRR" in out and re.search(r"^Why ext:ACC-\d+ is critical", out, re.M)
+    # and the incremental rerun reads few CRM records
+    rerun = re.search(r"Incremental rerun from Meltano's state: ([\d,]+) CRM records", out)
+    assert rerun and int(rerun[1].replace(",", "")) < int(stored[2].replace(",", "")) // 10
+    assert (tmp_path / "pii-keys.env").stat().st_mode & 0o077 == 0

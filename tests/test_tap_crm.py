@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from tapkit import Ids, run_tap, tap_config
 
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED
 from tap_crm.settings import CONFIG_SCHEMA
+from target_health.target import CONFIG_SCHEMA as TARGET_CONFIG
 
 #: Which sandbox record states each vendor's API returns to the tap, and which of those it
 #: flags as deleted [BEHAVIOR.md of each emulator]: HubSpot search + the archived list; Salesforce
@@ -163,31 +165,34 @@ def test_unreachable_host_is_named(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
 
 
-def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive() -> None:
-    # Given the tap's settings and the project's meltano.yml
+@pytest.mark.parametrize(("kind", "name", "schema"), [
+    ("extractors", "tap-crm", CONFIG_SCHEMA.to_dict()),
+    ("loaders", "target-health", TARGET_CONFIG),
+])  # fmt: skip
+def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive(
+    kind: str, name: str, schema: dict[str, Any]
+) -> None:
+    # Given a plugin's settings and the project's meltano.yml
     yaml = pytest.importorskip("yaml")
     project = yaml.safe_load((Path(__file__).parents[1] / "meltano.yml").read_text())
-    plugin = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-crm")
+    plugin = next(p for p in project["plugins"][kind] if p["name"] == name)
     declared = {s["name"]: s for s in plugin["settings"]}
-    settings = CONFIG_SCHEMA.to_dict()["properties"]
-    # then both name the same settings
+    settings = schema["properties"]
+    # then both name the same settings (Meltano passes only declared ones from the environment)
     assert set(declared) == set(settings)
     # and exactly the secret ones are sensitive, with kinds that match the JSON types
     # (number settings are integer in Meltano: its "decimal" kind fails on values from the
-    # environment in Meltano 4.4 - Decimal is not JSON serializable; whole numbers suffice)
+    # environment in Meltano 4.4 - Decimal is not JSON serializable; whole numbers suffice;
+    # a fraction is declared a string)
     kinds = {"string": "string", "integer": "integer", "number": "integer", "array": "array"}
     kinds |= {"object": "object", "boolean": "boolean"}
-    for name, spec in settings.items():
-        assert bool(declared[name].get("sensitive")) == bool(spec.get("secret")), name
-        json_type = next(
-            t
-            for t in ([spec["type"]] if isinstance(spec["type"], str) else spec["type"])
-            if t != "null"
-        )
-        expected = {"start_date": "date_iso8601", "pii_default_mode": "options"}.get(
-            name, kinds[json_type]
-        )
-        assert declared[name]["kind"] == expected, name
+    special = {"start_date": "date_iso8601", "as_of": "date_iso8601"}
+    special |= {"pii_default_mode": "options", "max_invalid_share": "string"}
+    for key, spec in settings.items():
+        assert bool(declared[key].get("sensitive")) == bool(spec.get("secret")), key
+        types = [spec["type"]] if isinstance(spec["type"], str) else spec["type"]
+        json_type = next(t for t in types if t != "null")
+        assert declared[key]["kind"] == special.get(key, kinds[json_type]), key
 
 
 def test_salesforce_quota_guard_stops_cleanly_and_the_next_run_completes(

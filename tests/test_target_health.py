@@ -195,6 +195,16 @@ def test_bad_records_are_quarantined_without_values_and_the_run_goes_on(
     sent = sum(1 for m in messages if m["type"] == "RECORD" and m["stream"] in streams)
     good = store.query("SELECT COUNT(*) FROM records WHERE entity IN ('deal', 'contact')")
     assert good[0][0] == sent - 2  # the bad deal and the contact without a key
+    # and the bad NPS answer reaches no score: every stored response is within 0..10, and the
+    # measured NPS counts exactly the stored ones in its window
+    nps_rows = store.query("SELECT data FROM records WHERE entity = 'nps_response'")
+    sent_nps = sum(1 for m in messages if m["type"] == "RECORD" and "NPS" in m["stream"])
+    sent_nps += sum(1 for m in messages if m["type"] == "RECORD" and "feedback" in m["stream"])
+    assert len(nps_rows) == sent_nps - 1
+    assert all(0 <= json.loads(r[0])["score"] <= 10 for r in nps_rows)
+    counted = sum(r[0] for r in store.query("SELECT nps_responses FROM scores"))
+    (overall,) = store.query("SELECT value FROM metrics WHERE name = 'nps'")
+    assert json.loads(overall[0])["responses"] == counted
 
 
 def test_too_many_invalid_records_fail_the_run_after_storing_the_valid_ones(

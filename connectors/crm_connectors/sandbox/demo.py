@@ -1,13 +1,15 @@
-"""``python3 dev.py demo``: seed the CRM sandbox, serve it, and sync it with tap-crm.
+"""``python3 dev.py demo``: the main job, ``meltano run tap-crm target-health``, on the sandbox.
 
 Seeds a deterministic customer base into ``demo-data/``, serves HubSpot, Salesforce and Intercom
-on loopback (with the vendors' real rate limits), runs ``tap-crm`` against them as a process —
-a full sync, then an incremental rerun from its state — and prints what came out: records per
-CRM, API calls, how PII left the tap, and what the rerun had to read. Then it keeps serving (the
-web page shows every record) until Ctrl-C, unless ``--no-serve``.
+on loopback with the vendors' real rate limits, and runs the project's own meltano.yml (``dev``
+environment) against them: tap-crm reads the three CRMs, target-health validates, maps, stores
+(SQLite: ``demo-data/health.sqlite``) and measures health as of the world's "now". Then it prints
+what happened: API calls per CRM, records stored, quarantined, bands against the seed's ground
+truth, NPS and retention, one at-risk account with its reasons; and an incremental rerun. The
+sandbox keeps serving (its web page shows every record) until Ctrl-C, unless ``--no-serve``.
 
-The tap's Singer output and state are kept in the demo directory; its PII keys are generated once
-into ``demo-data/pii-keys.env`` (the same variables Meltano reads from a project's ``.env``).
+PII keys are generated once into ``demo-data/pii-keys.env``; Meltano's state lives in
+``demo-data/meltano.db`` with the data it belongs to.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ import argparse
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from .app import Sandbox, SandboxConfig
-from .auth import DEFAULT_CREDENTIALS
 from .seed import exports_dir, seed
 from .world import WorldSpec
+
+ROOT = Path(__file__).resolve().parents[3]
+MELTANO = str(Path(sys.executable).parent / "meltano")
 
 
 def _keys(path: Path) -> dict[str, str]:
@@ -46,52 +50,81 @@ def _keys(path: Path) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _config(urls: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
-    sf = DEFAULT_CREDENTIALS["salesforce"]
-    return {
-        "pii_keys": keys["TAP_CRM_PII_KEYS"],
-        "pii_hmac_keys": keys["TAP_CRM_PII_HMAC_KEYS"],
-        "hubspot_base_url": urls["hubspot"],
-        "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
-        "salesforce_login_url": urls["salesforce"],
-        "salesforce_client_id": sf["client_id"],
-        "salesforce_client_secret": sf["client_secret"],
-        "salesforce_refresh_token": sf["refresh_token"],
-        "intercom_base_url": urls["intercom"],
-        "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
-        "intercom_search_settle_seconds": 0,  # the sandbox indexes at once
-    }
-
-
-def _run_tap(
-    workdir: Path, config: dict[str, Any], state: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], float]:
-    (workdir / "tap-config.json").write_text(json.dumps(config))
-    cmd = [sys.executable, "-m", "tap_crm.tap", "--config", str(workdir / "tap-config.json")]
-    if state is not None:
-        (workdir / "state.json").write_text(json.dumps(state))
-        cmd += ["--state", str(workdir / "state.json")]
-    out_path = workdir / ("tap-incremental.jsonl" if state else "tap-full.jsonl")
-    started = time.perf_counter()
-    with open(out_path, "wb") as out, open(workdir / "tap.log", "ab") as log:
-        code = subprocess.run(cmd, stdout=out, stderr=log, check=False).returncode  # noqa: S603
-    seconds = time.perf_counter() - started
-    if code:
-        tail = (workdir / "tap.log").read_text(errors="replace").splitlines()[-5:]
-        raise SystemExit(
-            f"tap-crm failed ({code}); the end of {workdir / 'tap.log'}:\n" + "\n".join(tail)
-        )
-    with open(out_path, "rb") as f:
-        return [json.loads(line) for line in f if line.strip()], seconds
-
-
-def _by_crm(messages: list[dict[str, Any]]) -> Counter[str]:
-    return Counter(m["stream"].split("_")[0] for m in messages if m["type"] == "RECORD")
-
-
 def _calls(sandbox: Sandbox) -> dict[str, int]:
     snap = sandbox.ctx.stats.snapshot()
     return {v: int(s.get("calls", 0)) for v, s in snap.get("vendors", {}).items()}
+
+
+def _env(urls: dict[str, str], keys: dict[str, str], workdir: Path, db: Path) -> dict[str, str]:
+    """Meltano's environment: the dev environment's settings pointed at this sandbox."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_"))}
+    return base | {
+        "TAP_CRM_HUBSPOT_BASE_URL": urls["hubspot"],
+        "TAP_CRM_SALESFORCE_LOGIN_URL": urls["salesforce"],
+        "TAP_CRM_INTERCOM_BASE_URL": urls["intercom"],
+        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",  # the sandbox indexes at once
+        "TAP_CRM_PII_KEYS": keys["TAP_CRM_PII_KEYS"],
+        "TAP_CRM_PII_HMAC_KEYS": keys["TAP_CRM_PII_HMAC_KEYS"],
+        "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{(workdir / 'health.sqlite').resolve()}",
+        "TARGET_HEALTH_USAGE_CSV": str((exports_dir(db) / "usage.csv").resolve()),
+        "TARGET_HEALTH_AS_OF": WorldSpec().anchor.date().isoformat(),  # the world's "now"
+        "MELTANO_DATABASE_URI": f"sqlite:///{(workdir / 'meltano.db').resolve()}",
+        "UV_NATIVE_TLS": base.get("UV_NATIVE_TLS", "1"),
+    }
+
+
+def _meltano(env: dict[str, str], workdir: Path, *args: str) -> float:
+    started = time.perf_counter()
+    with open(workdir / "meltano.log", "ab") as log:
+        code = subprocess.run(  # noqa: S603 - our own venv's meltano
+            [MELTANO, *args], cwd=ROOT, env=env, stdout=log, stderr=log, check=False
+        ).returncode
+    if code:
+        tail = (workdir / "meltano.log").read_text(errors="replace").splitlines()[-8:]
+        raise SystemExit(f"meltano {' '.join(args)} failed ({code}):\n" + "\n".join(tail))
+    return time.perf_counter() - started
+
+
+def _report(store: Path, truth: list[dict[str, str]]) -> None:
+    conn = sqlite3.connect(store)
+    (counts,) = conn.execute("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    run = json.loads(counts)
+    entities = dict(conn.execute("SELECT entity, COUNT(*) FROM records GROUP BY 1").fetchall())
+    print(
+        f"  target-health stored {run['stored']:,} of {run['received']:,} records"
+        f" ({run['quarantined']} quarantined): "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(entities.items()))
+    )
+    label = {f"ext:{row['external_id']}": row["label"] for row in truth}
+    bands = ("healthy", "neutral", "at_risk", "critical")
+    matrix: Counter[tuple[str, str]] = Counter()
+    for key, band in conn.execute("SELECT account_key, band FROM scores"):
+        matrix[(label.get(key, "?"), band or "unscored")] += 1
+    print("\nHealth bands (columns) against the seed's ground truth (rows):")
+    print(f"  {'':<11}" + "".join(f"{b:>10}" for b in bands))
+    for lab in ("healthy", "declining", "at_risk", "churned"):
+        print(f"  {lab:<11}" + "".join(f"{matrix[(lab, b)]:>10,}" for b in bands))
+    metrics = {
+        (n, lbl): json.loads(v)
+        for n, lbl, v in conn.execute("SELECT name, label, value FROM metrics")
+    }
+    nps = next(v for (n, _), v in metrics.items() if n == "nps")
+    print(f"\nNPS {nps['nps']} from {nps['responses']:,} responses (last 365 days)")
+    for (name, period), v in sorted(metrics.items()):
+        if name == "retention":
+            print(
+                f"  {period:<34} GRR {v['grr']:.1%}  NRR {v['nrr']:.1%}"
+                f"  logo retention {v['logo_retention']:.1%}"
+            )
+    row = conn.execute(
+        "SELECT account_key, score, band, segment, factors FROM scores WHERE band = 'critical'"
+        " ORDER BY score, account_key LIMIT 1"
+    ).fetchone()
+    if row:
+        key, score, band, segment, factors = row
+        print(f"\nWhy {key} is {band} ({score}, segment {segment}):")
+        for f in json.loads(factors):
+            print(f"  {f['contribution']:+6.1f}  {f['text']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,15 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-serve", action="store_true", help="exit after showing the result")
     args = parser.parse_args(argv)
 
-    db = args.dir / f"crm-{args.size}-{args.seed}.sqlite"
+    workdir = args.dir.resolve()
+    db = workdir / f"crm-{args.size}-{args.seed}.sqlite"
     if not db.exists():
         print(f"Seeding {args.size:,} accounts into {db} ...", flush=True)
         summary = seed(db, WorldSpec(size=args.size, seed=args.seed))
-        print(f"  done in {summary['seconds']} s: {summary['records']}")
+        print(f"  done in {summary['seconds']} s")
     with open(exports_dir(db) / "accounts.csv", encoding="utf-8") as f:
         truth = list(csv.DictReader(f))
     labels = Counter(row["label"] for row in truth)
-    keys = _keys(args.dir / "pii-keys.env")
+    keys = _keys(workdir / "pii-keys.env")
+    for stale in ("health.sqlite", "meltano.db"):  # a fresh pipeline for a fresh demo
+        for path in workdir.glob(f"{stale}*"):
+            path.unlink()
 
     try:
         sandbox = Sandbox(SandboxConfig(db_path=db, port=args.port)).start()
@@ -126,42 +163,35 @@ def main(argv: list[str] | None = None) -> int:
             f"\nGround truth: {len(truth):,} accounts "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(labels.items()))
         )
-        config = _config(sandbox.urls, keys)
+        env = _env(sandbox.urls, keys, workdir, db)
+        _meltano(env, workdir, "install")
         print(
-            "\ntap-crm, full sync (HubSpot search is paced to its 5 requests/s budget) ...",
+            "\nmeltano run tap-crm target-health (HubSpot search paced to 5 requests/s) ...",
             flush=True,
         )
         before = _calls(sandbox)
-        full, seconds = _run_tap(args.dir, config, None)
-        calls = {v: n - before.get(v, 0) for v, n in _calls(sandbox).items()}
-        records = _by_crm(full)
-        print(f"  {'CRM':<11}{'streams':>8}{'records':>10}{'API calls':>11}{'calls/1k rec':>14}")
-        streams = Counter(m["stream"].split("_")[0] for m in full if m["type"] == "SCHEMA")
-        for crm in ("hubspot", "salesforce", "intercom"):
-            per_k = 1000 * calls.get(crm, 0) / max(records[crm], 1)
-            print(
-                f"  {crm:<11}{streams[crm]:>8}{records[crm]:>10,}{calls.get(crm, 0):>11,}"
-                f"{per_k:>14.1f}"
-            )
-        total = sum(records.values())
-        print(f"  {total:,} records in {seconds:.1f} s ({total / seconds:,.0f} records/s)")
-        contact = next(
-            m["record"] for m in full if m["type"] == "RECORD" and m["stream"] == "hubspot_contacts"
-        )
-        print("\nPII leaves the tap encrypted (AES-256-GCM) with keyed tokens for joins, e.g.:")
-        for field in ("email", "email__token", "firstname", "jobtitle"):
-            value = str(contact.get(field))
-            print(f"  hubspot_contacts.{field:<13} {value[:60]}{'...' if len(value) > 60 else ''}")
-        state = next(m["value"] for m in reversed(full) if m["type"] == "STATE")
-        before = _calls(sandbox)
-        again, seconds = _run_tap(args.dir, config, state)
+        seconds = _meltano(env, workdir, "--environment", "dev", "run", "tap-crm", "target-health")
         calls = {v: n - before.get(v, 0) for v, n in _calls(sandbox).items()}
         print(
-            f"\nIncremental rerun from that state: {sum(_by_crm(again).values()):,} records"
-            f" (full-table streams: owners, associations, admins, tags, companies scroll) with"
-            f" {sum(calls.values())} API calls, in {seconds:.1f} s."
+            f"  done in {seconds:.1f} s; API calls: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(calls.items()))
         )
-        print(f"\nSinger output, state and logs: {args.dir}/ (tap-full.jsonl, state.json, tap.log)")
+        _report(workdir / "health.sqlite", truth)
+        before = _calls(sandbox)
+        seconds = _meltano(env, workdir, "--environment", "dev", "run", "tap-crm", "target-health")
+        calls = {v: n - before.get(v, 0) for v, n in _calls(sandbox).items()}
+        conn = sqlite3.connect(workdir / "health.sqlite")
+        (counts,) = conn.execute(
+            "SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        run = json.loads(counts)
+        usage = run["streams"].get("usage", {}).get("received", 0)
+        print(
+            f"\nIncremental rerun from Meltano's state: {run['received'] - usage:,} CRM records"
+            f" (and the usage file's {usage:,} rows again), {sum(calls.values())} API calls,"
+            f" {seconds:.1f} s."
+        )
+        print(f"\nStore: {workdir / 'health.sqlite'}; logs: {workdir / 'meltano.log'}")
         print(f"Web page: {sandbox.urls['admin']}/  (every object and record, as a CRM user sees)")
         if args.no_serve:
             return 0
