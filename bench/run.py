@@ -7,7 +7,9 @@ Measures, in one run on this machine, and prints a table (also written to bench/
   sandbox running as its own process (as in a pipeline) and the client reusing one connection;
 - tap-crm: a full sync of each CRM (every stream, PII encrypted) from the ``--tap-size`` seed,
   as a process against the sandbox: records/s, API calls per 1,000 records, peak RSS; then an
-  incremental rerun from its state: records read and API calls.
+  incremental rerun from its state: records read and API calls;
+- target-health: the three taps' output through validation, mapping, the SQLite store and
+  scoring: records/s and peak RSS.
 
 Figures on shared 2-core machines are noisy: compare ratios from one run, never absolute numbers
 across runs. Nothing here is asserted by tests.
@@ -167,7 +169,9 @@ def bench_serve(db: Path, workdir: Path, budget_s: float) -> list[dict[str, Any]
     return rows
 
 
-def _tap(config: dict[str, Any], workdir: Path, state: Any = None) -> dict[str, Any]:
+def _tap(
+    config: dict[str, Any], workdir: Path, state: Any = None, save: Path | None = None
+) -> dict[str, Any]:
     """One tap-crm process: records, STATE, seconds and peak RSS (VmHWM, sampled while it runs:
     wait4's ru_maxrss would include this bench process's own peak, inherited across exec)."""
     cfg = workdir / "tap-config.json"
@@ -180,10 +184,11 @@ def _tap(config: dict[str, Any], workdir: Path, state: Any = None) -> dict[str, 
     rss = 0.0
     last_state = None
     started = time.perf_counter()
-    with open(workdir / "tap.log", "ab") as log:
+    with open(workdir / "tap.log", "ab") as log, open(save or os.devnull, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
         assert proc.stdout is not None
         for line in proc.stdout:
+            out.write(line)
             if line.startswith(b'{"type":"RECORD"'):
                 records += 1
             elif line.startswith(b'{"type":"STATE"'):
@@ -238,7 +243,7 @@ def bench_tap(db: Path, workdir: Path) -> list[dict[str, Any]]:
                 **settings,
             }
             before = _calls(urls["admin"])
-            full = _tap(config, workdir)
+            full = _tap(config, workdir, save=workdir / f"tap-{crm}.jsonl")
             middle = _calls(urls["admin"])
             again = _tap(config, workdir, full["state"])
             after = _calls(urls["admin"])
@@ -258,6 +263,34 @@ def bench_tap(db: Path, workdir: Path) -> list[dict[str, Any]]:
         proc.terminate()
         proc.wait(timeout=30)
     return rows
+
+
+def bench_target(workdir: Path, crms: list[str], as_of: str) -> dict[str, Any]:
+    """target-health over the saved tap output of every CRM: validation, mapping, store
+    (SQLite) and measurement, records/s and peak RSS (VmHWM sampled every 50 ms)."""
+    stream = workdir / "tap-all.jsonl"
+    with stream.open("wb") as out:
+        for crm in crms:
+            out.write((workdir / f"tap-{crm}.jsonl").read_bytes())
+    records = sum(1 for line in stream.open("rb") if line.startswith(b'{"type":"RECORD"'))
+    db = workdir / "health-bench.sqlite"
+    for old in workdir.glob("health-bench.sqlite*"):
+        old.unlink()
+    cfg = workdir / "target-config.json"
+    cfg.write_text(json.dumps({"database_url": f"sqlite:///{db}", "as_of": as_of}))
+    cmd = [sys.executable, "-m", "target_health.target", "--config", str(cfg)]
+    cmd += ["--input", str(stream)]
+    rss = 0.0
+    started = time.perf_counter()
+    with open(workdir / "target.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        while proc.poll() is None:
+            rss = max(rss, _rss_mb(proc.pid))
+            time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    if proc.returncode:
+        raise RuntimeError(f"target-health failed; see {workdir / 'target.log'}")
+    return {"records": records, "seconds": seconds, "rss_mb": rss}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,6 +366,18 @@ def main(argv: list[str] | None = None) -> int:
             f" {row['rss_mb']:,.0f} | {row['rerun_records']:,} | {row['rerun_calls']:,} |"
         )
         print(lines[-1], flush=True)
+    target = bench_target(workdir, list(TAP_CRMS), WorldSpec().anchor.date().isoformat())
+    lines += [
+        "",
+        "target-health alone over those three outputs (validation against stream and canonical"
+        " schemas, mapping, SQLite upserts, scoring every account):",
+        "",
+        "| records | seconds | records/s | peak RSS MB |",
+        "|---:|---:|---:|---:|",
+        f"| {target['records']:,} | {target['seconds']:.1f} |"
+        f" {target['records'] / target['seconds']:,.0f} | {target['rss_mb']:,.0f} |",
+    ]
+    print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)
     if not args.no_write:

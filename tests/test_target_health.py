@@ -389,3 +389,54 @@ def test_backtest_reports_how_the_bands_separated_later_churn(
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert none.returncode == 2 and "no scores stored yet" in none.stderr
+
+
+def _schema(stream: str, key: str = "id") -> dict[str, Any]:
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "key_properties": [key],
+        "schema": {"type": "object", "properties": {}},
+    }
+
+
+def _record(stream: str, **record: Any) -> dict[str, Any]:
+    return {"type": "RECORD", "stream": stream, "record": {"_sdc_deleted_at": None, **record}}
+
+
+def test_an_account_known_only_by_a_contacts_email_token_joins_its_customer(
+    tmp_path: Path,
+) -> None:
+    # Given a HubSpot customer with an external id, and an Intercom company with neither
+    # external id nor website whose contact has the same keyed e-mail token as HubSpot's contact
+    token = "tok:v1:h1:Sh4r3dT0k3nAAAAAAAAAAA"
+    messages = [
+        _schema("hubspot_companies"),
+        _record("hubspot_companies", id="1", external_account_id="ACC-9", name="Nine",
+                annualrevenue=1200.0, hs_lastmodifieddate="2026-10-01T00:00:00.000Z"),
+        _schema("hubspot_contacts"),
+        _record("hubspot_contacts", id="11", associatedcompanyid=1, email__token=token),
+        _schema("intercom_companies"),
+        _record("intercom_companies", id="ic1", name="Nine (support)"),
+        _schema("intercom_contacts"),
+        _record("intercom_contacts", id="icc1", email__token=token,
+                companies={"data": [{"id": "ic1"}]}, last_seen_at="2026-10-20T00:00:00Z"),
+        _schema("intercom_conversations"),
+        _record("intercom_conversations", id="cv1", created_at="2026-10-15T00:00:00Z",
+                state="open", contacts={"contacts": [{"id": "icc1"}]}),
+    ]  # fmt: skip
+    assert run_target(tmp_path, messages).returncode == 0
+    # when facts are assembled
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    facts = list(account_facts(store))
+    # then there is one customer, with the Intercom conversation and engagement in it
+    assert [f.account_key for f in facts] == ["ext:ACC-9"]
+    (customer,) = facts
+    assert len(customer.tickets) == 1 and customer.arr == 1200.0
+    assert str(customer.last_engagement) == "2026-10-20 00:00:00+00:00"
+    # and without the shared token the Intercom company stays a customer of its own
+    messages[7]["record"]["email__token"] = "tok:v1:h1:Oth3rT0k3nAAAAAAAAAAAA"
+    assert run_target(tmp_path / "apart", messages).returncode == 0
+    apart = open_store(f"sqlite:///{tmp_path / 'apart' / 'health.sqlite'}")
+    keys = sorted(f.account_key for f in account_facts(apart))
+    assert keys == ["ext:ACC-9", "intercom:companies:ic1"]

@@ -4,7 +4,9 @@ The store keeps one row per source record; a customer may have an account record
 One SQL query resolves every row to its canonical account (``ext:<external id>``,
 ``dom:<domain>`` or the lone source record, see mapping.account_key), through, in order: the
 row's own account reference, a HubSpot association (``parents``), or its contact's account,
-then through a merge (a merged-away account's key is a parent alias of its survivor); it
+then through a merge (a merged-away account's key is a parent alias of its survivor). An
+account record with neither external id nor domain joins the customer of another CRM whose
+contact has the same keyed e-mail token (``tok:v1:...``: the plaintext stays encrypted); it
 returns the rows ordered by canonical account, so accounts are assembled one at a time and
 memory stays flat however many there are.
 
@@ -31,7 +33,18 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 _QUERY = """
-WITH child AS (
+WITH lonely AS (
+    -- an account record known by neither external id nor domain, linked to the customer of
+    -- another CRM by a contact with the same keyed e-mail token (the lowest key if several)
+    SELECT c1.account_ref AS src, MIN(b.account_ref) AS canon
+    FROM records c1
+    JOIN records a ON a.entity = 'account' AND a.key = c1.account_ref AND a.account_ref = a.key
+    JOIN records c2 ON c2.entity = 'contact' AND c2.token = c1.token AND c2.key <> c1.key
+    JOIN records b ON b.entity = 'account' AND b.key = c2.account_ref AND b.account_ref <> b.key
+    WHERE c1.entity = 'contact' AND c1.token IS NOT NULL AND c1.deleted = 0 AND c2.deleted = 0
+    GROUP BY c1.account_ref
+),
+child AS (
     SELECT r.entity, r.deleted, r.data,
            COALESCE(r.account_ref, p.account_ref, c.account_ref, cp.account_ref) AS src
     FROM records r
@@ -39,14 +52,22 @@ WITH child AS (
     LEFT JOIN records c ON c.entity = 'contact' AND c.key = r.contact_ref
     LEFT JOIN parents cp ON cp.child = r.contact_ref
     WHERE r.entity <> 'account'
+),
+resolved AS (
+    SELECT child.entity, child.deleted, child.data,
+           COALESCE(m.account_ref, child.src) AS src
+    FROM child LEFT JOIN parents m ON m.child = child.src
 )
-SELECT COALESCE(a.account_ref, child.src) AS canon, child.entity, child.deleted, child.data
-FROM child
-LEFT JOIN parents m ON m.child = child.src
-LEFT JOIN records a ON a.entity = 'account' AND a.key = COALESCE(m.account_ref, child.src)
-WHERE COALESCE(a.account_ref, child.src) IS NOT NULL
+SELECT COALESCE(l.canon, a.account_ref, resolved.src) AS canon,
+       resolved.entity, resolved.deleted, resolved.data
+FROM resolved
+LEFT JOIN records a ON a.entity = 'account' AND a.key = resolved.src
+LEFT JOIN lonely l ON l.src = resolved.src
+WHERE COALESCE(l.canon, a.account_ref, resolved.src) IS NOT NULL
 UNION ALL
-SELECT account_ref, entity, deleted, data FROM records WHERE entity = 'account'
+SELECT COALESCE(l.canon, r.account_ref), r.entity, r.deleted, r.data
+FROM records r LEFT JOIN lonely l ON l.src = r.key
+WHERE r.entity = 'account'
 ORDER BY 1, 2
 """
 

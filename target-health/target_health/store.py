@@ -2,7 +2,8 @@
 
 One schema for both (plain SQL, JSON as text), so they give the same results:
 
-``records``     one canonical row per source record, keyed ``(entity, key)``, with
+``records``     one canonical row per source record, keyed ``(entity, key)``, with ``token``
+                (a contact's keyed e-mail token, tok:v1:..., never the address) and
                 ``account_ref``: for an account row its canonical account key (mapping.account_key),
                 for the others their account's source key. Upserted: a replay
                 (Singer delivers at least once) rewrites a row with the same data, and an older
@@ -45,12 +46,14 @@ _DDL = (
         crm TEXT NOT NULL,
         account_ref TEXT,
         contact_ref TEXT,
+        token TEXT,
         deleted INTEGER NOT NULL,
         modified TEXT,
         data TEXT NOT NULL,
         PRIMARY KEY (entity, key)
     )""",
     "CREATE INDEX IF NOT EXISTS records_account ON records (account_ref)",
+    "CREATE INDEX IF NOT EXISTS records_token ON records (token)",
     """CREATE TABLE IF NOT EXISTS parents (
         child TEXT PRIMARY KEY,
         account_ref TEXT NOT NULL
@@ -96,10 +99,12 @@ _DDL = (
 )
 
 _UPSERT = (
-    "INSERT INTO records (entity, key, crm, account_ref, contact_ref, deleted, modified, data)"
-    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    "INSERT INTO records"
+    " (entity, key, crm, account_ref, contact_ref, token, deleted, modified, data)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
     " ON CONFLICT (entity, key) DO UPDATE SET crm = excluded.crm,"
     " account_ref = excluded.account_ref, contact_ref = excluded.contact_ref,"
+    " token = excluded.token,"
     " deleted = excluded.deleted, modified = excluded.modified, data = excluded.data"
     " WHERE records.modified IS NULL OR excluded.modified IS NULL"
     " OR excluded.modified >= records.modified"
@@ -209,6 +214,7 @@ class Store:
                 d["crm"],
                 ref,
                 d.get("contact_ref"),
+                d.get("email_token"),  # a contact's keyed e-mail token: links across CRMs
                 1 if d.get("deleted") else 0,
                 d.get("modified"),
                 _dumps(d),
@@ -303,7 +309,7 @@ class Store:
         """The store's content, ordered: for replay and backend comparisons (runs excluded)."""
         return {
             "records": self.query(
-                "SELECT entity, key, crm, account_ref, contact_ref, deleted, modified, data"
+                "SELECT entity, key, crm, account_ref, contact_ref, token, deleted, modified, data"
                 " FROM records ORDER BY entity, key"
             ),
             "parents": self.query("SELECT child, account_ref FROM parents ORDER BY child"),
