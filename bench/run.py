@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,11 @@ def _rss_mb(pid: int) -> float:
 
 def bench_seed(size: int, workdir: Path) -> tuple[dict[str, Any], Path]:
     db = workdir / f"bench-{size}.sqlite"
+    for old in workdir.glob(f"bench-{size}.sqlite*"):  # a rerun in the same workdir
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     started = time.perf_counter()
     summary = seed(db, WorldSpec(size=size, seed=1))
     seconds = time.perf_counter() - started
