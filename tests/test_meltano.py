@@ -108,6 +108,9 @@ def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
         "TAP_CRM_PII_KEYS": PII_KEYS,
         "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
         "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{db}",
+        "TARGET_HEALTH_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
+        "TARGET_HEALTH_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
+        "TARGET_HEALTH_INTERCOM_BASE_URL": sandbox.urls["intercom"],
         "TARGET_HEALTH_MAX_INVALID_SHARE": "0.01",
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
@@ -123,10 +126,15 @@ def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
     # and Meltano kept the tap's state, so a second run resumes and stores nothing new
     state = _meltano("state", "list", env=env)
     assert "tap-crm-to-target-health" in state.stdout + state.stderr
-    before = store.snapshot()
+    # and the dev environment wrote the scores back into the three CRMs
+    first_run = json.loads(store.query("SELECT counts FROM runs")[0][0])
+    assert first_run["writeback"]["records"] > 0 and not first_run["writeback"]["failed"]
+    assert set(first_run["writeback"]["calls"]) == {"hubspot", "salesforce", "intercom"}
     second = _meltano("--environment", "dev", "run", "tap-crm", "target-health", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert store.snapshot() == before
-    runs = store.query("SELECT counts FROM runs ORDER BY started_at")
+    runs = [json.loads(c) for (c,) in store.query("SELECT counts FROM runs ORDER BY started_at")]
     assert len(runs) == 2
-    assert json.loads(runs[1][0])["received"] < json.loads(runs[0][0])["received"]
+    # the second run reads only what changed (the records write-back touched) and, with the
+    # same scores, plans and writes nothing
+    assert runs[1]["received"] < runs[0]["received"]
+    assert runs[1]["writeback"]["items"] == 0 and not any(runs[1]["writeback"]["calls"].values())

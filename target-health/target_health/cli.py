@@ -1,5 +1,14 @@
-"""``target-health`` commands beside the Singer target: ``backtest`` (and, with write-back,
-more). They read the same config file as the target (``--config``), for its ``database_url``.
+"""``target-health`` commands beside the Singer target. They read the same config file as the
+target (``--config``): its ``database_url`` and, for write-back, the CRM credentials (the same
+settings as tap-crm's).
+
+``target-health setup``: create the owned fields in each CRM (idempotent), or list exactly
+which to create by hand where permissions lack.
+``target-health plan``: what write-back would change in each CRM (saved, nothing written).
+``target-health apply``: plan, then write the changes (journaled before each write).
+``target-health rollback PLAN_ID``: restore a plan's before-values; conflicts are reported.
+``target-health approve|reject PLAN_ID``: decide on changes held by the brake or the gate.
+``target-health runs``: the write-back plans with their counts and status.
 
 ``target-health backtest``: how well the stored bands separated the accounts that later churned.
 For each account, its latest snapshot on or before ``--snapshot`` (default: the latest snapshot
@@ -14,6 +23,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -21,7 +31,7 @@ from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
 from .store import DEFAULT_URL, open_store
 
-COMMANDS = ("backtest",)
+COMMANDS = ("backtest", "setup", "plan", "apply", "rollback", "approve", "reject", "runs")
 
 
 def _config(path: str | None) -> dict[str, Any]:
@@ -96,8 +106,66 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def writeback_command(command: str, argv: list[str]) -> int:
+    from .writeback import plan as wb
+    from .writeback.crm import writers
+
+    parser = argparse.ArgumentParser(prog=f"target-health {command}")
+    parser.add_argument("--config", help="the target's config file")
+    if command in ("rollback", "approve", "reject"):
+        parser.add_argument("plan_id")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    config = _config(args.config)
+    store = open_store(str(config.get("database_url") or DEFAULT_URL))
+    wb.ensure_tables(store)
+    out: dict[str, Any]
+    if command == "setup":
+        reports = []
+        for writer in writers(config):
+            try:
+                r = writer.ensure_fields()
+            finally:
+                writer.close()
+            reports.append({"crm": r.crm, "created": r.created, "existing": r.existing,
+                            "missing": r.missing, "message": r.message})  # fmt: skip
+        out = {"setup": reports}
+        print(json.dumps(out, indent=2) if args.json else _text(out))
+        return 0 if all(not r["missing"] for r in reports) else 3
+    if command == "runs":
+        rows = store.query(
+            "SELECT plan_id, created_at, kind, status, counts FROM wb_plans ORDER BY created_at"
+        )
+        out = {"plans": [
+            {"plan_id": p, "created_at": c, "kind": k, "status": s, **json.loads(n)}
+            for p, c, k, s, n in rows
+        ]}  # fmt: skip
+    elif command in ("approve", "reject"):
+        decided = wb.decide(store, args.plan_id, command == "approve", writers(config))
+        out = {"plan_id": args.plan_id, command + "d": True, "calls": decided.calls,
+               "applied": decided.applied, "failed": decided.failed}  # fmt: skip
+    elif command == "rollback":
+        report = wb.rollback(store, args.plan_id, writers(config))
+        out = {"rollback": report.plan_id, "of": report.of, "restored": report.restored,
+               "conflicts": report.conflicts,
+               "calls": report.apply.calls if report.apply else {}}  # fmt: skip
+    else:
+        rules = wb.Governance.from_settings(config.get("writeback"))
+        plan = wb.make_plan(store, writers(config), rules)
+        out = {"plan_id": plan.plan_id, "as_of": plan.as_of, **plan.counts()}
+        if command == "apply":
+            applied = wb.apply(store, plan, writers(config))
+            out |= {"calls": applied.calls, "applied": applied.applied, "failed": applied.failed}
+    print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
+    return 0
+
+
+def _text(out: Mapping[str, Any]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in out.items())
+
+
 def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "backtest":
         return backtest_command(rest)
-    raise AssertionError(command)
+    return writeback_command(command, rest)

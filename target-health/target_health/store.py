@@ -183,7 +183,8 @@ class Store:
             finally:
                 cur.close()
 
-    def _sql(self, template: str) -> str:
+    def sql(self, template: str) -> str:
+        """``template`` with ``{p}`` as this backend's parameter placeholder."""
         return template.format(p=self.placeholder)
 
     def close(self) -> None:
@@ -221,18 +222,18 @@ class Store:
             ))  # fmt: skip
         with self.transaction() as tx:
             if rows:
-                tx.executemany(self._sql(_UPSERT), rows)
+                tx.executemany(self.sql(_UPSERT), rows)
             if parents:
-                tx.executemany(self._sql(_PARENT), parents)
+                tx.executemany(self.sql(_PARENT), parents)
             if unparents:
-                tx.executemany(self._sql(_UNPARENT), unparents)
+                tx.executemany(self.sql(_UNPARENT), unparents)
         return len(rows)
 
     def quarantine(self, invalid: Iterable[Invalid], run_id: str) -> None:
         params = [(i.stream, i.record_key, i.pointer, i.reason, run_id) for i in invalid]
         if params:
             with self.transaction() as tx:
-                tx.executemany(self._sql(_QUARANTINE), params)
+                tx.executemany(self.sql(_QUARANTINE), params)
 
     def write_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Upsert score snapshots: (account_key, as_of, model_version, score, band, segment,
@@ -240,14 +241,14 @@ class Store:
         params = [(*r[:10], _dumps(r[10]), _dumps(r[11])) for r in rows]
         if params:
             with self.transaction() as tx:
-                tx.executemany(self._sql(_SCORE), params)
+                tx.executemany(self.sql(_SCORE), params)
 
     def write_metrics(self, rows: Sequence[tuple[str, str, str, str, Any]]) -> None:
         """Upsert portfolio metrics: (as_of, name, label, model_version, value as JSON)."""
         params = [(*r[:4], _dumps(r[4])) for r in rows]
         if params:
             with self.transaction() as tx:
-                tx.executemany(self._sql(_METRIC), params)
+                tx.executemany(self.sql(_METRIC), params)
 
     def score_history(
         self, model_version: str, before: str
@@ -265,7 +266,7 @@ class Store:
     def start_run(self, run_id: str, started_at: str) -> None:
         with self.transaction() as tx:
             tx.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO runs (run_id, started_at, status, counts)"
                     " VALUES ({p}, {p}, 'running', '{{}}')"
                 ),
@@ -277,7 +278,7 @@ class Store:
     ) -> None:
         with self.transaction() as tx:
             tx.execute(
-                self._sql(
+                self.sql(
                     "UPDATE runs SET finished_at = {p}, status = {p}, counts = {p}"
                     " WHERE run_id = {p}"
                 ),
@@ -288,7 +289,7 @@ class Store:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.transaction() as tx:
-            tx.execute(self._sql(sql), params)
+            tx.execute(self.sql(sql), params)
             return [tuple(r) for r in tx.fetchall()]
 
     def stream(
@@ -299,7 +300,7 @@ class Store:
         conn = self._connect()
         try:
             cur = conn.cursor()
-            cur.execute(self._sql(sql), params)
+            cur.execute(self.sql(sql), params)
             while batch := cur.fetchmany(size):
                 yield from (tuple(r) for r in batch)
         finally:

@@ -29,12 +29,16 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
+from tap_crm.settings import CONFIG_SCHEMA as TAP_CONFIG
+
 from . import cli
 from .compute import ComputeSummary, compute
 from .mapping import MAPPERS, Mapped, Row
 from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import Validator, canonical_validator
+from .writeback import plan as wb
+from .writeback.crm import writers
 
 log = logging.getLogger("target_health")
 
@@ -98,11 +102,47 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=5000,
         description="Records per store transaction.",
     ),
+    th.Property(
+        "salesforce_permission_set_id",
+        th.StringType,
+        description=(
+            "Salesforce permission set that `target-health setup` grants read/edit on the new "
+            "Account fields (field-level security); without it the fields are created and the "
+            "exact grants to make are listed."
+        ),
+    ),
+    th.Property(
+        "writeback",
+        th.ObjectType(
+            th.Property("enabled", th.BooleanType, default=False),
+            th.Property("dry_run", th.BooleanType, default=False),
+            th.Property("max_band_change_share", th.NumberType, default=0.2),
+            th.Property("min_accounts", th.IntegerType, default=20),
+            th.Property("approval_arr", th.NumberType),
+            th.Property("approval_accounts", th.ArrayType(th.StringType)),
+            additional_properties=False,
+        ),
+        description=(
+            "Write scores back into the CRMs at the end of each run: enabled (default false), "
+            "dry_run (plan only), the blast-radius brake (max_band_change_share of the scored "
+            "accounts changing band, from min_accounts up) and the approval gate (approval_arr, "
+            "approval_accounts). The CRM credentials are tap-crm's settings of the same names."
+        ),
+    ),
 ).to_dict()
+# The CRMs' connection settings, shared with tap-crm (same names, same secrets), for write-back.
+CONFIG_SCHEMA["properties"] |= {
+    name: spec
+    for name, spec in TAP_CONFIG.to_dict()["properties"].items()
+    if name == "crms" or name.startswith(("hubspot_", "salesforce_", "intercom_"))
+}
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # Microseconds: runs are ordered by these times, and two may finish within one second.
+    return (
+        dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
 
 
 class RunStats:
@@ -254,6 +294,18 @@ class TargetHealth(Target):
         limit = self.max_invalid_share
         status = "failed" if share > limit else "succeeded"
         summary = stats.as_dict()
+        if status == "succeeded":
+            measured = self.measure()
+            if measured is not None:
+                # what write-back plans from: the latest run's measurement
+                summary["measured"] = {
+                    "as_of": str(measured.as_of),
+                    "model_version": measured.model_version,
+                    "accounts": measured.accounts,
+                }
+            writeback = self.config.get("writeback") or {}
+            if measured is not None and writeback.get("enabled"):
+                summary["writeback"] = self.write_back(writeback, measured)
         self.store.finish_run(self.run_id, _now(), status, summary)
         log.info(
             "run %s %s: %d received, %d stored, %d quarantined (%.2f%%)",
@@ -264,8 +316,6 @@ class TargetHealth(Target):
             summary["quarantined"],
             share * 100,
         )
-        if status == "succeeded":
-            self.measure()
         if status == "failed":
             raise InvalidShareExceeded(
                 f"{share:.2%} of the records were invalid, above max_invalid_share"
@@ -296,6 +346,41 @@ class TargetHealth(Target):
             summary.nps.get("responses", 0),
         )
         return summary
+
+    def write_back(self, settings: Mapping[str, Any], measured: ComputeSummary) -> dict[str, Any]:
+        """Plan against the CRMs' current values and, unless dry_run, apply (writeback/plan.py)."""
+        rules = wb.Governance.from_settings(settings)
+        crm_writers = writers(self.config)
+        try:
+            ready = []
+            for writer in crm_writers:  # the owned fields, created if missing (idempotent)
+                setup = writer.ensure_fields()
+                if setup.created:
+                    log.info("%s: created %s", writer.crm, ", ".join(setup.created))
+                if setup.ok:
+                    ready.append(writer)
+                else:
+                    log.error("%s: not written back: %s", writer.crm, setup.message)
+            measurement = (str(measured.as_of), measured.model_version)
+            plan = wb.make_plan(self.store, ready, rules, measurement)
+            out: dict[str, Any] = {"plan_id": plan.plan_id, **plan.counts()}
+            if plan.reason:
+                log.warning("write-back plan %s: %s", plan.plan_id, plan.reason)
+            if settings.get("dry_run"):
+                log.info("write-back dry run: plan %s saved, nothing written", plan.plan_id)
+                return out | {"dry_run": True}
+            report = wb.apply(self.store, plan, ready)
+        finally:
+            for writer in crm_writers:
+                writer.close()
+        log.info(
+            "write-back plan %s: %d records written, %d failed, calls %s",
+            plan.plan_id,
+            report.applied,
+            len(report.failed),
+            report.calls,
+        )
+        return out | {"calls": report.calls, "applied": report.applied, "failed": report.failed}
 
     def load_usage_csv(self, path: str) -> None:
         """The usage file, validated and stored like a stream named ``usage``."""

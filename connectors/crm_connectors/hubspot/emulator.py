@@ -131,6 +131,9 @@ class HubSpotEmulator(VendorApp):
         "batch_history_max_inputs": 50,
         "access_token_ttl": 1800,
         "associations_page_size": 500,
+        # Scopes the sandbox's tokens lack, e.g. ["crm.schemas.companies.write"]: a call that
+        # needs one gets 403 MISSING_SCOPES naming it (the real envelope, see _require_scope).
+        "missing_scopes": [],
     }
 
     def __init__(self, ctx: Any) -> None:
@@ -348,10 +351,11 @@ class HubSpotEmulator(VendorApp):
                 "token": token,
                 "user": "sandbox-admin@sandbox-vendor.example",
                 "hub_domain": "sandbox.example.com",
-                "scopes": ["oauth", "crm.objects.companies.read", "crm.objects.companies.write",
-                           "crm.objects.contacts.read", "crm.objects.contacts.write",
-                           "crm.objects.deals.read", "crm.objects.deals.write", "tickets",
-                           "crm.schemas.companies.write"],
+                "scopes": [s for s in ("oauth", "crm.objects.companies.read",
+                           "crm.objects.companies.write", "crm.objects.contacts.read",
+                           "crm.objects.contacts.write", "crm.objects.deals.read",
+                           "crm.objects.deals.write", "tickets", "crm.schemas.companies.write")
+                           if s not in (self.options.get("missing_scopes") or ())],
                 "hub_id": HUB_ID,
                 "app_id": 1_234_567,
                 "expires_in": max(0, int(float(row[0]) - time.time())),
@@ -382,6 +386,27 @@ class HubSpotEmulator(VendorApp):
                 f"HTTP 405 Method Not Allowed: {obj} is read-only",
                 headers=[("Allow", "GET")],
             )
+        # Record writes need the object's write scope (tickets: the legacy "tickets" scope).
+        self._require_scope("tickets" if obj == "tickets" else f"crm.objects.{obj}.write")
+
+    def _require_scope(self, scope: str) -> None:
+        """403 MISSING_SCOPES when the ``missing_scopes`` option withholds ``scope``; the body is
+        HubSpot's: the scopes in ``errors[].context.requiredGranularScopes``."""
+        if scope not in (self.options.get("missing_scopes") or ()):
+            return
+        raise ApiError(
+            403,
+            "MISSING_SCOPES",
+            "This app hasn't been granted all required scopes to make this call. Read more"
+            " about required scopes here: https://developers.hubspot.com/scopes.",
+            errors=[
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": [scope]},
+                }
+            ],
+            links={"scopes": "https://developers.hubspot.com/scopes"},
+        )
 
     def _properties(self) -> dict[str, dict[str, dict[str, Any]]]:
         with self._meta_lock:
@@ -1661,6 +1686,7 @@ class HubSpotEmulator(VendorApp):
     @route("POST", "/crm/v3/properties/{t}")
     def create_property(self, req: Request, t: str) -> Response:
         obj = self._object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
         with self._meta_lock:
             d = self._new_property(obj, req.json_object())
             self._save_custom(obj, d)
@@ -1674,6 +1700,7 @@ class HubSpotEmulator(VendorApp):
     @route("PATCH", "/crm/v3/properties/{t}/{name}")
     def update_property(self, req: Request, t: str, name: str) -> Response:
         obj = self._object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
         body = req.json_object()
         with self._meta_lock:
             d = dict(self._property(obj, name))
@@ -1698,6 +1725,7 @@ class HubSpotEmulator(VendorApp):
     @route("DELETE", "/crm/v3/properties/{t}/{name}")
     def archive_property(self, req: Request, t: str, name: str) -> Response:
         obj = self._object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
         with self._meta_lock:
             d = dict(self._property(obj, name))
             if d.get("hubspotDefined"):
@@ -1710,6 +1738,8 @@ class HubSpotEmulator(VendorApp):
     @route("POST", "/crm/v3/properties/{t}/batch/{op}")
     def batch_properties(self, req: Request, t: str, op: str) -> Response:
         obj = self._object(t)
+        if op in ("create", "archive"):
+            self._require_scope(f"crm.schemas.{obj}.write")
         started = _now_ms()
         inputs = self._inputs(req.json_object())
         results, errors = [], []
@@ -1773,6 +1803,7 @@ class HubSpotEmulator(VendorApp):
     @route("POST", "/crm/v3/properties/{t}/groups")
     def create_group(self, req: Request, t: str) -> Response:
         obj = self._object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
         body = req.json_object()
         name, label = body.get("name"), body.get("label")
         if not name or not label:
@@ -1806,6 +1837,7 @@ class HubSpotEmulator(VendorApp):
     @route("PATCH", "/crm/v3/properties/{t}/groups/{name}")
     def update_group(self, req: Request, t: str, name: str) -> Response:
         obj = self._object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
         body = req.json_object()
         with self._meta_lock:
             g = dict(self._group(obj, name))
@@ -1820,6 +1852,7 @@ class HubSpotEmulator(VendorApp):
     @route("DELETE", "/crm/v3/properties/{t}/groups/{name}")
     def delete_group(self, req: Request, t: str, name: str) -> Response:
         obj = self._object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
         with self._meta_lock:
             g = dict(self._group(obj, name))
             g["archived"] = True

@@ -221,6 +221,10 @@ class IntercomEmulator(VendorApp):
         # Search nesting: 2 levels, 15 filters per group [§3.4].
         "search_max_depth": 2,
         "search_max_filters": 15,
+        # Scopes the access token lacks, e.g. ["write_data_attributes"]: a call that needs one
+        # gets 403 forbidden "You do not have the required scope (x) ..." (2.16 spec example).
+        # Scope names are [assumed]; data attribute writes need "write_data_attributes".
+        "missing_scopes": [],
     }
 
     def __init__(self, ctx: Any) -> None:
@@ -1419,8 +1423,17 @@ class IntercomEmulator(VendorApp):
         ]
         return json_response({"type": "list", "data": data})
 
+    def _require_scope(self, scope: str) -> None:
+        if scope in (self.options.get("missing_scopes") or ()):
+            raise _error(
+                403,
+                "forbidden",
+                f"You do not have the required scope ({scope}) to access this resource",
+            )
+
     @route("POST", "/data_attributes")
     def create_attribute(self, req: Request) -> Response:
+        self._require_scope("write_data_attributes")
         body = req.json_object()
         for field in ("name", "model", "data_type"):
             if field not in body:
@@ -1458,6 +1471,7 @@ class IntercomEmulator(VendorApp):
 
     @route("PUT", "/data_attributes/{attribute_id}")
     def update_attribute(self, req: Request, attribute_id: str) -> Response:
+        self._require_scope("write_data_attributes")
         data = self._load("data_attributes", attribute_id)
         if data is None:
             raise _error(404, "not_found", "Data attribute not found")

@@ -193,6 +193,10 @@ class SalesforceEmulator(VendorApp):
         # Real orgs hide a new custom field from the API user until field-level security is
         # granted (POST /sobjects/FieldPermissions) [CRM-API.md §2.10]. Off by default here.
         "custom_field_requires_fls": False,
+        # The API user's "Customize Application" permission (with "Manage Profiles and Permission
+        # Sets"): without it, Tooling CustomField creates and FieldPermissions grants get 403
+        # INSUFFICIENT_ACCESS [CRM-API.md §2.9: 403 is insufficient access].
+        "customize_application": True,
         "rate_limits": True,
     }
 
@@ -1750,8 +1754,18 @@ class SalesforceEmulator(VendorApp):
 
     # -- Tooling API: custom fields ----------------------------------------------------------
 
+    def _require_setup_access(self) -> None:
+        if not self.options.get("customize_application", True):
+            raise ApiError(
+                403,
+                "INSUFFICIENT_ACCESS",
+                "insufficient access rights on cross-reference id: the user lacks the"
+                " Customize Application permission",
+            )
+
     @route("POST", V + "/tooling/sobjects/CustomField")
     def tooling_custom_field(self, req: Request, version: str) -> Response:
+        self._require_setup_access()
         body = req.json_object()
         full = body.get("FullName")
         meta = body.get("Metadata")
@@ -1828,6 +1842,7 @@ class SalesforceEmulator(VendorApp):
     @route("POST", V + "/sobjects/FieldPermissions")
     def field_permissions(self, req: Request, version: str) -> Response:
         """Grant field-level security on a field (any permission set id is accepted)."""
+        self._require_setup_access()
         body = req.json_object()
         target = body.get("Field")
         parent = body.get("ParentId")

@@ -65,6 +65,10 @@ def _env(urls: dict[str, str], keys: dict[str, str], workdir: Path, db: Path) ->
         "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",  # the sandbox indexes at once
         "TAP_CRM_PII_KEYS": keys["TAP_CRM_PII_KEYS"],
         "TAP_CRM_PII_HMAC_KEYS": keys["TAP_CRM_PII_HMAC_KEYS"],
+        # write-back goes to the same sandbox
+        "TARGET_HEALTH_HUBSPOT_BASE_URL": urls["hubspot"],
+        "TARGET_HEALTH_SALESFORCE_LOGIN_URL": urls["salesforce"],
+        "TARGET_HEALTH_INTERCOM_BASE_URL": urls["intercom"],
         "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{(workdir / 'health.sqlite').resolve()}",
         "TARGET_HEALTH_USAGE_CSV": str((exports_dir(db) / "usage.csv").resolve()),
         "TARGET_HEALTH_AS_OF": WorldSpec().anchor.date().isoformat(),  # the world's "now"

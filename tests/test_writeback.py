@@ -1,0 +1,272 @@
+"""Write-back end to end: scores measured by the pipeline, planned against each CRM's current
+values, applied in the largest batches, rolled back, braked and gated.
+
+Given a sandbox with the three CRMs, the store target-health filled from tap-crm's output and
+measured as of the world's "now", and the owned fields created in each CRM, then:
+- apply writes exactly the planned values, with ceil(records / batch maximum) write calls per CRM,
+  and a rerun with no change plans nothing and makes no write call;
+- rollback restores every before-value, skips and reports a field a person changed since, and is
+  itself idempotent;
+- the blast-radius brake holds a plan that would move too many bands, and the approval gate holds
+  a high-value account's band change, until approved;
+- a kill -9 in the middle of apply, then a rerun, converges to the state of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tapkit import run_tap, tap_config
+
+from crm_connectors.sandbox.app import Sandbox
+from crm_connectors.sandbox.faults import Fault
+from crm_connectors.sandbox.world import WorldSpec
+from target_health.store import Store, open_store
+from target_health.writeback import plan as wb
+from target_health.writeback.crm import writers
+from target_health.writeback.fields import to_canonical
+
+AS_OF = str(WorldSpec().anchor.date())
+#: Where each CRM's writes go (the sandbox counts matches of a zero-delay "slow" fault).
+WRITE_ROUTES = {
+    "hubspot": ("POST", "/crm/v3/objects/companies/batch/update"),
+    "salesforce": ("PATCH", "/services/data/*/composite/sobjects"),
+    "intercom": ("PUT", "/companies/*"),
+}
+
+
+def _target(workdir: Path, messages: list[dict[str, Any]], **config: Any) -> None:
+    config = {"database_url": f"sqlite:///{workdir / 'health.sqlite'}", "as_of": AS_OF} | config
+    (workdir / "target.json").write_text(json.dumps(config))
+    lines = "".join(json.dumps(m) + "\n" for m in messages)
+    done = subprocess.run(
+        [sys.executable, "-m", "target_health.target", "--config", str(workdir / "target.json")],
+        input=lines, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@contextmanager
+def pipeline(
+    make_sandbox: Any, tmp_path: Path, size: int = 40
+) -> Iterator[tuple[Sandbox, Store, dict[str, Any], list[dict[str, Any]]]]:
+    """A sandbox, its data through tap-crm and target-health, and the owned fields created."""
+    sandbox = make_sandbox(size=size, seed_value=11)
+    config = tap_config(sandbox, hubspot_search_requests_per_second=1000)
+    run = run_tap(tmp_path / "tap", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    _target(tmp_path, run.messages)
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    for writer in writers(config):
+        with writer:
+            report = writer.ensure_fields()
+            assert report.ok, report.message
+    yield sandbox, store, config, run.messages
+
+
+def _count_writes(sandbox: Sandbox) -> None:
+    for crm, (method, path) in WRITE_ROUTES.items():
+        sandbox.ctx.faults.add(Fault("slow", vendor=crm, method=method, path=path, delay=0))
+
+
+def _writes(sandbox: Sandbox) -> dict[str, int]:
+    by_path = {(f["vendor"], f["path"]): f["matched"] for f in sandbox.ctx.faults.list()}
+    return {crm: by_path.get((crm, path), 0) for crm, (_, path) in WRITE_ROUTES.items()}
+
+
+def _crm_values(config: dict[str, Any], ids: dict[str, list[str]]) -> dict[tuple[str, str], Any]:
+    out: dict[tuple[str, str], Any] = {}
+    for writer in writers(config):
+        with writer:
+            for rid, values in writer.read(ids.get(writer.crm, [])).items():
+                out[(writer.crm, rid)] = values
+    return out
+
+
+def test_apply_writes_the_planned_values_in_full_batches_and_a_rerun_writes_nothing(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (sandbox, store, config, _):
+        _count_writes(sandbox)
+        # When a plan is made and applied
+        plan = wb.make_plan(store, writers(config))
+        report = wb.apply(store, plan, writers(config))
+        # then every record got its values, none failed
+        assert plan.items and not report.failed
+        _, _, want = wb.desired(store)
+        ids: dict[str, list[str]] = {}
+        for crm, rid in want:
+            ids.setdefault(crm, []).append(rid)
+        now = _crm_values(config, ids)
+        for (crm, rid), (_, values) in want.items():
+            expected = to_canonical(values) | {"updated_at": f"{AS_OF}T00:00:00Z"}
+            assert now[(crm, rid)] == expected, (crm, rid)
+        # and each CRM took ceil(records / batch maximum) write calls
+        batch = {w.crm: w.batch_max for w in writers(config)}
+        writes = _writes(sandbox)
+        for crm, records in plan.counts()["by_crm"].items():
+            assert writes[crm] == math.ceil(records / batch[crm]), crm
+        # and a rerun with no change plans nothing and writes nothing
+        again = wb.make_plan(store, writers(config))
+        assert again.items == []
+        wb.apply(store, again, writers(config))
+        assert _writes(sandbox) == writes
+
+
+def test_rollback_restores_before_values_and_reports_what_a_person_changed(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, _):
+        plan = wb.make_plan(store, writers(config))
+        wb.apply(store, plan, writers(config))
+        # Given a person changes one written field afterwards
+        first = next(
+            i
+            for i in plan.items
+            if i.crm == "hubspot" and i.field == "segment" and i.after != "stable"
+        )
+        (hubspot,) = [w for w in writers(config) if w.crm == "hubspot"]
+        with hubspot:
+            (result,) = hubspot.write([(first.record_id, {"segment": "stable"})])
+            assert result.ok
+        # when the plan is rolled back
+        report = wb.rollback(store, plan.plan_id, writers(config))
+        # then every other field is back to its before-value, the person's edit stays
+        assert report.conflicts == [("hubspot", first.record_id, "segment")]
+        ids: dict[str, list[str]] = {}
+        for i in plan.items:
+            ids.setdefault(i.crm, []).append(i.record_id)
+        now = _crm_values(config, ids)
+        for i in plan.items:
+            value = now[(i.crm, i.record_id)].get(i.field)
+            if (i.crm, i.record_id, i.field) == ("hubspot", first.record_id, "segment"):
+                assert value == "stable"
+            else:
+                assert value == i.before, (i.crm, i.record_id, i.field)
+        # and a second rollback finds nothing left to restore and writes nothing
+        again = wb.rollback(store, plan.plan_id, writers(config))
+        assert (
+            again.restored == 0 and again.apply is not None and not any(again.apply.calls.values())
+        )
+        runs = store.query("SELECT kind, status FROM wb_plans ORDER BY created_at")
+        assert [k for k, _ in runs] == ["apply", "rollback", "rollback"]
+
+
+def test_the_brake_holds_a_plan_that_moves_too_many_bands_until_approved(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (sandbox, store, config, messages):
+        rules = wb.Governance(max_band_change_share=0.2, min_accounts=5)
+        wb.apply(store, wb.make_plan(store, writers(config), rules), writers(config))
+        # Given a model change that moves most accounts' bands (healthy now needs 95)
+        bands = [{"name": "healthy", "min": 95}, {"name": "neutral", "min": 80},
+                 {"name": "at_risk", "min": 40}, {"name": "critical", "min": 0}]  # fmt: skip
+        _target(tmp_path, messages, scoring={"health": {"bands": bands, "version": "strict"}})
+        _count_writes(sandbox)
+        # when the next plan is made under the brake
+        plan = wb.make_plan(store, writers(config), rules)
+        report = wb.apply(store, plan, writers(config))
+        # then it is held, with the reason, and nothing is written
+        assert plan.status == "held" and "blast-radius brake" in plan.reason
+        assert not any(report.calls.values()) and not any(_writes(sandbox).values())
+        # and once approved, its changes are written
+        approved = wb.decide(store, plan.plan_id, True, writers(config))
+        assert approved.applied == plan.counts()["records"] and not approved.failed
+
+
+def test_the_approval_gate_holds_a_high_value_band_change_only(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, messages):
+        wb.apply(store, wb.make_plan(store, writers(config)), writers(config))
+        bands = [{"name": "healthy", "min": 95}, {"name": "neutral", "min": 80},
+                 {"name": "at_risk", "min": 40}, {"name": "critical", "min": 0}]  # fmt: skip
+        _target(tmp_path, messages, scoring={"health": {"bands": bands, "version": "strict"}})
+        # Given one account on the approval list whose band is about to change
+        probe = wb.make_plan(store, writers(config))
+        movers = sorted({i.account_key for i in probe.items if i.field == "band"})
+        assert len(movers) >= 2
+        rules = wb.Governance(max_band_change_share=1.0, approval_accounts=frozenset(movers[:1]))
+        # when the plan is made and applied
+        plan = wb.make_plan(store, writers(config), rules)
+        wb.apply(store, plan, writers(config))
+        # then that account's records are held, the others written
+        held = {rid for crm, rid in plan.held}
+        assert held and all(i.account_key == movers[0] for i in plan.items if i.record_id in held)
+        assert wb.make_plan(store, writers(config), rules).counts()["records"] == len(plan.held)
+        # and approving writes them
+        wb.decide(store, plan.plan_id, True, writers(config))
+        assert wb.make_plan(store, writers(config), rules).items == []
+
+
+def test_kill_9_during_apply_then_a_rerun_converges(make_sandbox: Any, tmp_path: Path) -> None:
+    with pipeline(make_sandbox, tmp_path, size=60) as (sandbox, store, config, _):
+        target_config = json.loads((tmp_path / "target.json").read_text()) | config
+        (tmp_path / "apply.json").write_text(json.dumps(target_config))
+        cmd = [sys.executable, "-m", "target_health.target", "apply", "--config",
+               str(tmp_path / "apply.json"), "--json"]  # fmt: skip
+        # Given every Intercom company write takes a while (one record per call)
+        method, path = WRITE_ROUTES["intercom"]
+        sandbox.ctx.faults.add(
+            Fault("slow", vendor="intercom", method=method, path=path, delay=0.2)
+        )
+        # when apply is killed with SIGKILL in the middle
+        wb.ensure_tables(store)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = store.query("SELECT COUNT(*) FROM wb_items WHERE state = 'applied'")
+            if rows[0][0] > 0:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        partial = store.query("SELECT COUNT(*) FROM wb_items WHERE state != 'applied'")[0][0]
+        assert partial > 0, "the kill came after apply finished"
+        sandbox.ctx.faults.clear()
+        # and apply runs again
+        rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        # then the CRMs hold exactly what an uninterrupted run writes: nothing is left to plan
+        assert wb.make_plan(store, writers(config)).items == []
+        _, _, want = wb.desired(store)
+        ids: dict[str, list[str]] = {}
+        for crm, rid in want:
+            ids.setdefault(crm, []).append(rid)
+        now = _crm_values(config, ids)
+        for (crm, rid), (_, values) in want.items():
+            expected = to_canonical(values) | {"updated_at": f"{AS_OF}T00:00:00Z"}
+            assert now[(crm, rid)] == expected, (crm, rid)
+
+
+def test_the_setup_plan_and_runs_commands(make_sandbox: Any, tmp_path: Path) -> None:
+    with pipeline(make_sandbox, tmp_path, size=20) as (_, _store, config, _):
+        target_config = json.loads((tmp_path / "target.json").read_text()) | config
+        (tmp_path / "cfg.json").write_text(json.dumps(target_config))
+        base = [sys.executable, "-m", "target_health.target"]
+        # setup again: every owned field exists already, nothing is created
+        setup = subprocess.run([*base, "setup", "--config", str(tmp_path / "cfg.json"), "--json"],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        assert setup.returncode == 0, setup.stderr[-2000:]
+        reports = json.loads(setup.stdout)["setup"]
+        assert {r["crm"] for r in reports} == {"hubspot", "salesforce", "intercom"}
+        assert all(r["created"] == [] and len(r["existing"]) == 8 for r in reports)
+        dry = subprocess.run([*base, "plan", "--config", str(tmp_path / "cfg.json"), "--json"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        planned = json.loads(dry.stdout)
+        assert planned["items"] > 0
+        runs = subprocess.run([*base, "runs", "--config", str(tmp_path / "cfg.json"), "--json"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        listed = json.loads(runs.stdout)["plans"]
+        assert [(p["plan_id"], p["status"]) for p in listed] == [(planned["plan_id"], "planned")]
