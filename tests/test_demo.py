@@ -22,6 +22,11 @@ def test_given_fresh_dir_when_running_demo_then_the_pipeline_scores_every_custom
     assert set(calls) == {"hubspot", "salesforce", "intercom"}
     stored = re.search(r"stored ([\d,]+) of ([\d,]+) records \((\d+) quarantined\)", out)
     assert stored and int(stored[1].replace(",", "")) > 0 and stored[3] == "0"
+    # and the scores were written back to every CRM, none failing
+    written = re.search(r"write-back plan \w+: ([\d,]+) CRM records updated \((.*)\) in (\d+)"
+                        r" write calls, (\d+) failed", out)  # fmt: skip
+    assert written and int(written[1].replace(",", "")) > 0 and written[4] == "0", out
+    assert all(crm in written[2] for crm in ("hubspot", "salesforce", "intercom"))
     # and the bands put every at-risk customer of the ground truth in at_risk or critical
     row = re.search(r"^\s+at_risk\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", out, re.M)
     assert row, out
@@ -33,4 +38,5 @@ def test_given_fresh_dir_when_running_demo_then_the_pipeline_scores_every_custom
     # and the incremental rerun reads few CRM records
     rerun = re.search(r"Incremental rerun from Meltano's state: ([\d,]+) CRM records", out)
     assert rerun and int(rerun[1].replace(",", "")) < int(stored[2].replace(",", "")) // 10
+    assert "write-back planned 0 changes and made 0 write calls" in out
     assert (tmp_path / "pii-keys.env").stat().st_mode & 0o077 == 0

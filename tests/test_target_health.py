@@ -92,6 +92,16 @@ def test_every_record_lands_once_and_state_is_forwarded(
     )
     for entity, streams in EXPECTED_ENTITIES.items():
         assert stored[entity] == sum(received[s] for s in streams), entity
+    # and the records the CRMs archived, deleted or merged away are flagged, not dropped
+    flagged = sum(
+        1
+        for m in tap_output
+        if m["type"] == "RECORD"
+        and m["record"].get("_sdc_deleted_at")
+        and any(m["stream"] in streams for streams in EXPECTED_ENTITIES.values())
+    )
+    assert flagged > 0
+    assert store.query("SELECT COUNT(*) FROM records WHERE deleted = 1") == [(flagged,)]
     # and the HubSpot associations became parents of deals and tickets
     parents = store.query("SELECT child FROM parents")
     assert parents and all(p[0].startswith("hubspot:") for p in parents)

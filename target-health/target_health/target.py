@@ -194,6 +194,20 @@ class HealthSink(BatchSink):
     def _validate_and_parse(self, record: dict[str, Any]) -> dict[str, Any]:
         return record  # no SDK validation or timestamp parsing: see process_record
 
+    def _remove_sdc_metadata_from_schema(self) -> None:
+        kept = self.schema.get("properties", {}).get("_sdc_deleted_at")
+        super()._remove_sdc_metadata_from_schema()
+        if kept is not None:
+            self.schema["properties"]["_sdc_deleted_at"] = kept
+
+    def _remove_sdc_metadata_from_record(self, record: dict[str, Any]) -> None:
+        # The SDK drops every _sdc_ column, _sdc_deleted_at included: that is how tap-crm says
+        # a record was archived, deleted or merged away, so it is kept (mapping reads it).
+        deleted_at = record.get("_sdc_deleted_at")
+        super()._remove_sdc_metadata_from_record(record)
+        if deleted_at is not None:
+            record["_sdc_deleted_at"] = deleted_at
+
     def _singer_validate_message(self, record: dict[str, Any]) -> None:
         return None  # missing keys are quarantined in process_record, not fatal
 

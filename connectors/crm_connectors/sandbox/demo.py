@@ -3,9 +3,10 @@
 Seeds a deterministic customer base into ``demo-data/``, serves HubSpot, Salesforce and Intercom
 on loopback with the vendors' real rate limits, and runs the project's own meltano.yml (``dev``
 environment) against them: tap-crm reads the three CRMs, target-health validates, maps, stores
-(SQLite: ``demo-data/health.sqlite``) and measures health as of the world's "now". Then it prints
-what happened: API calls per CRM, records stored, quarantined, bands against the seed's ground
-truth, NPS and retention, one at-risk account with its reasons; and an incremental rerun. The
+(SQLite: ``demo-data/health.sqlite``), measures health as of the world's "now" and writes the
+scores back into the three CRMs. Then it prints what happened: API calls per CRM, records stored,
+quarantined, records written back, bands against the seed's ground truth, NPS and retention, one
+critical account with its reasons; and an incremental rerun (which writes nothing). The
 sandbox keeps serving (its web page shows every record) until Ctrl-C, unless ``--no-serve``.
 
 PII keys are generated once into ``demo-data/pii-keys.env``; Meltano's state lives in
@@ -99,6 +100,13 @@ def _report(store: Path, truth: list[dict[str, str]]) -> None:
         f" ({run['quarantined']} quarantined): "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(entities.items()))
     )
+    wb = run.get("writeback") or {}
+    if wb:
+        print(
+            f"  write-back plan {wb['plan_id']}: {wb.get('applied', 0):,} CRM records updated"
+            f" ({', '.join(f'{k} {v}' for k, v in sorted(wb.get('by_crm', {}).items()))}) in"
+            f" {sum(wb.get('calls', {}).values())} write calls, {len(wb.get('failed', []))} failed"
+        )
     label = {f"ext:{row['external_id']}": row["label"] for row in truth}
     bands = ("healthy", "neutral", "at_risk", "critical")
     matrix: Counter[tuple[str, str]] = Counter()
@@ -190,10 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         ).fetchone()
         run = json.loads(counts)
         usage = run["streams"].get("usage", {}).get("received", 0)
+        wb = run.get("writeback") or {}
         print(
             f"\nIncremental rerun from Meltano's state: {run['received'] - usage:,} CRM records"
             f" (and the usage file's {usage:,} rows again), {sum(calls.values())} API calls,"
-            f" {seconds:.1f} s."
+            f" {seconds:.1f} s; write-back planned {wb.get('items', 0)} changes and made"
+            f" {sum(wb.get('calls', {}).values())} write calls."
         )
         print(f"\nStore: {workdir / 'health.sqlite'}; logs: {workdir / 'meltano.log'}")
         print(f"Web page: {sandbox.urls['admin']}/  (every object and record, as a CRM user sees)")
