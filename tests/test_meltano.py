@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tapkit import PII_HMAC_KEYS, PII_KEYS, parse_messages
@@ -50,6 +51,19 @@ def _meltano(
     )
 
 
+def _tap_env(sandbox: Any) -> dict[str, str]:
+    """The dev environment's tap settings pointed at ``sandbox`` (free ports), PII test keys."""
+    return {
+        "TAP_CRM_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
+        "TAP_CRM_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
+        "TAP_CRM_INTERCOM_BASE_URL": sandbox.urls["intercom"],
+        "TAP_CRM_HUBSPOT_SEARCH_SETTLE_SECONDS": "0",
+        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",
+        "TAP_CRM_PII_KEYS": PII_KEYS,
+        "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
+    }
+
+
 @pytest.fixture(scope="module")
 def installed() -> None:
     done = _meltano("install")
@@ -59,15 +73,7 @@ def installed() -> None:
 def test_meltano_invoke_dev_environment_syncs_the_sandbox(installed: None, make_sandbox) -> None:
     # Given a sandbox on free ports and the dev environment's settings overridden by environment
     sandbox = make_sandbox(size=20)
-    env = {
-        "TAP_CRM_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
-        "TAP_CRM_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
-        "TAP_CRM_INTERCOM_BASE_URL": sandbox.urls["intercom"],
-        "TAP_CRM_HUBSPOT_SEARCH_SETTLE_SECONDS": "0",
-        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",
-        "TAP_CRM_PII_KEYS": PII_KEYS,
-        "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
-    }
+    env = _tap_env(sandbox)
     # when Meltano invokes the tap
     done = _meltano("--environment", "dev", "invoke", "tap-crm", env=env)
     # then it syncs records from all three CRMs
@@ -99,14 +105,7 @@ def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
     # Given a sandbox, a store in a temporary directory and Meltano's state kept there too
     sandbox = make_sandbox(size=20)
     db = tmp_path / "health.sqlite"
-    env = {
-        "TAP_CRM_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
-        "TAP_CRM_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
-        "TAP_CRM_INTERCOM_BASE_URL": sandbox.urls["intercom"],
-        "TAP_CRM_HUBSPOT_SEARCH_SETTLE_SECONDS": "0",
-        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",
-        "TAP_CRM_PII_KEYS": PII_KEYS,
-        "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
+    env = _tap_env(sandbox) | {
         "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{db}",
         "TARGET_HEALTH_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
         "TARGET_HEALTH_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],

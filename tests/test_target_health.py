@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -280,19 +280,26 @@ def test_target_about_lists_its_settings() -> None:
         assert name in done.stdout
 
 
+def _usage_csv(tmp_path: Path, world: dict[str, Any], extra: Sequence[list[str]] = ()) -> Path:
+    """The world's product usage as the CSV export target-health reads, plus ``extra`` rows."""
+    usage = tmp_path / "usage.csv"
+    with usage.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["account_external_id", "month", "active_users", "seats", "logins"])
+        for b in world.values():
+            out.writerows(
+                [u.external_id, u.month, u.active_users, u.seats, u.logins] for u in b.usage
+            )
+        out.writerows(extra)
+    return usage
+
+
 def test_facts_per_customer_match_the_seeded_world(
     tap_output: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     # Given the store filled from the three CRMs and the product usage export (one bad line)
     world = {b.account.external_id: b for b in generate(WORLD)}
-    usage = tmp_path / "usage.csv"
-    with usage.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["account_external_id", "domain", "month", "active_users", "seats", "logins"])
-        for b in world.values():
-            for u in b.usage:
-                out.writerow([u.external_id, "", u.month, u.active_users, u.seats, u.logins])
-        out.writerow(["", "", "2026-10-01", "3", "", ""])  # no account: quarantined
+    usage = _usage_csv(tmp_path, world, extra=[["", "2026-10-01", "3", "", ""]])  # no account
     done = run_target(tmp_path, tap_output, usage_csv=str(usage))
     assert done.returncode == 0, done.stderr[-3000:]
     store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
@@ -339,14 +346,7 @@ def test_the_worlds_at_risk_customers_land_in_the_at_risk_bands(
 ) -> None:
     # Given the pipeline's store (three CRMs and product usage), measured as of the world's now
     world = {b.account.external_id: b for b in generate(WORLD)}
-    usage = tmp_path / "usage.csv"
-    with usage.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["account_external_id", "month", "active_users", "seats", "logins"])
-        for b in world.values():
-            out.writerows(
-                [u.external_id, u.month, u.active_users, u.seats, u.logins] for u in b.usage
-            )
+    usage = _usage_csv(tmp_path, world)
     assert run_target(tmp_path, tap_output, usage_csv=str(usage)).returncode == 0
     store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
     bands = {

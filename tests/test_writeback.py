@@ -92,6 +92,18 @@ def _crm_values(config: dict[str, Any], ids: dict[str, list[str]]) -> dict[tuple
     return out
 
 
+def _assert_crms_hold_the_scores(store: Store, config: dict[str, Any]) -> None:
+    """Every live account record in each CRM shows its customer's latest scores."""
+    _, _, want = wb.desired(store)
+    ids: dict[str, list[str]] = {}
+    for crm, rid in want:
+        ids.setdefault(crm, []).append(rid)
+    now = _crm_values(config, ids)
+    for (crm, rid), (_, values) in want.items():
+        expected = to_canonical(values) | {"updated_at": f"{AS_OF}T00:00:00Z"}
+        assert now[(crm, rid)] == expected, (crm, rid)
+
+
 def test_apply_writes_the_planned_values_in_full_batches_and_a_rerun_writes_nothing(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
@@ -102,14 +114,7 @@ def test_apply_writes_the_planned_values_in_full_batches_and_a_rerun_writes_noth
         report = wb.apply(store, plan, writers(config))
         # then every record got its values, none failed
         assert plan.items and not report.failed
-        _, _, want = wb.desired(store)
-        ids: dict[str, list[str]] = {}
-        for crm, rid in want:
-            ids.setdefault(crm, []).append(rid)
-        now = _crm_values(config, ids)
-        for (crm, rid), (_, values) in want.items():
-            expected = to_canonical(values) | {"updated_at": f"{AS_OF}T00:00:00Z"}
-            assert now[(crm, rid)] == expected, (crm, rid)
+        _assert_crms_hold_the_scores(store, config)
         # and each CRM took ceil(records / batch maximum) write calls
         batch = {w.crm: w.batch_max for w in writers(config)}
         writes = _writes(sandbox)
@@ -239,14 +244,7 @@ def test_kill_9_during_apply_then_a_rerun_converges(make_sandbox: Any, tmp_path:
         assert rerun.returncode == 0, rerun.stderr[-3000:]
         # then the CRMs hold exactly what an uninterrupted run writes: nothing is left to plan
         assert wb.make_plan(store, writers(config)).items == []
-        _, _, want = wb.desired(store)
-        ids: dict[str, list[str]] = {}
-        for crm, rid in want:
-            ids.setdefault(crm, []).append(rid)
-        now = _crm_values(config, ids)
-        for (crm, rid), (_, values) in want.items():
-            expected = to_canonical(values) | {"updated_at": f"{AS_OF}T00:00:00Z"}
-            assert now[(crm, rid)] == expected, (crm, rid)
+        _assert_crms_hold_the_scores(store, config)
 
 
 def test_the_setup_plan_and_runs_commands(make_sandbox: Any, tmp_path: Path) -> None:
