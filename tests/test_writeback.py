@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tapkit import run_tap, tap_config
 
 from crm_connectors.sandbox.app import Sandbox
@@ -268,3 +269,40 @@ def test_the_setup_plan_and_runs_commands(make_sandbox: Any, tmp_path: Path) -> 
                               capture_output=True, text=True, check=False)  # fmt: skip
         listed = json.loads(runs.stdout)["plans"]
         assert [(p["plan_id"], p["status"]) for p in listed] == [(planned["plan_id"], "planned")]
+
+
+def test_ownership_modes_keep_a_persons_edits_where_configured(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, _):
+        plan = wb.make_plan(store, writers(config))
+        wb.apply(store, plan, writers(config))
+        # Given a person edits three HubSpot records after our write: a segment, an NPS, and
+        # clears another NPS
+        ids = sorted({i.record_id for i in plan.items if i.crm == "hubspot"})
+        a, b, c = ids[:3]
+        (hubspot,) = [w for w in writers(config) if w.crm == "hubspot"]
+        with hubspot:
+            edits = [(a, {"segment": "stable"}), (b, {"nps": 12.0}),
+                     (c, {"nps": None})]  # fmt: skip
+            assert all(r.ok for r in hubspot.write(edits))
+            current = hubspot.read([a, b, c])
+        # when planning with the default (overwrite), every edit is planned back
+        everything = wb.make_plan(store, writers(config))
+        planned = {(i.record_id, i.field) for i in everything.items if i.crm == "hubspot"}
+        changed_a = current[a]["segment"] != next(
+            i.after for i in plan.items if i.record_id == a and i.field == "segment"
+        )
+        assert {(b, "nps"), (c, "nps")} <= planned
+        assert ((a, "segment") in planned) == changed_a
+        # and with segment skip_if_edited and nps fill_if_empty, only the cleared NPS is
+        rules = wb.Governance(ownership={"segment": "skip_if_edited", "nps": "fill_if_empty"})
+        kept = wb.make_plan(store, writers(config), rules)
+        planned = {(i.record_id, i.field) for i in kept.items if i.crm == "hubspot"}
+        assert (c, "nps") in planned
+        assert (b, "nps") not in planned and (a, "segment") not in planned
+    # and an unknown field or mode is refused, naming the setting
+    with pytest.raises(ValueError, match=r"writeback\.ownership\.colour"):
+        wb.Governance.from_settings({"ownership": {"colour": "overwrite"}})
+    with pytest.raises(ValueError, match=r"writeback\.ownership\.band: must be one of"):
+        wb.Governance.from_settings({"ownership": {"band": "sometimes"}})

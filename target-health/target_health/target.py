@@ -120,13 +120,21 @@ CONFIG_SCHEMA = th.PropertiesList(
             th.Property("min_accounts", th.IntegerType, default=20),
             th.Property("approval_arr", th.NumberType),
             th.Property("approval_accounts", th.ArrayType(th.StringType)),
+            th.Property(
+                "ownership",
+                th.ObjectType(additional_properties=th.StringType),
+                description="Per owned field: overwrite, fill_if_empty or skip_if_edited.",
+            ),
+            th.Property("programs", th.ArrayType(th.ObjectType(additional_properties=True))),
             additional_properties=False,
         ),
         description=(
             "Write scores back into the CRMs at the end of each run: enabled (default false), "
             "dry_run (plan only), the blast-radius brake (max_band_change_share of the scored "
-            "accounts changing band, from min_accounts up) and the approval gate (approval_arr, "
-            "approval_accounts). The CRM credentials are tap-crm's settings of the same names."
+            "accounts changing band, from min_accounts up), the approval gate (approval_arr, "
+            "approval_accounts), per-field ownership (overwrite, fill_if_empty, "
+            "skip_if_edited) and retention programs. The CRM credentials are tap-crm's "
+            "settings of the same names."
         ),
     ),
 ).to_dict()
@@ -285,6 +293,10 @@ class TargetHealth(Target):
             self.scoring = parse_settings(self.config.get("scoring") or {})
         except ModelError as exc:
             raise TargetConfigError(f"scoring.{exc}") from None
+        try:
+            self.governance = wb.Governance.from_settings(self.config.get("writeback"))
+        except ValueError as exc:
+            raise TargetConfigError(str(exc)) from None
         given = self.config.get("as_of")
         self.as_of = (
             dt.date.fromisoformat(given) if given else dt.datetime.now(dt.timezone.utc).date()
@@ -363,7 +375,7 @@ class TargetHealth(Target):
 
     def write_back(self, settings: Mapping[str, Any], measured: ComputeSummary) -> dict[str, Any]:
         """Plan against the CRMs' current values and, unless dry_run, apply (writeback/plan.py)."""
-        rules = wb.Governance.from_settings(settings)
+        rules = self.governance
         crm_writers = writers(self.config)
         try:
             ready = []

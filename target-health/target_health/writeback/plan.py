@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..store import Store
-from .fields import InvalidValue, to_canonical
+from .fields import BY_KEY, InvalidValue, to_canonical
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ def make_plan(
     gate of ``rules``; the plan is saved before return. ``measurement`` (as_of, model version)
     defaults to the latest run's."""
     ensure_tables(store)
+    ownership = dict(rules.ownership) if rules is not None else {}
     as_of, version, want = desired(store, measurement)
     plan = Plan(uuid.uuid4().hex[:12], as_of, version)
     by_crm: dict[str, list[str]] = defaultdict(list)
@@ -192,6 +193,7 @@ def make_plan(
         if not ids:
             continue
         current = writer.read(ids)
+        last = last_written(store, writer.crm) if ownership else {}
         for record_id in ids:
             account_key, wanted = want[(writer.crm, record_id)]
             try:
@@ -200,7 +202,14 @@ def make_plan(
                 log.warning("%s %s: not written: %s", writer.crm, record_id, exc)
                 continue
             now = current.get(record_id, {})
-            changed = [f for f, v in values.items() if not _same(now.get(f), v)]
+            changed = [
+                f
+                for f, v in values.items()
+                if not _same(now.get(f), v)
+                and owned(
+                    ownership.get(f, OVERWRITE), now.get(f), last.get((writer.crm, record_id, f))
+                )
+            ]
             if not changed:
                 continue
             changed.append("updated_at")
@@ -319,17 +328,57 @@ class Governance:
     approval_arr: float | None = None
     #: Band changes of these canonical accounts (ext:ACC-..., dom:...) wait for approval.
     approval_accounts: frozenset[str] = frozenset()
+    #: Per owned field: overwrite (default), fill_if_empty, or skip_if_edited.
+    ownership: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None) -> Governance:
         given = dict(settings or {})
         arr = given.get("approval_arr")
+        ownership = dict(given.get("ownership") or {})
+        for name, mode in ownership.items():
+            if name not in BY_KEY or name == "updated_at":
+                owned_keys = ", ".join(k for k in BY_KEY if k != "updated_at")
+                raise ValueError(f"writeback.ownership.{name}: not an owned field ({owned_keys})")
+            if mode not in MODES:
+                raise ValueError(f"writeback.ownership.{name}: must be one of {', '.join(MODES)}")
         return cls(
             float(given.get("max_band_change_share", 0.2)),
             int(given.get("min_accounts", 20)),
             float(arr) if arr is not None else None,
             frozenset(str(a) for a in given.get("approval_accounts") or ()),
+            ownership,
         )
+
+
+OVERWRITE, FILL_IF_EMPTY, SKIP_IF_EDITED = "overwrite", "fill_if_empty", "skip_if_edited"
+MODES = (OVERWRITE, FILL_IF_EMPTY, SKIP_IF_EDITED)
+_NEVER = object()  # no write of ours on record
+
+
+def owned(mode: str, now: Any, last: Any = _NEVER) -> bool:
+    """May a field holding ``now`` be overwritten under ``mode``? ``last`` is the value our last
+    applied write left there (``_NEVER`` when we never wrote it)."""
+    if mode == FILL_IF_EMPTY:
+        return now is None
+    if mode == SKIP_IF_EDITED:
+        if now is None:
+            return True
+        return last is not _NEVER and _same(now, last)  # a person's value is kept
+    return True
+
+
+def last_written(store: Store, crm: str) -> dict[tuple[str, str, str], Any]:
+    """(crm, record, field) -> the value of our latest applied write there (apply or rollback)."""
+    out: dict[tuple[str, str, str], Any] = {}
+    for record_id, name, after in store.stream(
+        "SELECT i.record_id, i.field, i.after FROM wb_items i JOIN wb_plans p"
+        " ON p.plan_id = i.plan_id WHERE i.crm = {p} AND i.state = 'applied'"
+        " ORDER BY p.created_at",
+        (crm,),
+    ):
+        out[(crm, str(record_id), str(name))] = json.loads(after)
+    return out
 
 
 def _arr_by_account(store: Store, keys: set[str]) -> dict[str, float]:
