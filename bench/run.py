@@ -9,7 +9,9 @@ Measures, in one run on this machine, and prints a table (also written to bench/
   as a process against the sandbox: records/s, API calls per 1,000 records, peak RSS; then an
   incremental rerun from its state: records read and API calls;
 - target-health: the three taps' output through validation, mapping, the SQLite store and
-  scoring: records/s and peak RSS.
+  scoring: records/s and peak RSS;
+- write-back: write calls per CRM for the scores of every account against
+  ceil(records / batch maximum), and a rerun with no change (0 calls).
 
 Figures on shared 2-core machines are noisy: compare ratios from one run, never absolute numbers
 across runs. Nothing here is asserted by tests.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
@@ -299,6 +302,51 @@ def bench_target(workdir: Path, crms: list[str], as_of: str) -> dict[str, Any]:
     return {"records": records, "seconds": seconds, "rss_mb": rss}
 
 
+def bench_writeback(workdir: Path, db: Path) -> list[dict[str, Any]]:
+    """Write-back of the bench store's scores into a sandbox serving the same seed: write calls
+    per CRM against ceil(records / batch maximum), then a rerun with no change."""
+    from target_health.store import open_store
+    from target_health.writeback import plan as wb
+    from target_health.writeback.crm import writers
+
+    proc, urls = _start(db, workdir)
+    try:
+        config: dict[str, Any] = {
+            "hubspot_base_url": urls["hubspot"],
+            "salesforce_login_url": urls["salesforce"],
+            "intercom_base_url": urls["intercom"],
+        }
+        for settings in TAP_CRMS.values():
+            config |= settings
+        store = open_store(f"sqlite:///{workdir / 'health-bench.sqlite'}")
+        crm_writers = writers(config)
+        for writer in crm_writers:
+            assert writer.ensure_fields().ok
+        started = time.perf_counter()
+        plan = wb.make_plan(store, crm_writers)
+        applied = wb.apply(store, plan, crm_writers)
+        seconds = time.perf_counter() - started
+        again = wb.make_plan(store, crm_writers)
+        rerun = wb.apply(store, again, crm_writers)
+        rows = []
+        for writer in crm_writers:
+            records = plan.counts()["by_crm"].get(writer.crm, 0)
+            calls = applied.calls.get(writer.crm, 0)
+            rows.append({
+                "crm": writer.crm, "records": records, "batch_max": writer.batch_max,
+                "calls": calls, "expected": math.ceil(records / writer.batch_max),
+                "per_1k": 1000 * calls / max(records, 1),
+                "failed": sum(1 for f in applied.failed if f[0] == writer.crm),
+                "rerun_items": len(again.items), "rerun_calls": rerun.calls.get(writer.crm, 0),
+                "seconds": seconds,
+            })  # fmt: skip
+            writer.close()
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="accounts to seed, comma-separated")
@@ -384,6 +432,22 @@ def main(argv: list[str] | None = None) -> int:
         f" {target['records'] / target['seconds']:,.0f} | {target['rss_mb']:,.0f} |",
     ]
     print(lines[-1], flush=True)
+    lines += [
+        "",
+        "Write-back of those scores into a sandbox serving the same seed (plan against current"
+        " values, then apply; write calls counted by the adapters), then a rerun with no change:",
+        "",
+        "| CRM | records changed | batch max | write calls | ceil(records / batch) |"
+        " calls per 1,000 records | failed | rerun changes | rerun write calls |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in bench_writeback(workdir, dbs[args.tap_size]):
+        lines.append(
+            f"| {row['crm']} | {row['records']:,} | {row['batch_max']} | {row['calls']:,} |"
+            f" {row['expected']:,} | {row['per_1k']:.1f} | {row['failed']} |"
+            f" {row['rerun_items']} | {row['rerun_calls']} |"
+        )
+        print(lines[-1], flush=True)
     table = "\n".join(lines)
     print("\n" + table)
     if not args.no_write:
