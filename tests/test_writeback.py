@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from tapkit import run_tap, tap_config
 
+from crm_connectors.http import RetryPolicy
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.faults import Fault
 from crm_connectors.sandbox.world import WorldSpec
@@ -306,3 +307,31 @@ def test_ownership_modes_keep_a_persons_edits_where_configured(
         wb.Governance.from_settings({"ownership": {"colour": "overwrite"}})
     with pytest.raises(ValueError, match=r"writeback\.ownership\.band: must be one of"):
         wb.Governance.from_settings({"ownership": {"band": "sometimes"}})
+
+
+def test_a_crm_outage_fails_its_records_as_retriable_and_the_next_run_writes_them(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (sandbox, store, config, _):
+        # Given HubSpot answers every batch update with 503 (the others are fine)
+        method, path = WRITE_ROUTES["hubspot"]
+        sandbox.ctx.faults.add(Fault("server_error", vendor="hubspot", method=method, path=path))
+        fast = {"retry": RetryPolicy(max_tries=2, base=0.01, cap=0.01)}
+        # when a plan is applied
+        plan = wb.make_plan(store, writers(config, **fast))
+        report = wb.apply(store, plan, writers(config, **fast))
+        # then HubSpot's records are reported failed by id, retriable, and the others applied
+        hubspot = {i.record_id for i in plan.items if i.crm == "hubspot"}
+        assert {rid for crm, rid, _ in report.failed if crm == "hubspot"} == hubspot
+        assert report.applied == plan.counts()["records"] - len(hubspot)
+        states = dict(store.query(
+            "SELECT state, COUNT(*) FROM wb_items WHERE plan_id = {p} AND crm = 'hubspot'"
+            " GROUP BY state", (plan.plan_id,),
+        ))  # fmt: skip
+        assert set(states) == {"failed"}
+        # and once HubSpot is back, the next run plans and writes exactly those records
+        sandbox.ctx.faults.clear()
+        retry = wb.make_plan(store, writers(config))
+        assert {i.record_id for i in retry.items} == hubspot
+        assert not wb.apply(store, retry, writers(config)).failed
+        _assert_crms_hold_the_scores(store, config)
