@@ -335,3 +335,27 @@ def test_a_crm_outage_fails_its_records_as_retriable_and_the_next_run_writes_the
         assert {i.record_id for i in retry.items} == hubspot
         assert not wb.apply(store, retry, writers(config)).failed
         _assert_crms_hold_the_scores(store, config)
+
+
+def test_rejected_credentials_stop_write_back_but_not_the_run(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path, size=20) as (_, store, config, messages):
+        # Given write-back on with a HubSpot token the CRM rejects
+        bad = config | {"hubspot_access_token": "pat-revoked-token", "writeback": {"enabled": True}}
+        (tmp_path / "again").mkdir()
+        target = {"database_url": f"sqlite:///{tmp_path / 'health.sqlite'}", "as_of": AS_OF}
+        (tmp_path / "again" / "cfg.json").write_text(json.dumps(target | bad))
+        # when the target runs
+        done = subprocess.run(
+            [sys.executable, "-m", "target_health.target", "--config",
+             str(tmp_path / "again" / "cfg.json")],
+            input="".join(json.dumps(m) + "\n" for m in messages),
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        # then the run succeeds, says why write-back stopped, and the token is not in the log
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "write-back" in done.stderr and "hubspot_access_token" in done.stderr
+        assert "pat-revoked-token" not in done.stderr
+        (counts,) = store.query("SELECT counts FROM runs ORDER BY finished_at DESC LIMIT 1")[0]
+        assert "error" in json.loads(counts)["writeback"]

@@ -29,6 +29,8 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
+from crm_connectors.errors import CrmError
+from crm_connectors.pii import RedactingFilter, install_redaction
 from tap_crm.settings import CONFIG_SCHEMA as TAP_CONFIG
 
 from . import cli
@@ -151,6 +153,9 @@ def _now() -> str:
     return (
         dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
     )
+
+
+_REDACTOR = RedactingFilter()
 
 
 class RunStats:
@@ -293,6 +298,13 @@ class TargetHealth(Target):
             self.scoring = parse_settings(self.config.get("scoring") or {})
         except ModelError as exc:
             raise TargetConfigError(f"scoring.{exc}") from None
+        # The CRM credentials (write-back) are masked in every log line, as in tap-crm.
+        _REDACTOR.add_secrets(
+            str(self.config[name])
+            for name, spec in CONFIG_SCHEMA["properties"].items()
+            if spec.get("secret") and self.config.get(name)
+        )
+        install_redaction(_REDACTOR)
         try:
             self.governance = wb.Governance.from_settings(self.config.get("writeback"))
         except ValueError as exc:
@@ -376,7 +388,11 @@ class TargetHealth(Target):
     def write_back(self, settings: Mapping[str, Any], measured: ComputeSummary) -> dict[str, Any]:
         """Plan against the CRMs' current values and, unless dry_run, apply (writeback/plan.py)."""
         rules = self.governance
-        crm_writers = writers(self.config)
+        try:
+            crm_writers = writers(self.config)
+        except CrmError as exc:
+            log.error("write-back not started: %s", exc)
+            return {"error": str(exc)}
         try:
             ready = []
             for writer in crm_writers:  # the owned fields, created if missing (idempotent)
@@ -396,6 +412,11 @@ class TargetHealth(Target):
                 log.info("write-back dry run: plan %s saved, nothing written", plan.plan_id)
                 return out | {"dry_run": True}
             report = wb.apply(self.store, plan, ready)
+        except CrmError as exc:
+            # Credentials, scopes, quota: the data is stored and measured; the changes stay
+            # unwritten and the next run plans them again from the CRMs' current values.
+            log.error("write-back stopped: %s", exc)
+            return {"error": str(exc)}
         finally:
             for writer in crm_writers:
                 writer.close()
