@@ -359,3 +359,30 @@ def test_rejected_credentials_stop_write_back_but_not_the_run(
         assert "pat-revoked-token" not in done.stderr
         (counts,) = store.query("SELECT counts FROM runs ORDER BY finished_at DESC LIMIT 1")[0]
         assert "error" in json.loads(counts)["writeback"]
+
+
+def test_the_target_starts_retention_programs_once_per_transition(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, messages):
+        on = config | {"writeback": {"enabled": True, "max_band_change_share": 1.0}}
+        # Given a snapshot a month earlier, written back
+        _target(tmp_path, messages, as_of="2026-10-01", **on)
+        # when the target measures as of now, with write-back on, twice
+        _target(tmp_path, messages, **on)
+        _target(tmp_path, messages, **on)
+        runs = [
+            json.loads(c) for (c,) in store.query("SELECT counts FROM runs ORDER BY finished_at")
+        ]
+        first, second = runs[-2]["writeback"], runs[-1]["writeback"]
+        # then the accounts that moved into at_risk/critical got one follow-up each, once
+        moved = store.query(
+            "SELECT COUNT(*) FROM scores n JOIN scores o ON o.account_key = n.account_key"
+            " AND o.model_version = n.model_version AND o.as_of = '2026-10-01'"
+            " WHERE n.as_of = {p} AND n.band IN ('at_risk', 'critical')"
+            " AND o.band NOT IN ('at_risk', 'critical')",
+            (AS_OF,),
+        )[0][0]
+        assert moved > 0 and first["programs"]["transitions"] == moved
+        assert first["programs"]["created"] >= moved and not first["programs"]["failed"]
+        assert second["programs"]["created"] == 0

@@ -40,6 +40,7 @@ from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import Validator, canonical_validator
 from .writeback import plan as wb
+from .writeback import programs
 from .writeback.crm import writers
 
 log = logging.getLogger("target_health")
@@ -412,6 +413,15 @@ class TargetHealth(Target):
                 log.info("write-back dry run: plan %s saved, nothing written", plan.plan_id)
                 return out | {"dry_run": True}
             report = wb.apply(self.store, plan, ready)
+            followups = None
+            if plan.status != "held":  # a held plan (the brake) starts no program either
+                followups = programs.run_programs(
+                    self.store,
+                    ready,
+                    settings.get("programs"),
+                    str(measured.as_of),
+                    measured.model_version,
+                )
         except CrmError as exc:
             # Credentials, scopes, quota: the data is stored and measured; the changes stay
             # unwritten and the next run plans them again from the CRMs' current values.
@@ -427,7 +437,15 @@ class TargetHealth(Target):
             len(report.failed),
             report.calls,
         )
-        return out | {"calls": report.calls, "applied": report.applied, "failed": report.failed}
+        out |= {"calls": report.calls, "applied": report.applied, "failed": report.failed}
+        if followups is not None:
+            out["programs"] = {
+                "transitions": followups.transitions,
+                "created": len(followups.created),
+                "failed": len(followups.failed),
+                "pending": len(followups.pending),
+            }
+        return out
 
     def load_usage_csv(self, path: str) -> None:
         """The usage file, validated and stored like a stream named ``usage``."""

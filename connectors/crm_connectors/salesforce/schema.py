@@ -372,6 +372,7 @@ def standard_objects() -> dict[str, dict[str, Any]]:
     task = [
         *_system(),
         field("Subject", "string", length=255),
+        field("Description", "textarea", "Comments", length=32000),
         _ref("WhatId", "Account", "Related To ID"),
         _ref("WhoId", "Contact", "Name ID"),
         field("Status", "picklist", picklist=TASK_STATUSES, nillable=False, defaulted=True),

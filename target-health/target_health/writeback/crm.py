@@ -10,6 +10,9 @@ class CrmWriter(Protocol):
     def ensure_fields(self, *, create: bool = True) -> SetupReport
     def read(self, ids) -> {record id: {key: canonical value}}
     def write(self, [(record id, {key: value})]) -> [WriteResult], in input order
+    def create_followup(self, record id, subject, body, *, due=None) -> object id
+    def find_followup(self, record id, marker) -> object id | None
+    def delete_followup(self, object id) -> bool
     def close(self) -> None
 ```
 
@@ -55,10 +58,37 @@ Results come back per record, in input order:
 
 A ``(id, {})`` pair is a no-op that succeeds without a call; an id given twice, or a key that is
 not an owned field, is a ValueError (a bug in the caller).
+
+**Follow-ups** (retention programs, programs.py): one object per call, for the account owner.
+
+- HubSpot: a task (``POST /crm/v3/objects/tasks``: ``hs_task_subject``, ``hs_task_body``,
+  ``hs_timestamp`` = the due date, status ``NOT_STARTED``, priority ``HIGH``, type ``TODO``,
+  ``hubspot_owner_id`` = the company's owner), associated to the company (type 192) in the same
+  call. The id is the task's.
+- Salesforce: a Task (``POST /sobjects/Task``: ``WhatId`` = the Account, ``OwnerId`` = the
+  Account's ``OwnerId``, ``Subject``, ``Description``, ``Status`` "Not Started", ``Priority``
+  "High", ``ActivityDate`` = the due date). The id is the Task's.
+- Intercom: a **tag** on the company named ``subject`` (``POST /tags`` with ``companies``);
+  ``body`` and ``due`` are not kept (a tag has no text). Not a note: Intercom notes live on
+  contacts only and the API cannot delete them, so a note could not be rolled back; a tag can
+  be removed (``untag``). Intercom companies have no owner either: the tag is what the owner's
+  company views and filters show. The id is ``"<company id>/<tag id>"``.
+
+Creates are not idempotent at HubSpot and Salesforce: they are sent as non-idempotent requests,
+which the HTTP layer never repeats after a request was sent (only after a throttle or a
+connection that never opened). After an ambiguous failure the caller finds out with
+``find_followup(record_id, marker)``: the follow-up on that record whose subject contains
+``marker`` (letters, digits and ``-``), through the record's associated tasks (HubSpot), a
+SOQL ``Subject LIKE`` on its Tasks (Salesforce), or its tags (Intercom), never a search index
+that lags. Tagging is idempotent in Intercom (find-or-create by name, then set), so it is sent as
+such. ``delete_followup`` answers False when the object was gone already (HubSpot archive,
+Salesforce recycle bin, Intercom untag); a record that no longer exists raises ``NotFound``
+from ``create_followup``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import urllib.parse
@@ -144,7 +174,34 @@ class CrmWriter(Protocol):
 
     def write(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]: ...
 
+    def create_followup(
+        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+    ) -> str: ...
+
+    def find_followup(self, record_id: str, marker: str) -> str | None: ...
+
+    def delete_followup(self, object_id: str) -> bool: ...
+
     def close(self) -> None: ...
+
+
+#: A follow-up is due this many days after it is made, unless the caller says when.
+FOLLOWUP_DUE_DAYS = 3
+#: HubSpot's default association type of a task to a company [BEHAVIOR.md, Associations].
+_HUBSPOT_TASK_TO_COMPANY = 192
+_MARKER = re.compile(r"^[A-Za-z0-9-]{6,64}\Z")
+
+
+def _due(due: dt.date | None) -> dt.date:
+    if due is not None:
+        return due
+    return dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=FOLLOWUP_DUE_DAYS)
+
+
+def _check_marker(marker: str) -> str:
+    if not _MARKER.match(marker):
+        raise ValueError("a follow-up marker is 6 to 64 letters, digits or '-'")
+    return marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,6 +502,99 @@ class HubSpotWriter(_Writer):
                 )
         return results
 
+    # -- follow-ups (tasks) ----------------------------------------------------------------------
+
+    def _owner(self, record_id: str) -> str | None:
+        company = self.client.api.request(
+            "GET",
+            f"/crm/v3/objects/{self.object}/{urllib.parse.quote(record_id, safe='')}",
+            params={"properties": "hubspot_owner_id"},
+            route="GET /crm/v3/objects/{t}/{id}",
+        )
+        owner = ((company or {}).get("properties") or {}).get("hubspot_owner_id")
+        return str(owner) if owner else None
+
+    def create_followup(
+        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+    ) -> str:
+        owner = self._owner(record_id)  # NotFound when the company is gone
+        when = _due(due)
+        props = {
+            "hs_timestamp": f"{when.isoformat()}T00:00:00Z",
+            "hs_task_subject": subject,
+            "hs_task_body": body,
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_priority": "HIGH",
+            "hs_task_type": "TODO",
+        }
+        if owner:
+            props["hubspot_owner_id"] = owner
+        created = self.client.api.request(
+            "POST",
+            "/crm/v3/objects/tasks",
+            json={
+                "properties": props,
+                "associations": [
+                    {
+                        "to": {"id": record_id},
+                        "types": [
+                            {
+                                "associationCategory": "HUBSPOT_DEFINED",
+                                "associationTypeId": _HUBSPOT_TASK_TO_COMPANY,
+                            }
+                        ],
+                    }
+                ],
+            },
+            route="POST /crm/v3/objects/{t}",
+            idempotent=False,  # a repeat would make a second task
+        )
+        return str((created or {})["id"])
+
+    def find_followup(self, record_id: str, marker: str) -> str | None:
+        _check_marker(marker)
+        ids: list[str] = []
+        after: str | None = None
+        try:
+            while True:
+                params: dict[str, Any] = {"limit": 500}
+                if after:
+                    params["after"] = after
+                body = self.client.api.request(
+                    "GET",
+                    f"/crm/v3/objects/{self.object}/{urllib.parse.quote(record_id, safe='')}"
+                    "/associations/tasks",
+                    params=params,
+                    route="GET /crm/v3/objects/{t}/{id}/associations/{to}",
+                )
+                ids.extend(str(r.get("id")) for r in (body or {}).get("results") or [])
+                after = (((body or {}).get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+        except NotFound:
+            return None
+        for chunk in _chunks(ids, HUBSPOT_BATCH_MAX):
+            body = self.client.api.request(
+                "POST",
+                "/crm/v3/objects/tasks/batch/read",
+                json={"properties": ["hs_task_subject"], "inputs": [{"id": i} for i in chunk]},
+                route="POST /crm/v3/objects/{t}/batch/read",
+                idempotent=True,
+            )
+            for task in (body or {}).get("results") or []:
+                if marker in str((task.get("properties") or {}).get("hs_task_subject") or ""):
+                    return str(task.get("id"))
+        return None
+
+    def delete_followup(self, object_id: str) -> bool:
+        path = f"/crm/v3/objects/tasks/{urllib.parse.quote(object_id, safe='')}"
+        try:  # HubSpot answers 204 to archiving a task that is gone: ask first
+            self.client.api.request("GET", path, route="GET /crm/v3/objects/{t}/{id}")
+        except NotFound:
+            return False
+        self.client.api.request("DELETE", path, route="DELETE /crm/v3/objects/{t}/{id}")
+        return True
+
 
 def _drift_hubspot(fields: Sequence[CrmField], have: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Notes on owned properties whose definition in HubSpot differs from ours."""
@@ -643,6 +793,58 @@ class SalesforceWriter(_Writer):
             results.append(WriteResult(change.id, False, code, code in _SF_RETRIABLE, detail))
         return results
 
+    # -- follow-ups (Tasks) ----------------------------------------------------------------------
+
+    def create_followup(
+        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+    ) -> str:
+        if not _SF_ID.match(record_id):
+            raise NotFound("not an Account id", vendor=self.crm, route="POST /sobjects/Task")
+        page = self.client.query(f"SELECT Id, OwnerId FROM {self.object} WHERE Id = '{record_id}'")
+        if not page.records:
+            raise NotFound(
+                "the Account is gone", vendor=self.crm, route="POST /sobjects/Task", status=404
+            )
+        task: dict[str, Any] = {
+            "WhatId": record_id,
+            "Subject": subject[:255],
+            "Description": body,
+            "Status": "Not Started",
+            "Priority": "High",
+            "ActivityDate": _due(due).isoformat(),
+        }
+        owner = page.records[0].get("OwnerId")
+        if owner:
+            task["OwnerId"] = owner
+        created = self.client.api.request(
+            "POST",
+            "/sobjects/Task",
+            json=task,
+            route="POST /sobjects/{T}",
+            idempotent=False,  # a repeat would make a second Task
+        )
+        return str((created or {})["id"])
+
+    def find_followup(self, record_id: str, marker: str) -> str | None:
+        _check_marker(marker)  # letters, digits and '-': nothing to escape, no LIKE wildcard
+        if not _SF_ID.match(record_id):
+            return None
+        page = self.client.query(
+            f"SELECT Id FROM Task WHERE WhatId = '{record_id}' AND Subject LIKE '%{marker}%'"
+        )
+        return str(page.records[0]["Id"]) if page.records else None
+
+    def delete_followup(self, object_id: str) -> bool:
+        if not _SF_ID.match(object_id):
+            return False
+        try:
+            self.client.api.request(
+                "DELETE", f"/sobjects/Task/{object_id}", route="DELETE /sobjects/{T}/{id}"
+            )
+        except NotFound:  # NOT_FOUND, or ENTITY_IS_DELETED: in the recycle bin already
+            return False
+        return True
+
 
 # -- Intercom ------------------------------------------------------------------------------------
 
@@ -762,6 +964,53 @@ class IntercomWriter(_Writer):
                 raise
             return [WriteResult(change.id, False, _code(err), False, "Intercom refused it")]
         return [WriteResult(change.id, True)]
+
+    # -- follow-ups (company tags) ---------------------------------------------------------------
+
+    def _company_tags(self, record_id: str) -> list[dict[str, Any]] | None:
+        try:
+            company = self.client.api.request(
+                "GET",
+                f"/companies/{urllib.parse.quote(record_id, safe='')}",
+                route="GET /companies/{id}",
+            )
+        except NotFound:
+            return None
+        return list(((company or {}).get("tags") or {}).get("tags") or [])
+
+    def create_followup(
+        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+    ) -> str:
+        tag = self.client.api.request(
+            "POST",
+            "/tags",
+            json={"name": subject, "companies": [{"id": record_id}]},
+            route="POST /tags",
+            idempotent=True,  # find-or-create by name, then set: a repeat changes nothing
+        )
+        return f"{record_id}/{(tag or {})['id']}"
+
+    def find_followup(self, record_id: str, marker: str) -> str | None:
+        _check_marker(marker)
+        for tag in self._company_tags(record_id) or []:
+            if marker in str(tag.get("name") or ""):
+                return f"{record_id}/{tag.get('id')}"
+        return None
+
+    def delete_followup(self, object_id: str) -> bool:
+        record_id, _, tag_id = object_id.partition("/")
+        tags = self._company_tags(record_id) or []
+        tag = next((t for t in tags if str(t.get("id")) == tag_id), None)
+        if tag is None:
+            return False  # untagged already, or the company is gone
+        self.client.api.request(
+            "POST",
+            "/tags",
+            json={"name": tag.get("name"), "companies": [{"id": record_id, "untag": True}]},
+            route="POST /tags",
+            idempotent=True,
+        )
+        return True
 
 
 # -- from settings -------------------------------------------------------------------------------
