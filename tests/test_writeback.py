@@ -215,7 +215,10 @@ def test_the_approval_gate_holds_a_high_value_band_change_only(
         assert wb.make_plan(store, writers(config), rules).items == []
 
 
-def test_kill_9_during_apply_then_a_rerun_converges(make_sandbox: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("at", [0.01, 0.5, 0.9])
+def test_kill_9_during_apply_then_a_rerun_converges(
+    make_sandbox: Any, tmp_path: Path, at: float
+) -> None:
     with pipeline(make_sandbox, tmp_path, size=60) as (sandbox, store, config, _):
         target_config = json.loads((tmp_path / "target.json").read_text()) | config
         (tmp_path / "apply.json").write_text(json.dumps(target_config))
@@ -224,17 +227,19 @@ def test_kill_9_during_apply_then_a_rerun_converges(make_sandbox: Any, tmp_path:
         # Given every Intercom company write takes a while (one record per call)
         method, path = WRITE_ROUTES["intercom"]
         sandbox.ctx.faults.add(
-            Fault("slow", vendor="intercom", method=method, path=path, delay=0.2)
+            Fault("slow", vendor="intercom", method=method, path=path, delay=0.1)
         )
-        # when apply is killed with SIGKILL in the middle
+        # when apply is killed with SIGKILL once `at` of the plan's changes are applied
         wb.ensure_tables(store)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            rows = store.query("SELECT COUNT(*) FROM wb_items WHERE state = 'applied'")
-            if rows[0][0] > 0:
+            (total, applied), = store.query(
+                "SELECT COUNT(*), SUM(CASE WHEN state = 'applied' THEN 1 ELSE 0 END) FROM wb_items"
+            )  # fmt: skip
+            if total and (applied or 0) >= max(1, at * total):
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL
@@ -386,3 +391,26 @@ def test_the_target_starts_retention_programs_once_per_transition(
         assert moved > 0 and first["programs"]["transitions"] == moved
         assert first["programs"]["created"] >= moved and not first["programs"]["failed"]
         assert second["programs"]["created"] == 0
+
+
+def test_the_brake_holds_a_plan_that_shifts_the_score_distribution(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (sandbox, store, config, messages):
+        wb.apply(store, wb.make_plan(store, writers(config)), writers(config))
+        # Given a model that weighs NPS and CSAT much more: the scores move, bands barely matter
+        signals = {"nps": {"weight": 60}, "csat": {"weight": 60}}
+        _target(tmp_path, messages, scoring={"health": {"signals": signals, "version": "vocal"}})
+        _count_writes(sandbox)
+        # when planned with the band brake off and a 1-point limit on the mean score's move
+        rules = wb.Governance(max_band_change_share=1.0, min_accounts=5, max_mean_score_shift=1.0)
+        plan = wb.make_plan(store, writers(config), rules)
+        wb.apply(store, plan, writers(config))
+        # then the plan is held and nothing is written
+        assert plan.status == "held" and "the mean score would move" in plan.reason
+        assert not any(_writes(sandbox).values())
+        # while with the default limit (15 points) the same change goes through
+        assert (
+            wb.make_plan(store, writers(config), wb.Governance(max_band_change_share=1.0)).status
+            == "planned"
+        )

@@ -109,6 +109,7 @@ def _pct(value: float | None) -> str:
 def writeback_command(command: str, argv: list[str]) -> int:
     from .writeback import plan as wb
     from .writeback.crm import writers
+    from .writeback.programs import run_programs
 
     parser = argparse.ArgumentParser(prog=f"target-health {command}")
     parser.add_argument("--config", help="the target's config file")
@@ -154,8 +155,13 @@ def writeback_command(command: str, argv: list[str]) -> int:
         plan = wb.make_plan(store, writers(config), rules)
         out = {"plan_id": plan.plan_id, "as_of": plan.as_of, **plan.counts()}
         if command == "apply":
-            applied = wb.apply(store, plan, writers(config))
+            crm_writers = writers(config)
+            applied = wb.apply(store, plan, crm_writers)
             out |= {"calls": applied.calls, "applied": applied.applied, "failed": applied.failed}
+            if plan.status != "held":  # as at the end of a target run
+                programs = (config.get("writeback") or {}).get("programs")
+                started = run_programs(store, crm_writers, programs, plan.as_of, plan.model_version)
+                out["followups_created"] = len(started.created)
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
     return 0
 

@@ -121,6 +121,7 @@ CONFIG_SCHEMA = th.PropertiesList(
             th.Property("dry_run", th.BooleanType, default=False),
             th.Property("max_band_change_share", th.NumberType, default=0.2),
             th.Property("min_accounts", th.IntegerType, default=20),
+            th.Property("max_mean_score_shift", th.NumberType, default=15.0),
             th.Property("approval_arr", th.NumberType),
             th.Property("approval_accounts", th.ArrayType(th.StringType)),
             th.Property(
@@ -134,7 +135,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "Write scores back into the CRMs at the end of each run: enabled (default false), "
             "dry_run (plan only), the blast-radius brake (max_band_change_share of the scored "
-            "accounts changing band, from min_accounts up), the approval gate (approval_arr, "
+            "accounts changing band, or the mean score moving more than max_mean_score_shift "
+            "points, from min_accounts up), the approval gate (approval_arr, "
             "approval_accounts), per-field ownership (overwrite, fill_if_empty, "
             "skip_if_edited) and retention programs. The CRM credentials are tap-crm's "
             "settings of the same names."

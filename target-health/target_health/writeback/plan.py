@@ -324,6 +324,9 @@ class Governance:
     max_band_change_share: float = 0.2
     #: ... and at least this many accounts are scored (small books move in big steps).
     min_accounts: int = 20
+    #: Hold the whole plan when the mean score of the scored accounts would move by more than
+    #: this many points against the values in the CRMs.
+    max_mean_score_shift: float = 15.0
     #: Band changes of accounts with at least this ARR wait for approval (None: no threshold).
     approval_arr: float | None = None
     #: Band changes of these canonical accounts (ext:ACC-..., dom:...) wait for approval.
@@ -343,11 +346,12 @@ class Governance:
             if mode not in MODES:
                 raise ValueError(f"writeback.ownership.{name}: must be one of {', '.join(MODES)}")
         return cls(
-            float(given.get("max_band_change_share", 0.2)),
-            int(given.get("min_accounts", 20)),
-            float(arr) if arr is not None else None,
-            frozenset(str(a) for a in given.get("approval_accounts") or ()),
-            ownership,
+            max_band_change_share=float(given.get("max_band_change_share", 0.2)),
+            min_accounts=int(given.get("min_accounts", 20)),
+            max_mean_score_shift=float(given.get("max_mean_score_shift", 15.0)),
+            approval_arr=float(arr) if arr is not None else None,
+            approval_accounts=frozenset(str(a) for a in given.get("approval_accounts") or ()),
+            ownership=ownership,
         )
 
 
@@ -408,6 +412,26 @@ def govern(store: Store, plan: Plan, rules: Governance, scored_accounts: int) ->
                 f"blast-radius brake: {len(moved)} of {scored_accounts} accounts"
                 f" ({share:.0%}) would change band, above {rules.max_band_change_share:.0%};"
                 f" approve with `target-health approve {plan.plan_id}`"
+            )
+            return
+    # ... or the whole distribution moving: the mean score of the scored accounts shifting by
+    # more than max_mean_score_shift points against what the CRMs show (first fills excluded).
+    deltas: dict[str, float] = {}
+    for i in plan.items:
+        if (
+            i.field == "score"
+            and isinstance(i.before, int | float)
+            and isinstance(i.after, int | float)
+        ):
+            deltas.setdefault(i.account_key, float(i.after) - float(i.before))
+    if scored_accounts >= rules.min_accounts and deltas:
+        shift = sum(deltas.values()) / scored_accounts
+        if abs(shift) > rules.max_mean_score_shift:
+            plan.status = "held"
+            plan.reason = (
+                f"blast-radius brake: the mean score would move {shift:+.1f} points, beyond"
+                f" {rules.max_mean_score_shift:g}; approve with"
+                f" `target-health approve {plan.plan_id}`"
             )
             return
     gated = {k for k in moved if k in rules.approval_accounts}
