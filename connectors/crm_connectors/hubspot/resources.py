@@ -131,6 +131,8 @@ def convert(value: Any, hubspot_type: str) -> Any:
             # Older API versions sent date values as epoch-ms strings [BEHAVIOR.md].
             return ms_to_iso(int(text))[:10] if text.isdigit() else text[:10]
         if hubspot_type == "datetime":
+            if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[10] == "T":
+                return text  # already the emitted form (HubSpot's own): no round trip
             return ms_to_iso(iso_to_ms(text))
     except (ValueError, OverflowError):
         log.warning("hubspot: a %s value did not parse; emitted as null", hubspot_type)
