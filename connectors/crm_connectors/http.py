@@ -454,32 +454,39 @@ class VendorClient:
     their readers make."""
 
     vendor: ClassVar[str] = ""
+    #: The vendor's API host, used when no ``base_url`` is given.
+    default_base_url: ClassVar[str] = ""
+    #: Headers every call carries (e.g. an API version).
+    headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
-        base_url: str,
         credentials: Credentials,
         *,
-        pacer: Pacer,
+        base_url: str | None = None,
+        pacer: Pacer | None = None,
         retry: RetryPolicy | None = None,
         sleep: Sleep = time.sleep,
         on_retry: Callable[[Attempt], None] | None = None,
         transport: httpx.BaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.sleep = sleep
         self._credentials = credentials
         self.api = ApiClient(
             self.vendor,
-            base_url,
+            base_url or self.default_base_url,
             credentials=credentials,
-            pacer=pacer,
+            pacer=pacer if pacer is not None else self.default_pacer(sleep),
             retry=retry,
             sleep=sleep,
             on_retry=on_retry,
             transport=transport,
-            headers=headers,
+            headers=self.headers or None,
         )
+
+    def default_pacer(self, sleep: Sleep) -> Pacer:
+        """The vendor's own pacing, used when no ``pacer`` is given."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Close the API connection and the token endpoint's, if the credentials have one."""

@@ -8,14 +8,11 @@ sent with ``idempotent=True`` and retried like GETs.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from ..http import Attempt, Credentials, RetryPolicy, Sleep, VendorClient
+from ..http import Sleep, VendorClient
 from ..pacing import HubSpotPacer, Pacer
 
 #: The real API host [CRM-API.md §1]; tests pass the sandbox's URL.
@@ -54,26 +51,10 @@ class HubSpotClient(VendorClient):
 
     vendor = "hubspot"
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        pacer: Pacer | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep = time.sleep,
-        on_retry: Callable[[Attempt], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            credentials,
-            pacer=pacer if pacer is not None else HubSpotPacer(sleep=sleep),
-            retry=retry,
-            sleep=sleep,
-            on_retry=on_retry,
-            transport=transport,
-        )
+    default_base_url = DEFAULT_BASE_URL
+
+    def default_pacer(self, sleep: Sleep) -> Pacer:
+        return HubSpotPacer(sleep=sleep)
 
     # -- objects ------------------------------------------------------------------------------
 

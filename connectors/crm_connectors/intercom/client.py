@@ -10,14 +10,10 @@ them with ``idempotent=False`` and the companies reader decides what to do.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from ..http import Attempt, Credentials, RetryPolicy, Sleep, VendorClient
+from ..http import Sleep, VendorClient
 from ..pacing import IntercomPacer, Pacer
 
 #: The real API host (US region) [CRM-API.md §3]; tests pass the sandbox's URL.
@@ -59,27 +55,11 @@ class IntercomClient(VendorClient):
 
     vendor = "intercom"
 
-    def __init__(
-        self,
-        credentials: Credentials,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        pacer: Pacer | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep = time.sleep,
-        on_retry: Callable[[Attempt], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            credentials,
-            pacer=pacer if pacer is not None else IntercomPacer(sleep=sleep),
-            retry=retry,
-            sleep=sleep,
-            on_retry=on_retry,
-            transport=transport,
-            headers={"Intercom-Version": VERSION},
-        )
+    default_base_url = DEFAULT_BASE_URL
+    headers = {"Intercom-Version": VERSION}
+
+    def default_pacer(self, sleep: Sleep) -> Pacer:
+        return IntercomPacer(sleep=sleep)
 
     # -- search ---------------------------------------------------------------------------------
 

@@ -9,14 +9,10 @@ errors stay free of record data. A ``/query`` GET is a read and is retried like 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from ..http import Attempt, RetryPolicy, Sleep, VendorClient
+from ..http import Sleep, VendorClient
 from ..oauth import SalesforceOAuth
 from ..pacing import Pacer, SalesforcePacer
 
@@ -65,23 +61,16 @@ class SalesforceClient(VendorClient):
         credentials: SalesforceOAuth,
         *,
         api_version: str = API_VERSION,
-        pacer: Pacer | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep = time.sleep,
-        on_retry: Callable[[Attempt], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
+        **client_kw: Any,
     ) -> None:
+        """The org's REST base comes from the token response (``instance_url``); the other
+        keywords are :class:`VendorClient`'s (pacer, retry, sleep, on_retry, transport)."""
         self.credentials = credentials
         base = f"{credentials.instance_url.rstrip('/')}/services/data/v{api_version}"
-        super().__init__(
-            base,
-            credentials,
-            pacer=pacer if pacer is not None else SalesforcePacer(),
-            retry=retry,
-            sleep=sleep,
-            on_retry=on_retry,
-            transport=transport,
-        )
+        super().__init__(credentials, base_url=base, **client_kw)
+
+    def default_pacer(self, sleep: Sleep) -> Pacer:
+        return SalesforcePacer()
 
     # -- describe -------------------------------------------------------------------------------
 
