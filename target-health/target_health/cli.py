@@ -109,7 +109,7 @@ def _pct(value: float | None) -> str:
 def writeback_command(command: str, argv: list[str]) -> int:
     from .writeback import plan as wb
     from .writeback.crm import writers
-    from .writeback.programs import run_programs
+    from .writeback.run import write_back
 
     parser = argparse.ArgumentParser(prog=f"target-health {command}")
     parser.add_argument("--config", help="the target's config file")
@@ -150,18 +150,9 @@ def writeback_command(command: str, argv: list[str]) -> int:
         out = {"rollback": report.plan_id, "of": report.of, "restored": report.restored,
                "conflicts": report.conflicts,
                "calls": report.apply.calls if report.apply else {}}  # fmt: skip
-    else:
+    else:  # plan (a dry run) or apply
         rules = wb.Governance.from_settings(config.get("writeback"))
-        plan = wb.make_plan(store, writers(config), rules)
-        out = {"plan_id": plan.plan_id, "as_of": plan.as_of, **plan.counts()}
-        if command == "apply":
-            crm_writers = writers(config)
-            applied = wb.apply(store, plan, crm_writers)
-            out |= {"calls": applied.calls, "applied": applied.applied, "failed": applied.failed}
-            if plan.status != "held":  # as at the end of a target run
-                programs = (config.get("writeback") or {}).get("programs")
-                started = run_programs(store, crm_writers, programs, plan.as_of, plan.model_version)
-                out["followups_created"] = len(started.created)
+        out = write_back(store, config, rules, dry_run=command == "plan")
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
     return 0
 

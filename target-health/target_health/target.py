@@ -29,7 +29,6 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
-from crm_connectors.errors import CrmError
 from crm_connectors.pii import RedactingFilter, install_redaction
 from tap_crm.settings import CONFIG_SCHEMA as TAP_CONFIG
 
@@ -40,8 +39,7 @@ from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import Validator, canonical_validator
 from .writeback import plan as wb
-from .writeback import programs
-from .writeback.crm import writers
+from .writeback.run import write_back
 
 log = logging.getLogger("target_health")
 
@@ -346,7 +344,13 @@ class TargetHealth(Target):
                 }
             writeback = self.config.get("writeback") or {}
             if measured is not None and writeback.get("enabled"):
-                summary["writeback"] = self.write_back(writeback, measured)
+                summary["writeback"] = write_back(
+                    self.store,
+                    self.config,
+                    self.governance,
+                    measurement=(str(measured.as_of), measured.model_version),
+                    dry_run=bool(writeback.get("dry_run")),
+                )
         self.store.finish_run(self.run_id, _now(), status, summary)
         log.info(
             "run %s %s: %d received, %d stored, %d quarantined (%.2f%%)",
@@ -387,67 +391,6 @@ class TargetHealth(Target):
             summary.nps.get("responses", 0),
         )
         return summary
-
-    def write_back(self, settings: Mapping[str, Any], measured: ComputeSummary) -> dict[str, Any]:
-        """Plan against the CRMs' current values and, unless dry_run, apply (writeback/plan.py)."""
-        rules = self.governance
-        try:
-            crm_writers = writers(self.config)
-        except CrmError as exc:
-            log.error("write-back not started: %s", exc)
-            return {"error": str(exc)}
-        try:
-            ready = []
-            for writer in crm_writers:  # the owned fields, created if missing (idempotent)
-                setup = writer.ensure_fields()
-                if setup.created:
-                    log.info("%s: created %s", writer.crm, ", ".join(setup.created))
-                if setup.ok:
-                    ready.append(writer)
-                else:
-                    log.error("%s: not written back: %s", writer.crm, setup.message)
-            measurement = (str(measured.as_of), measured.model_version)
-            plan = wb.make_plan(self.store, ready, rules, measurement)
-            out: dict[str, Any] = {"plan_id": plan.plan_id, **plan.counts()}
-            if plan.reason:
-                log.warning("write-back plan %s: %s", plan.plan_id, plan.reason)
-            if settings.get("dry_run"):
-                log.info("write-back dry run: plan %s saved, nothing written", plan.plan_id)
-                return out | {"dry_run": True}
-            report = wb.apply(self.store, plan, ready)
-            followups = None
-            if plan.status != "held":  # a held plan (the brake) starts no program either
-                followups = programs.run_programs(
-                    self.store,
-                    ready,
-                    settings.get("programs"),
-                    str(measured.as_of),
-                    measured.model_version,
-                )
-        except CrmError as exc:
-            # Credentials, scopes, quota: the data is stored and measured; the changes stay
-            # unwritten and the next run plans them again from the CRMs' current values.
-            log.error("write-back stopped: %s", exc)
-            return {"error": str(exc)}
-        finally:
-            for writer in crm_writers:
-                writer.close()
-        log.info(
-            "write-back plan %s: %d records written, %d failed, calls %s",
-            plan.plan_id,
-            report.applied,
-            len(report.failed),
-            report.calls,
-        )
-        out |= {"calls": report.calls, "applied": report.applied, "failed": report.failed}
-        if followups is not None:
-            out["programs"] = {
-                "transitions": followups.transitions,
-                "created": len(followups.created),
-                "failed": len(followups.failed),
-                "pending": len(followups.pending),
-            }
-        return out
 
     def load_usage_csv(self, path: str) -> None:
         """The usage file, validated and stored like a stream named ``usage``."""
