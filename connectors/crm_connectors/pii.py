@@ -1036,7 +1036,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-DEFAULT_LOGGERS = ("crm_connectors", "tap_crm", "target_health")
+#: The project's loggers, the singer-sdk plugins' own (named after the plugins) and the HTTP
+#: libraries'.
+DEFAULT_LOGGERS = (
+    "crm_connectors",
+    "tap_crm",
+    "tap-crm",
+    "target_health",
+    "target-health",
+    "singer_sdk",
+    "httpx",
+    "httpcore",
+)
 
 
 def install_redaction(
@@ -1073,3 +1084,15 @@ def install_redaction(
             target.removeFilter(redactor)
 
     return remove
+
+
+_PROCESS_REDACTOR = RedactingFilter()
+
+
+def redact_in_logs(secrets: Iterable[str | Secret] = ()) -> RedactingFilter:
+    """The process's one redaction filter, with ``secrets`` added, (re)installed on the
+    project's loggers and the root handlers: every plugin instance in a process (tests make
+    many) shares it, and installing again only covers handlers added since."""
+    _PROCESS_REDACTOR.add_secrets(secrets)
+    install_redaction(_PROCESS_REDACTOR)
+    return _PROCESS_REDACTOR

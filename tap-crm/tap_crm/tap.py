@@ -19,7 +19,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from crm_connectors.base import Connector, Resource
 from crm_connectors.errors import ConfigError, CrmError, MissingScopes, NotFound
-from crm_connectors.pii import RedactingFilter, install_redaction
+from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
 from . import settings
 from .streams import CrmStream, with_deleted_flag
@@ -28,16 +28,13 @@ from .writer import OrjsonWriter
 log = logging.getLogger("tap_crm")
 
 #: Loggers whose records pass the redaction filter (besides the root logger's handlers).
-LOGGERS = ("crm_connectors", "tap_crm", "tap-crm", "singer_sdk", "httpx", "httpcore")
+LOGGERS = DEFAULT_LOGGERS
 #: Settings declared ``secret``: masked in every log line and every config error.
 SECRET_SETTINGS = tuple(
     name
     for name, spec in settings.CONFIG_SCHEMA.to_dict()["properties"].items()
     if spec.get("secret")
 )
-
-
-_REDACTOR = RedactingFilter()
 
 
 class TapCrm(Tap):
@@ -67,7 +64,7 @@ class TapCrm(Tap):
                     found.append((connector.vendor, resource, with_deleted_flag(schema)))
         policy = settings.pii_policy(self.config, {r.name: s for _, r, s in found})
         if policy.keyring is not None:
-            _REDACTOR.add_secrets(policy.keyring.secret_strings())
+            redact_in_logs(policy.keyring.secret_strings())
         return [
             CrmStream(
                 self,
@@ -127,8 +124,7 @@ class TapCrm(Tap):
     def _protect_logs(self) -> None:
         # One filter per process, whatever the number of tap instances (tests make many): each
         # adds its secrets; installing again only covers handlers added since.
-        _REDACTOR.add_secrets(str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n))
-        install_redaction(_REDACTOR, LOGGERS)
+        redact_in_logs(str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n))
         # httpx logs every request at INFO; the connector layer logs retries and waits itself.
         logging.getLogger("httpx").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
 

@@ -15,6 +15,7 @@ state), so a crash loses nothing a rerun would not deliver again.
 
 from __future__ import annotations
 
+import copy
 import csv
 import datetime as dt
 import logging
@@ -29,7 +30,7 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
-from crm_connectors.pii import RedactingFilter, install_redaction
+from crm_connectors.pii import redact_in_logs
 from tap_crm.settings import CONFIG_SCHEMA as TAP_CONFIG
 
 from . import cli
@@ -156,9 +157,6 @@ def _now() -> str:
     )
 
 
-_REDACTOR = RedactingFilter()
-
-
 class RunStats:
     """Counts of one run, per stream."""
 
@@ -282,7 +280,7 @@ class TargetHealth(Target):
 
     name = "target-health"
     package_name = "crm-health-sync"
-    config_jsonschema = CONFIG_SCHEMA
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)  # singer-sdk adds its built-in settings to it
     default_sink_class = HealthSink
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -300,12 +298,11 @@ class TargetHealth(Target):
         except ModelError as exc:
             raise TargetConfigError(f"scoring.{exc}") from None
         # The CRM credentials (write-back) are masked in every log line, as in tap-crm.
-        _REDACTOR.add_secrets(
+        redact_in_logs(
             str(self.config[name])
             for name, spec in CONFIG_SCHEMA["properties"].items()
             if spec.get("secret") and self.config.get(name)
         )
-        install_redaction(_REDACTOR)
         try:
             self.governance = wb.Governance.from_settings(self.config.get("writeback"))
         except ValueError as exc:
