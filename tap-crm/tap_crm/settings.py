@@ -8,7 +8,6 @@ meltano.yml.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,8 +37,6 @@ from crm_connectors.salesforce.client import SalesforceClient
 from crm_connectors.salesforce.resources import SalesforceConnector
 from crm_connectors.secrets import Secret
 from crm_connectors.timefmt import iso_to_ms
-
-log = logging.getLogger(__name__)
 
 CRMS = ("hubspot", "salesforce", "intercom")
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
