@@ -607,3 +607,36 @@ def test_given_query_credentials_when_redacting_then_values_go_and_prose_stays()
     )
     assert "AUTHCODE99" not in text and "sk-live-CANARY-42" not in text
     assert "state=ok" in text and "status code: 429" in text and "key id k1" in text
+
+
+def test_given_keys_of_any_length_when_tokenising_then_the_mac_is_rfc_2104_hmac_sha256() -> None:
+    import hashlib
+    import hmac as std_hmac
+
+    from crm_connectors.pii import _hmac_sha256
+
+    for size in (32, 64, 65, 100):
+        key = os.urandom(size)
+        for message in (b"", b"tok\x00email\x00a@example.com", os.urandom(1000)):
+            assert _hmac_sha256(key)(message) == std_hmac.new(key, message, hashlib.sha256).digest()
+
+
+def test_given_many_encryptions_and_a_fork_when_taking_nonces_then_none_repeats() -> None:
+    from crm_connectors.pii import _NONCES, NONCE_BYTES
+
+    parent = [_NONCES.take() for _ in range(5000)]  # more than one block of 4,096
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its nonces must not continue the parent's inherited block
+        os.close(read)
+        os.write(write, b"".join(_NONCES.take() for _ in range(100)))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        blob = pipe.read()
+    os.waitpid(pid, 0)
+    child = [blob[i : i + NONCE_BYTES] for i in range(0, len(blob), NONCE_BYTES)]
+    after = [_NONCES.take() for _ in range(100)]
+    assert len(child) == 100
+    assert all(len(n) == NONCE_BYTES for n in parent + child + after)
+    assert len(set(parent + child + after)) == len(parent) + len(child) + len(after)

@@ -210,7 +210,7 @@ def test_given_expired_locator_when_reading_then_query_restarts_from_last_bookma
     make_sandbox: Any,
 ) -> None:
     sandbox = make_sandbox(
-        vendors=("salesforce",), size=200, options={"salesforce": {"query_locator_ttl": 0.2}}
+        vendors=("salesforce",), size=400, options={"salesforce": {"query_locator_ttl": 0.2}}
     )
     out: list[Record] = []
     with salesforce(sandbox) as client:
@@ -219,7 +219,9 @@ def test_given_expired_locator_when_reading_then_query_restarts_from_last_bookma
         ):
             out.append(rec)
             if n == 150:
-                time.sleep(0.5)  # idle past the locator's TTL, as a slow consumer would
+                # Idle past the locator's TTL, as a slow consumer would: page 2 was read ahead
+                # already, so the locator expires before page 3 is asked for.
+                time.sleep(0.5)
     statuses = route_statuses(sandbox, QUERY_MORE)
     assert statuses.get("400", 0) >= 1, statuses
     ids = [rec.id for rec in out]

@@ -34,3 +34,11 @@ def ms_to_iso(ms: int) -> str:
     """RFC 3339 UTC with milliseconds: ``2019-10-30T03:30:17.883Z``."""
     when = EPOCH + dt.timedelta(milliseconds=ms)
     return when.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def canonical_iso(text: str) -> str:
+    """``text`` in :func:`ms_to_iso`'s form; returned as is when it already is (HubSpot's own
+    form, so the common case costs no parsing)."""
+    if len(text) == 24 and text[23] == "Z" and text[19] == "." and text[10] == "T":
+        return text
+    return ms_to_iso(iso_to_ms(text))

@@ -67,6 +67,8 @@ class CrmStream(Stream):
         self._bookmark: Bookmark | None = None
         self._stopped = stopped  # shared by the tap's streams: vendors out of API quota
         self._all_selected: bool | None = None
+        self._state_ms: int | None = None
+        self._state_iso = ""
         super().__init__(tap, schema=schema, name=resource.name)
         self.primary_keys = list(resource.primary_key)
         self.replication_key = resource.replication_key
@@ -126,5 +128,8 @@ class CrmStream(Stream):
         state = self.get_context_state(context)
         if self.replication_key is not None:
             state["replication_key"] = self.replication_key
-            state["replication_key_value"] = ms_to_iso(bookmark.watermark)
+            if bookmark.watermark != self._state_ms:  # most records share their neighbour's ms
+                self._state_ms = bookmark.watermark
+                self._state_iso = ms_to_iso(bookmark.watermark)
+            state["replication_key_value"] = self._state_iso
         state[BOOKMARK_KEY] = bookmark.to_state()  # also a full-table resource's own bookmark

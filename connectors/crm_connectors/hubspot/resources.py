@@ -53,7 +53,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..base import Bookmark, Record, Resource
-from ..timefmt import iso_to_ms, ms_to_iso
+from ..readahead import read_ahead
+from ..timefmt import canonical_iso, iso_to_ms, ms_to_iso
 from .client import SEARCH_MAX, HubSpotClient
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,7 @@ def convert(value: Any, hubspot_type: str) -> Any:
             # Older API versions sent date values as epoch-ms strings [BEHAVIOR.md].
             return ms_to_iso(int(text))[:10] if text.isdigit() else text[:10]
         if hubspot_type == "datetime":
-            if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[10] == "T":
-                return text  # already the emitted form (HubSpot's own): no round trip
-            return ms_to_iso(iso_to_ms(text))
+            return canonical_iso(text)
     except (ValueError, OverflowError):
         log.warning("hubspot: a %s value did not parse; emitted as null", hubspot_type)
         return None
@@ -245,29 +244,42 @@ class HubSpotResource:
         types: dict[str, str],
     ) -> Iterator[tuple[Record, Bookmark]]:
         mod = self.modified_property
-        while low <= horizon:
+        full = self.page_size
+
+        def query(low: int, inclusive: bool) -> Callable[[], list[Record]]:
             filters = [
                 {"propertyName": mod, "operator": "GTE" if inclusive else "GT", "value": str(low)},
                 {"propertyName": mod, "operator": "LTE", "value": str(horizon)},
             ]
-            page = [self._record(raw, types) for raw in self._search(filters, mod, names)]
-            if not page:
-                return
-            if len(page) < self.page_size:  # the query's last page: every millisecond is whole
-                yield from self._emit(page)
-                return
+            return lambda: [self._record(raw, types) for raw in self._search(filters, mod, names)]
+
+        def following(page: list[Record]) -> Callable[[], list[Record]] | None:
+            # The next query of a full page that does not sit on one millisecond (see below).
+            if len(page) < full:
+                return None
             edge = max(r.modified for r in page)
-            whole = [r for r in page if r.modified < edge]
-            if not whole:
-                # A full page on one millisecond: more ties than a page, so read that ms by id.
-                log.info("hubspot %s: tie block at %d ms, reading it by id", self.obj, edge)
-                yield from self._ties(edge, None, names, types)
-                low, inclusive = edge, False
-                continue
-            # The page's last millisecond may continue on the next page: hold it back and
-            # restart at GTE it (search returns ties in no documented order [CRM-API.md §1.4]).
-            yield from self._emit(whole)
-            low, inclusive = edge, True
+            return query(edge, True) if any(r.modified < edge for r in page) else None
+
+        while low <= horizon:
+            for page in read_ahead(query(low, inclusive), following):
+                if len(page) < full:  # the query's last page: every millisecond is whole
+                    yield from self._emit(page)
+                    return
+                edge = max(r.modified for r in page)
+                whole = [r for r in page if r.modified < edge]
+                if not whole:
+                    # A full page on one millisecond: more ties than a page, so read that ms by
+                    # id, then go on after it with a new query.
+                    log.info("hubspot %s: tie block at %d ms, reading it by id", self.obj, edge)
+                    yield from self._ties(edge, None, names, types)
+                    low, inclusive = edge, False
+                    break
+                # The page's last millisecond may continue on the next page: hold it back and
+                # restart at GTE it (search returns ties in no documented order [CRM-API.md
+                # §1.4]); ``following`` already asked for that page.
+                yield from self._emit(whole)
+            else:
+                return
 
     def _ties(
         self, ms: int, after_id: str | None, names: Sequence[str], types: dict[str, str]
@@ -275,7 +287,9 @@ class HubSpotResource:
         """Every record modified at ``ms`` with an id above ``after_id``, in id order; each page
         a new query after the last id seen, so tie blocks of any size stay under the cap."""
         mod = self.modified_property
-        while True:
+        full = self.page_size
+
+        def query(after_id: str | None) -> Callable[[], tuple[int, list[Record]]]:
             filters: list[dict[str, Any]] = [
                 {"propertyName": mod, "operator": "EQ", "value": str(ms)}
             ]
@@ -283,14 +297,21 @@ class HubSpotResource:
                 filters.append(
                     {"propertyName": "hs_object_id", "operator": "GT", "value": after_id}
                 )
-            raws = self._search(filters, "hs_object_id", names)
-            page = sorted((self._record(raw, types) for raw in raws), key=lambda r: int(r.id))
+
+            def fetch() -> tuple[int, list[Record]]:
+                raws = self._search(filters, "hs_object_id", names)
+                page = [self._record(raw, types) for raw in raws]
+                return len(raws), sorted(page, key=lambda r: int(r.id))
+
+            return fetch
+
+        def following(got: tuple[int, list[Record]]) -> Callable[[], Any] | None:
+            return query(got[1][-1].id) if got[0] >= full else None
+
+        for _, page in read_ahead(query(after_id), following):
             for rec in page:
                 if rec.modified == ms:  # edited since it was indexed: the next run reads it
                     yield rec, Bookmark(ms, rec.id)
-            if len(raws) < self.page_size:
-                return
-            after_id = page[-1].id
 
     @staticmethod
     def _emit(records: list[Record]) -> Iterator[tuple[Record, Bookmark]]:
@@ -308,16 +329,15 @@ class HubSpotResource:
         or after ``since`` (all when None), as ``deleted=True`` records."""
         types = types if types is not None else self.property_types()
         names = names if names is not None else sorted(types)
-        after: str | None = None
-        while True:
-            page = self.client.list_page(self.obj, after, properties=names, archived=True)
+
+        def fetch(after: str | None) -> Callable[[], Any]:
+            return lambda: self.client.list_page(self.obj, after, properties=names, archived=True)
+
+        for page in read_ahead(fetch(None), lambda p: fetch(p.after) if p.after else None):
             for raw in page.results:
                 rec = self._record(raw, types, deleted=True)
                 if since is None or rec.modified >= since:
                     yield rec
-            if page.after is None:
-                return
-            after = page.after
 
     def _record(self, raw: dict[str, Any], types: dict[str, str], deleted: bool = False) -> Record:
         props = raw.get("properties") or {}
@@ -326,7 +346,7 @@ class HubSpotResource:
         }
         for key in ("createdAt", "updatedAt", "archivedAt"):
             value = raw.get(key)
-            data[key] = ms_to_iso(iso_to_ms(str(value))) if value else None
+            data[key] = canonical_iso(str(value)) if value else None
         data["archived"] = bool(raw.get("archived", False))
         data["id"] = str(raw["id"])
         stamp = props.get(self.modified_property) or raw.get("updatedAt")

@@ -553,7 +553,16 @@ class IntercomEmulator(VendorApp):
 
     def _filter(self, field: str, op: str, value: Any, date_fields: set[str]) -> Predicate:
         if isinstance(value, float):
-            raise _invalid(f"'{field}' value must be a string, integer, boolean or array", field)
+            # The spec's value is a string, integer, boolean or array. A number with a zero
+            # fraction (946684800.0) is an integer in JSON Schema (draft 6 on) and the real API
+            # takes it: singer-io tap-intercom sends its start date and bookmarks as
+            # datetime.timestamp() floats in every contacts search, and its integration tests run
+            # against a real workspace. Fractional values stay rejected (no evidence either way).
+            if not value.is_integer():
+                raise _invalid(
+                    f"'{field}' value must be a string, integer, boolean or array", field
+                )
+            value = int(value)
         is_date = field in date_fields
         if is_date:
             if op not in DATE_OPERATORS:

@@ -38,6 +38,7 @@ from typing import Any
 
 from ..base import Bookmark, Record, Resource
 from ..errors import FatalError, NetworkError, NotFound, ServerError
+from ..readahead import read_ahead
 from .client import PER_PAGE_MAX, IntercomClient, ScrollPage
 
 log = logging.getLogger(__name__)
@@ -252,9 +253,13 @@ class _Typed:
             data["custom_attributes"] = {
                 n: convert(custom.get(n), k) for n, k in self.custom_types().items() if n in custom
             }
-        stamp = raw.get("updated_at")
-        modified = int(stamp) * 1000 if isinstance(stamp, int | float) else 0
-        return Record(data["id"], modified, data, deleted=bool(raw.get("archived", False)))
+        return Record(data["id"], _modified(raw), data, deleted=bool(raw.get("archived", False)))
+
+
+def _modified(raw: dict[str, Any]) -> int:
+    """A raw record's ``updated_at`` (unix seconds) in epoch ms; 0 when it has none."""
+    stamp = raw.get("updated_at")
+    return int(stamp) * 1000 if isinstance(stamp, int | float) else 0
 
 
 class SearchResource(_Typed):
@@ -295,11 +300,20 @@ class SearchResource(_Typed):
         since = bookmark.watermark if bookmark.watermark is not None else self.start_date or 0
         query = {"field": "updated_at", "operator": ">", "value": self.query_value(since)}
         sort = {"field": "updated_at", "order": "ascending"}
-        cursor: str | None = None
-        while True:
-            page = self.client.search_page(
+
+        def fetch(cursor: str | None) -> Callable[[], Any]:
+            return lambda: self.client.search_page(
                 self.obj, query, starting_after=cursor, per_page=self.page_size, sort=sort
             )
+
+        def following(page: Any) -> Callable[[], Any] | None:
+            if page.starting_after is None or (
+                page.results and _modified(page.results[-1]) > horizon
+            ):
+                return None  # the last page, or the read stops inside this one
+            return fetch(page.starting_after)
+
+        for page in read_ahead(fetch(None), following):
             for raw in page.results:
                 rec = self._record(raw)
                 if rec.modified < since:
@@ -307,9 +321,6 @@ class SearchResource(_Typed):
                 if rec.modified > horizon:
                     return  # ascending: the rest is newer still; the next run reads it
                 yield rec, Bookmark(rec.modified, None)
-            if page.starting_after is None:
-                return
-            cursor = page.starting_after
 
 
 class CompaniesResource(_Typed):

@@ -28,11 +28,13 @@ import datetime as dt
 import io
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from ..base import Bookmark, Record, Resource
 from ..errors import CrmError, FatalError
+from ..readahead import read_ahead
 from ..timefmt import iso_to_ms, ms_to_iso
 from .client import BATCH_MAX, SalesforceClient
 
@@ -264,16 +266,14 @@ class SalesforceResource:
         restarts = 0
         while True:
             soql = f"{select}{self._where(last)} ORDER BY {MODSTAMP} ASC, Id ASC"
-            page = self.client.query(soql, deleted=True, batch_size=self.batch_size)
+            first = partial(self.client.query, soql, deleted=True, batch_size=self.batch_size)
             try:
-                while True:
+                for page in read_ahead(first, self._more):
                     for raw in page.records:
                         rec = self._record(raw, types)
                         last = Bookmark(rec.modified, rec.id)
                         yield rec, last
-                    if page.next_url is None:
-                        return
-                    page = self.client.query_more(page.next_url)
+                return
             except FatalError as err:
                 if err.code != "INVALID_QUERY_LOCATOR":
                     raise
@@ -283,6 +283,9 @@ class SalesforceResource:
                 # The cursor expired (idle or released) [CRM-API.md §2.2]: a new query from
                 # the last record emitted loses and repeats nothing.
                 log.info("salesforce %s: query locator expired, resuming", self.sobject)
+
+    def _more(self, page: Any) -> Callable[[], Any] | None:
+        return partial(self.client.query_more, page.next_url) if page.next_url else None
 
     def _bulk(
         self, bookmark: Bookmark, names: Sequence[str], types: dict[str, str]
