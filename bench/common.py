@@ -105,12 +105,19 @@ def run_singer(
     save: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    stop_after: int | None = None,
+    rss_at: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Run a Singer tap, reading its stdout as a target would: RECORD messages counted, the last
-    STATE kept, everything optionally saved to ``save``. Returns records, seconds, state, rss_mb.
-    A non-zero exit raises, naming the log that holds its stderr."""
+    STATE kept, everything optionally saved to ``save``. Returns records, seconds, state, rss_mb
+    and ``rss_at`` (peak RSS when the n-th record arrived, for each n of ``rss_at`` reached).
+    With ``stop_after``, the tap is stopped once that many records arrived (the seconds are up to
+    that record). A non-zero exit raises, naming the log that holds its stderr."""
     records = 0
     last_state = None
+    marks = sorted(rss_at)
+    at: dict[int, float] = {}
+    stopped = False
     started = time.perf_counter()
     with open(log, "ab") as err, open(save or os.devnull, "wb") as out:
         proc = subprocess.Popen(
@@ -124,14 +131,25 @@ def run_singer(
             head = line[:20].replace(b" ", b"")
             if head.startswith(b'{"type":"RECORD"'):
                 records += 1
+                if marks and records == marks[0]:
+                    at[marks.pop(0)] = max(peak.peak, rss_mb(proc.pid))
+                if records == stop_after:
+                    seconds = time.perf_counter() - started
+                    stopped = True
+                    break
             elif head.startswith(b'{"type":"STATE"'):
                 last_state = json.loads(line)["value"]
-        status = proc.wait()
         rss = peak.stop()
-    seconds = time.perf_counter() - started
-    if status:
-        raise RuntimeError(f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} failed ({status}); see {log}")
-    return {"records": records, "seconds": seconds, "state": last_state, "rss_mb": rss}
+        if stopped:
+            proc.terminate()
+        status = proc.wait()
+    if not stopped:
+        seconds = time.perf_counter() - started
+        if status:
+            cmd_text = f"{Path(cmd[0]).name} {' '.join(cmd[1:3])}"
+            raise RuntimeError(f"{cmd_text} failed ({status}); see {log}")
+    return {"records": records, "seconds": seconds, "state": last_state, "rss_mb": rss,
+            "rss_at": at}  # fmt: skip
 
 
 def run_measured(cmd: Sequence[str], log: Path, **kwargs: Any) -> dict[str, Any]:
@@ -145,3 +163,74 @@ def run_measured(cmd: Sequence[str], log: Path, **kwargs: Any) -> dict[str, Any]
     if status:
         raise RuntimeError(f"{Path(cmd[0]).name} failed ({status}); see {log}")
     return {"seconds": time.perf_counter() - started, "rss_mb": rss}
+
+
+# -- tap-crm -------------------------------------------------------------------------------------
+
+from crm_connectors.pii import new_key  # noqa: E402
+from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS  # noqa: E402
+
+#: tap-crm settings per CRM against the sandbox (rate limits off there: the tap's own search
+#: pacing for HubSpot is lifted too, so the figures measure the tap, not HubSpot's 5/s).
+TAP_CRMS: dict[str, dict[str, Any]] = {
+    "hubspot": {
+        "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
+        "hubspot_search_settle_seconds": 0,
+        "hubspot_search_requests_per_second": 10_000,
+    },
+    "salesforce": {
+        "salesforce_client_id": DEFAULT_CREDENTIALS["salesforce"]["client_id"],
+        "salesforce_client_secret": DEFAULT_CREDENTIALS["salesforce"]["client_secret"],
+        "salesforce_refresh_token": DEFAULT_CREDENTIALS["salesforce"]["refresh_token"],
+    },
+    "intercom": {
+        "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
+        "intercom_search_settle_seconds": 0,
+    },
+}
+URL_SETTINGS = {
+    "hubspot": "hubspot_base_url",
+    "salesforce": "salesforce_login_url",
+    "intercom": "intercom_base_url",
+}
+_PII_KEYS = {"pii_keys": f"b1:{new_key()}", "pii_hmac_keys": f"h1:{new_key()}"}
+
+
+def tap_config(crm: str, urls: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    """tap-crm's config for one CRM of the sandbox at ``urls``, PII encrypted (one key pair per
+    bench run)."""
+    return {
+        "crms": [crm],
+        URL_SETTINGS[crm]: urls[crm],
+        **_PII_KEYS,
+        **TAP_CRMS[crm],
+        **overrides,
+    }
+
+
+def tap_command(
+    config: dict[str, Any],
+    workdir: Path,
+    *,
+    state: Any = None,
+    streams: Sequence[str] | None = None,
+    name: str = "tap",
+) -> list[str]:
+    """The command line of one tap-crm sync: config (and state) written under ``workdir``;
+    with ``streams``, a catalog from discovery with only those streams selected."""
+    cfg = workdir / f"{name}-config.json"
+    cfg.write_text(json.dumps(config))
+    cmd = [sys.executable, "-m", "tap_crm.tap", "--config", str(cfg)]
+    if state is not None:
+        (workdir / f"{name}-state.json").write_text(json.dumps(state))
+        cmd += ["--state", str(workdir / f"{name}-state.json")]
+    if streams is not None:
+        found = subprocess.run([*cmd[:5], "--discover"], capture_output=True, check=True)
+        catalog = json.loads(found.stdout)
+        for entry in catalog["streams"]:
+            for meta in entry["metadata"]:
+                if meta["breadcrumb"] == []:
+                    meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
+        (workdir / f"{name}-catalog.json").write_text(json.dumps(catalog))
+        cmd += ["--catalog", str(workdir / f"{name}-catalog.json")]
+    return cmd

@@ -68,6 +68,24 @@ def test_given_rolling_window_when_bursting_through_pacer_then_no_429_and_rate_u
     assert sum(sleeper.waits) <= _needed(n, 10, 1.0) + 0.5
 
 
+def test_given_limits_off_when_bursting_through_pacer_then_no_headers_and_no_wait(
+    make_sandbox: Any,
+) -> None:
+    # Given a sandbox that enforces no limit (and so advertises none)
+    sandbox = make_sandbox(vendors=("hubspot",), size=5, rate_limits="off")
+    sleeper = Sleeper()
+    pacer = HubSpotPacer(sleep=sleeper)
+    with client(sandbox, "hubspot", pacer=pacer, retry=ONCE) as api:
+        # When more calls than HubSpot's lowest tier (100 per 10 s) go through the pacer
+        first = api.send("GET", READ["hubspot"][0], params=READ["hubspot"][1])
+        _burst(api, "hubspot", 119)
+    # Then no response carried rate-limit headers and the pacer never held a call back
+    assert not [h for h in first.headers if h.lower().startswith("x-hubspot-ratelimit")]
+    assert statuses(sandbox, "hubspot", total=120) == {"200": 120}
+    assert sleeper.waits == []
+    assert not pacer.pacing_burst
+
+
 def test_given_search_budget_when_searching_through_pacer_then_no_429_and_rate_used(
     make_sandbox: Any,
 ) -> None:

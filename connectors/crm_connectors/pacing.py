@@ -7,7 +7,8 @@ each attempt and may sleep (or raise :class:`~crm_connectors.errors.QuotaExhaust
 - :class:`HubSpotPacer`: a client-side copy of HubSpot's rolling window, sized from
   ``X-HubSpot-RateLimit-Max`` / ``-Interval-Milliseconds`` and corrected by ``-Remaining``; a
   separate rolling budget for search (5 requests/s per token, and search responses carry no
-  rate-limit headers [CRM-API.md §1.4, §1.8]); a guard on ``-Daily-Remaining``.
+  rate-limit headers [CRM-API.md §1.4, §1.8]); a guard on ``-Daily-Remaining``. A server that
+  sends none of these headers on non-search calls publishes no window and is not held to one.
 - :class:`IntercomPacer`: fixed windows from ``X-RateLimit-Limit/-Remaining/-Reset`` (reset in
   unix seconds [CRM-API.md §3.7]).
 - :class:`SalesforcePacer`: a quota guard on ``Sforce-Limit-Info: api-usage=N/M``
@@ -70,10 +71,13 @@ class _Rolling:
         self.stamps: deque[float] = deque()
         self.in_flight = 0
 
-    def wait(self, now: float) -> float:
+    def prune(self, now: float) -> None:
         horizon = now - self.interval
         while self.stamps and self.stamps[0] <= horizon:
             self.stamps.popleft()
+
+    def wait(self, now: float) -> float:
+        self.prune(now)
         excess = len(self.stamps) + self.in_flight - self.limit + 1
         if excess <= 0:
             return 0.0
@@ -86,7 +90,11 @@ class _Rolling:
         self.stamps.append(now)
 
     def reconcile(self, used_on_server: int, now: float) -> None:
-        """Someone else shares the budget: count the calls the server saw that we did not."""
+        """Someone else shares the budget: count the calls the server saw that we did not.
+
+        Our own calls that have left the window must not count against what the server
+        reports, or the others' calls would be taken for ours."""
+        self.prune(now)
         missing = used_on_server - len(self.stamps) - self.in_flight
         self.stamps.extend([now] * max(0, missing))
 
@@ -120,7 +128,18 @@ def _int(headers: httpx.Headers, name: str) -> int | None:
 
 
 class HubSpotPacer:
-    """HubSpot: the rolling 10-second window, the search budget and the daily guard."""
+    """HubSpot: the rolling 10-second window, the search budget and the daily guard.
+
+    Until the first rate-limit headers arrive, the window is the lowest private-app tier
+    (100 per 10 s [CRM-API.md §1.8]). HubSpot sends ``X-HubSpot-RateLimit-*`` on every
+    non-search response, so a server whose first ``headerless_after`` successful non-search
+    responses carry none publishes no burst limit (a sandbox with limits off, a mock): the
+    pacer then stops holding calls back for a window it would only be guessing, rather than
+    slowing every run to the lowest tier. It keeps counting its calls, so when the server does
+    show a limit after all (a response with the headers, or a 429, which the client retries)
+    the window is paced again, from then on. Once a limit has been shown, a response without
+    headers changes nothing. Search and the daily guard are paced either way.
+    """
 
     def __init__(
         self,
@@ -129,18 +148,26 @@ class HubSpotPacer:
         default_interval: float = 10.0,
         search_per_second: int = 5,
         daily_reserve: int = 0,
+        headerless_after: int = 3,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         margin: float = 0.005,
     ) -> None:
-        # Until the first headers arrive, assume the lowest private-app tier: 100 per 10 s
-        # [CRM-API.md §1.8]. Search: 5 requests/s per token, no headers [CRM-API.md §1.4].
+        # Search: 5 requests/s per token, no headers [CRM-API.md §1.4].
         self._burst = _Rolling(default_max, default_interval)
         self._search = _Rolling(search_per_second, 1.0)
         self._daily_reserve = daily_reserve
         self._daily_remaining: int | None = None
+        self._headerless_after = headerless_after
+        self._headerless = 0  # successful non-search responses without headers, before any had
+        self._limit_shown = False  # rate-limit headers or a 429 seen on a non-search call
         self._gate = _Gate(clock, sleep, margin)
         self._local = threading.local()
+
+    @property
+    def pacing_burst(self) -> bool:
+        """False once the server has shown it publishes no burst limit (see the class doc)."""
+        return self._limit_shown or self._headerless < self._headerless_after
 
     def before(self, route: str) -> None:
         search = route.split("?")[0].rstrip("/").endswith("/search")
@@ -154,7 +181,11 @@ class HubSpotPacer:
                     vendor="hubspot",
                     route=route,
                 )
-            wait = budget.wait(now)
+            if search or self.pacing_burst:
+                wait = budget.wait(now)
+            else:
+                budget.prune(now)
+                wait = 0.0
             if wait <= 0:
                 budget.in_flight += 1
             return wait
@@ -173,6 +204,15 @@ class HubSpotPacer:
             limit = _int(response.headers, "X-HubSpot-RateLimit-Max")
             interval_ms = _int(response.headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
             remaining = _int(response.headers, "X-HubSpot-RateLimit-Remaining")
+            if limit is not None or remaining is not None or response.status_code == 429:
+                self._limit_shown = True
+            elif response.is_success and not self._limit_shown:
+                self._headerless += 1
+                if self._headerless == self._headerless_after:
+                    log.info(
+                        "hubspot sends no X-HubSpot-RateLimit headers: not pacing the burst "
+                        "window (search is still paced, a 429 is still retried)"
+                    )
             if limit:
                 budget.limit = limit
             if interval_ms:

@@ -252,12 +252,17 @@ class HubSpotEmulator(VendorApp):
     ) -> list[tuple[str, str]]:
         if principal is None:
             return []
+        if not self.options.get("rate_limits", True):
+            # Limits off: nothing is enforced, so no limit is advertised either. Real HubSpot
+            # always enforces and sends the headers [§1.8]; headers counting down to 0 on a
+            # server that never throttles would only make a header-driven client wait for
+            # nothing (tap-crm's pacer stops pacing the window when none come).
+            return []
         now = time.time()
-        enforce = bool(self.options.get("rate_limits", True))
         if "search" in route.tags:
             # Search has its own per-token budget and no standard headers [§1.4].
             decision = self._search.take(principal.token, now)
-            if enforce and not decision.allowed:
+            if not decision.allowed:
                 raise self._rate_error("SECONDLY")
             return []
         oauth = principal.kind == "access"
@@ -274,14 +279,14 @@ class HubSpotEmulator(VendorApp):
         headers.append(
             ("X-HubSpot-RateLimit-Secondly-Remaining", str(min(secondly, burst.remaining)))
         )
-        if enforce and not burst.allowed:
+        if not burst.allowed:
             raise self._rate_error("TEN_SECONDLY_ROLLING", headers)
         if not oauth:
             # Daily headers are not sent for OAuth apps [§1.8]; the daily budget is per account.
             daily = self._daily.take("portal", now)
             headers.append(("X-HubSpot-RateLimit-Daily", str(daily.limit)))
             headers.append(("X-HubSpot-RateLimit-Daily-Remaining", str(daily.remaining)))
-            if enforce and not daily.allowed:
+            if not daily.allowed:
                 raise self._rate_error("DAILY", headers)
         return headers
 
@@ -1592,6 +1597,17 @@ class HubSpotEmulator(VendorApp):
         raise ApiError(
             404, "OBJECT_NOT_FOUND", f"Owner {owner_id} not found", context={"id": [owner_id]}
         )
+
+    # -- custom object schemas --------------------------------------------------------------------
+
+    @route("GET", "/crm-object-schemas/v3/schemas")
+    @route("GET", "/crm/v3/schemas")
+    def list_schemas(self, req: Request) -> Response:
+        # Schemas API, "Retrieve all custom object schemas": {"results": [ObjectSchema]} with no
+        # paging (hubspot-api-client: CollectionResponseObjectSchemaNoPaging). The older guide
+        # calls it at /crm/v3/schemas, the reference at /crm-object-schemas/v3/schemas. The
+        # sandbox's portal defines no custom objects, archived or not, so the list is empty.
+        return json_response({"results": []})
 
     # -- properties ------------------------------------------------------------------------------
 

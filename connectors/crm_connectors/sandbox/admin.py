@@ -4,6 +4,7 @@ JSON control API, served on the admin port and under ``/_sandbox/`` on every ven
 
     GET    /_sandbox/health              vendors and their base URLs
     GET    /_sandbox/stats               calls per vendor, route and status; faults fired
+    GET    /_sandbox/stats/calls[?vendor=v]  the recent calls in order: time, route, status
     POST   /_sandbox/stats/reset
     GET    /_sandbox/faults              active faults with their match/fire counters
     POST   /_sandbox/faults              add one fault object or a list of them
@@ -70,6 +71,11 @@ class AdminApp(VendorApp):
     @route("GET", "/_sandbox/stats", auth=False)
     def stats(self, req: Request) -> Response:
         return json_response(self.ctx.stats.snapshot())
+
+    @route("GET", "/_sandbox/stats/calls", auth=False)
+    def stats_calls(self, req: Request) -> Response:
+        vendor = req.query.get("vendor")
+        return json_response(self.ctx.stats.timeline(vendor[0] if vendor else None))
 
     @route("POST", "/_sandbox/stats/reset", auth=False)
     def stats_reset(self, req: Request) -> Response:

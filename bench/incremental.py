@@ -1,0 +1,169 @@
+"""An incremental rerun after 1% of the records change, against the full sync before it.
+
+For each CRM: a full sync of every stream (its STATE kept), then 1% of the records of every CRM
+object stream (every 100th live record of the full sync's output) is edited through the vendor's
+own API, as CRM users and integrations would (HubSpot ``batch/update``, Salesforce ``composite/
+sobjects``, Intercom ``PUT`` per record), then tap-crm runs again from the saved STATE. Reported:
+records and API calls of both runs (the edits' own calls are not counted), seconds, and the
+rerun's calls as a share of the full sync's, with the routes the rerun called.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from common import (
+    api_calls,
+    run_singer,
+    start_sandbox,
+    stop,
+    tap_command,
+    tap_config,
+)
+
+from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+
+SF_VERSION = "v66.0"
+
+#: Per CRM: stream -> (API object, the field an edit sets, the record's id key).
+EDITED: dict[str, dict[str, tuple[str, str, str]]] = {
+    "hubspot": {
+        "hubspot_companies": ("companies", "description", "id"),
+        "hubspot_contacts": ("contacts", "jobtitle", "id"),
+        "hubspot_deals": ("deals", "description", "id"),
+        "hubspot_tickets": ("tickets", "subject", "id"),
+    },
+    "salesforce": {
+        "salesforce_Account": ("Account", "Description", "Id"),
+        "salesforce_Contact": ("Contact", "Title", "Id"),
+        "salesforce_Opportunity": ("Opportunity", "Description", "Id"),
+        "salesforce_Case": ("Case", "Subject", "Id"),
+    },
+    "intercom": {
+        "intercom_contacts": ("contacts", "name", "id"),
+        "intercom_companies": ("companies", "plan", "id"),
+    },
+}
+
+
+def _sample(output: Path, crm: str, share: int) -> dict[str, list[str]]:
+    """Every ``share``-th live record's id per edited stream of a saved tap output."""
+    streams = EDITED[crm]
+    seen: dict[str, int] = {s: 0 for s in streams}
+    picked: dict[str, list[str]] = {s: [] for s in streams}
+    with output.open("rb") as lines:
+        for line in lines:
+            if not line.startswith(b'{"type":"RECORD"'):
+                continue
+            msg = json.loads(line)
+            stream = msg["stream"]
+            record = msg["record"]
+            if stream not in streams or record.get("_sdc_deleted_at"):
+                continue
+            seen[stream] += 1
+            if seen[stream] % share == 0:
+                picked[stream].append(str(record[streams[stream][2]]))
+    return picked
+
+
+def _chunks(ids: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _edit(crm: str, urls: dict[str, str], picked: dict[str, list[str]]) -> int:
+    """Edit the picked records through the CRM's API; returns how many were edited."""
+    stamp = f"bench edit {time.time_ns()}"
+    edited = 0
+    with httpx.Client(timeout=60) as client:
+        if crm == "hubspot":
+            token = DEFAULT_CREDENTIALS["hubspot"]["private_app_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for stream, ids in picked.items():
+                obj, field, _ = EDITED[crm][stream]
+                for chunk in _chunks(ids, 100):
+                    body = {"inputs": [{"id": i, "properties": {field: stamp}} for i in chunk]}
+                    url = f"{urls['hubspot']}/crm/v3/objects/{obj}/batch/update"
+                    client.post(url, json=body, headers=headers).raise_for_status()
+                    edited += len(chunk)
+        elif crm == "salesforce":
+            creds = DEFAULT_CREDENTIALS["salesforce"]
+            token = client.post(
+                f"{urls['salesforce']}/services/oauth2/token",
+                data={"grant_type": "refresh_token", "client_id": creds["client_id"],
+                      "client_secret": creds["client_secret"],
+                      "refresh_token": creds["refresh_token"]},
+            ).json()  # fmt: skip
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            url = f"{token['instance_url']}/services/data/{SF_VERSION}/composite/sobjects"
+            for stream, ids in picked.items():
+                obj, field, _ = EDITED[crm][stream]
+                for chunk in _chunks(ids, 200):
+                    records = [{"attributes": {"type": obj}, "id": i, field: stamp} for i in chunk]
+                    resp = client.patch(url, json={"allOrNone": False, "records": records},
+                                        headers=headers)  # fmt: skip
+                    resp.raise_for_status()
+                    edited += sum(1 for r in resp.json() if r.get("success"))
+        else:
+            token = DEFAULT_CREDENTIALS["intercom"]["access_token"]
+            headers = {"Authorization": f"Bearer {token}", "Intercom-Version": "2.14"}
+            for stream, ids in picked.items():
+                obj, field, _ = EDITED[crm][stream]
+                for rid in ids:
+                    url = f"{urls['intercom']}/{obj}/{rid}"
+                    client.put(url, json={field: stamp}, headers=headers).raise_for_status()
+                    edited += 1
+    return edited
+
+
+def _routes(admin: str, vendor: str) -> dict[str, int]:
+    body = httpx.get(f"{admin}/_sandbox/stats", timeout=30).json()
+    routes = body["vendors"].get(vendor, {}).get("routes", {})
+    return {route: int(info["calls"]) for route, info in routes.items()}
+
+
+def measure_incremental(db: Path, workdir: Path, share: int = 100) -> list[dict[str, Any]]:
+    """Full sync, 1-in-``share`` edits, incremental rerun, per CRM, on a copy-free sandbox of
+    ``db`` (the edits change ``db``: give it a database no later step reuses unchanged)."""
+    proc, urls = start_sandbox(db, workdir)
+    rows = []
+    try:
+        for crm in EDITED:
+            config = tap_config(crm, urls)
+            output = workdir / f"incremental-{crm}.jsonl"
+            before = api_calls(urls["admin"]).get(crm, 0)
+            full = run_singer(tap_command(config, workdir), workdir / "tap.log", save=output)
+            full_calls = api_calls(urls["admin"]).get(crm, 0) - before
+            picked = _sample(output, crm, share)
+            edited = _edit(crm, urls, picked)
+            routes_before = _routes(urls["admin"], crm)
+            before = api_calls(urls["admin"]).get(crm, 0)
+            cmd = tap_command(config, workdir, state=full["state"])
+            again = run_singer(cmd, workdir / "tap.log")
+            rerun_calls = api_calls(urls["admin"]).get(crm, 0) - before
+            routes = {
+                route: n - routes_before.get(route, 0)
+                for route, n in _routes(urls["admin"], crm).items()
+                if n - routes_before.get(route, 0)
+            }
+            rows.append({
+                "crm": crm, "records": full["records"], "seconds": full["seconds"],
+                "calls": full_calls, "edited": edited, "rerun_records": again["records"],
+                "rerun_seconds": again["seconds"], "rerun_calls": rerun_calls,
+                "share": rerun_calls / max(full_calls, 1), "rerun_routes": routes,
+            })  # fmt: skip
+    finally:
+        stop(proc)
+    return rows
+
+
+if __name__ == "__main__":  # python bench/incremental.py DB WORKDIR
+    import sys
+
+    for row in measure_incremental(Path(sys.argv[1]), Path(sys.argv[2])):
+        print(json.dumps(row))
