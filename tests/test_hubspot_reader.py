@@ -51,7 +51,10 @@ def hubspot(sandbox: Sandbox, sleeper: Sleeper | None = None, **kw: Any) -> HubS
 
 
 def resource(client: HubSpotClient, obj: str = "contacts", **kw: Any) -> HubSpotResource:
+    """A reader whose first run searches (the keyset reads under test here) unless a test asks
+    for the list backfill."""
     kw.setdefault("settle_ms", 0)  # the sandbox indexes writes at once (search_index_lag_ms=0)
+    kw.setdefault("list_backfill", False)
     return HubSpotResource(client, obj, **kw)
 
 
@@ -439,3 +442,84 @@ def test_given_wire_string_when_converting_then_value_has_schema_type(
 ) -> None:
     got = convert(value, kind)
     assert got == expected and type(got) is type(expected)
+
+
+# -- first run: the list backfill ---------------------------------------------------------------
+
+LIST = "GET /crm/v3/objects/{t}"
+
+
+def test_given_a_first_run_when_reading_then_the_list_gives_every_live_record_once(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox(vendors=("hubspot",), size=60)
+    with hubspot(sandbox) as client:
+        res = resource(client, archived=False, list_backfill=True)
+        searches = route_calls(sandbox, SEARCH)
+        out = drain(res)
+    ids = [rec.id for rec, _ in out]
+    assert len(ids) == len(set(ids)) and set(ids) == live_ids(sandbox, "contacts")
+    assert route_calls(sandbox, SEARCH) == searches  # the search budget is left alone
+    assert route_calls(sandbox, LIST) == -(-len(ids) // 100)
+    # Every record but the last can be resumed by its page; the last hands over to search at T0.
+    *listed, last = [bm for _, bm in out]
+    assert all(bm.watermark is None and (bm.cursor or "").startswith("list:") for bm in listed)
+    assert last.watermark is not None and last.cursor is None and last.last_id is None
+
+
+def test_given_a_backfill_stopped_midway_when_resuming_then_it_lists_on_and_loses_nothing(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox(vendors=("hubspot",), size=120)
+    with hubspot(sandbox) as client:
+        first: list[Record] = []
+        saved = Bookmark()
+        for rec, bm in resource(client, list_backfill=True).read(Bookmark()):
+            first.append(rec)
+            saved = bm
+            if len(first) == 250:  # inside the list (archived records come first)
+                break
+        assert (saved.cursor or "").startswith("list:")
+        archived_before = route_calls(sandbox, LIST)
+        second = drain(resource(client, list_backfill=True), Bookmark.from_state(saved.to_state()))
+    union = {r.id for r in first} | {r.id for r, _ in second}
+    assert union == live_ids(sandbox, "contacts") | archived_ids(sandbox, "contacts")
+    # The resumed run re-reads at most the page it stopped in, and not the archived pass.
+    assert len(first) + len(second) - len(union) < 100
+    assert not any(rec.deleted for rec, _ in second)
+    assert route_calls(sandbox, LIST) > archived_before
+    assert second[-1][1].watermark is not None
+
+
+def test_given_an_edit_during_the_backfill_when_the_next_run_reads_then_it_gets_the_edit(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox(vendors=("hubspot",), size=40)
+    rid = sorted(live_ids(sandbox, "contacts"))[-1]
+    with hubspot(sandbox) as client:
+        pages = resource(client, archived=False, list_backfill=True).read(Bookmark())
+        first = [next(pages)]
+        # The record is edited while the backfill is under way (it may already be listed).
+        reply = httpx.patch(
+            f"{sandbox.urls['hubspot']}/crm/v3/objects/contacts/{rid}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"properties": {"jobtitle": "Edited during the backfill"}},
+        )
+        assert reply.status_code == 200
+        first += list(pages)
+        after = drain(resource(client, archived=False, list_backfill=True), first[-1][1])
+    edited = [rec for rec, _ in after if rec.id == rid]
+    assert edited and edited[0].data["jobtitle"] == "Edited during the backfill"
+
+
+def test_given_a_start_date_when_reading_a_first_run_then_it_searches_from_it(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox(vendors=("hubspot",), size=40)
+    with hubspot(sandbox) as client:
+        everything = drain(resource(client, archived=False))
+        cut = sorted(rec.modified for rec, _ in everything)[len(everything) // 2]
+        lists = route_calls(sandbox, LIST)
+        since = drain(resource(client, archived=False, list_backfill=True, start_date=cut))
+    assert route_calls(sandbox, LIST) == lists
+    assert {r.id for r, _ in since} == {r.id for r, _ in everything if r.modified >= cut}

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tapkit import Ids, run_tap, tap_config
+from tapkit import Ids, discover, run_tap, select, tap_config
 
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED
 from tap_crm.settings import CONFIG_SCHEMA
@@ -122,6 +122,37 @@ def test_schemas_are_typed_from_the_crm(make_sandbox, tmp_path: Path) -> None:
     for entry in catalog["streams"]:
         assert entry["key_properties"], entry["tap_stream_id"]
         assert "_sdc_deleted_at" in entry["schema"]["properties"]
+
+
+def test_fields_added_after_the_catalog_are_left_out_until_rediscovery(
+    make_sandbox, tmp_path: Path
+) -> None:
+    # Given a catalog discovered before a HubSpot property was added to companies, without the
+    # field types tap-crm saves in it (a hand-written catalog, or one from another tool)
+    sandbox = make_sandbox(vendors=("hubspot",), size=20)
+    config = tap_config(sandbox, crms=["hubspot"])
+    catalog = select(discover(tmp_path, config), ["hubspot_companies"])
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            meta["metadata"].pop("tap-crm-field-types", None)
+    reply = httpx.post(
+        f"{sandbox.urls['hubspot']}/crm/v3/properties/companies",
+        headers={"Authorization": f"Bearer {config['hubspot_access_token']}"},
+        json={"name": "added_later", "label": "Added later", "type": "string",
+              "fieldType": "text", "groupName": "companyinformation"},
+    )  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    # when the tap syncs with that catalog
+    run = run_tap(tmp_path, config, catalog=catalog)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # then every record matches the catalog's schema: the new field is not sent
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "hubspot_companies")
+    known = set(entry["schema"]["properties"])
+    records = [m["record"] for m in run.messages if m["type"] == "RECORD"]
+    assert records and all(set(r) <= known for r in records)
+    assert "added_later" in run.stderr  # named (a field name, not a value) in the log
+    # and a new discovery offers it
+    assert "added_later" in discover(tmp_path, config)["streams"][1]["schema"]["properties"]
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,9 @@ INCREMENTAL_READS = {
     },
     "intercom": {"POST /contacts/search", "POST /conversations/search"},
 }
+#: Where a first run reads what later runs read incrementally: HubSpot lists every live record
+#: (the list backfill) before searching from then on.
+BACKFILL = {"hubspot": {"GET /crm/v3/objects/{t}"}, "salesforce": set(), "intercom": set()}
 #: Incremental reads a rerun makes per stream when the changes fit in one page.
 FLOOR_PER_STREAM = {"hubspot": 2, "salesforce": 1, "intercom": 1}
 INCREMENTAL_STREAMS = {"hubspot": 5, "salesforce": 7, "intercom": 2}  # intercom_companies: scroll
@@ -240,7 +243,7 @@ def test_rerun_after_one_percent_changed_reads_about_one_percent(
         before, after = full_calls[vendor], rerun_calls[vendor]
         assert part(after, DISCOVERY[vendor]) == part(before, DISCOVERY[vendor]), vendor
         assert part(after, FULL_LISTS[vendor]) <= part(before, FULL_LISTS[vendor]), vendor
-        reads_full = part(before, INCREMENTAL_READS[vendor])
+        reads_full = part(before, INCREMENTAL_READS[vendor] | BACKFILL[vendor])
         reads_rerun = part(after, INCREMENTAL_READS[vendor])
         bound = FLOOR_PER_STREAM[vendor] * INCREMENTAL_STREAMS[vendor] + 0.1 * reads_full
         assert reads_rerun <= bound, (vendor, reads_rerun, reads_full)

@@ -463,7 +463,7 @@ def test_canaries_stay_out_of_a_debug_run_through_retries_and_token_refreshes(
     # 1 s, or Salesforce's Retry-After of 1 s), and expires the OAuth access tokens once each
     # (a private-app token cannot be renewed: that 401 would fail the run)
     faults = [
-        Fault("rate_limit", vendor="hubspot", path="/crm/v3/objects/*/search", calls=[1]),
+        Fault("rate_limit", vendor="hubspot", path="/crm/v3/objects/*", calls=[1]),
         Fault("rate_limit", vendor="salesforce", path="/services/data/*", calls=[2],
               retry_after=1),
         Fault("expired_token", vendor="salesforce", path="/services/data/*", calls=[4]),

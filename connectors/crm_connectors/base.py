@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,26 @@ class Resource(Protocol):
     def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
         """Records from the bookmark on, ascending by modification, each with the bookmark that
         is safe to save once that record has been emitted."""
+        ...
+
+
+@runtime_checkable
+class CatalogTyped(Protocol):
+    """A resource whose :meth:`Resource.schema` asks the CRM's metadata API for field types
+    (HubSpot properties, Salesforce describe, Intercom data attributes).
+
+    Discovery writes those types into the catalog; a run given that catalog hands them back,
+    so it rebuilds the schema and reads without asking the API again. New CRM fields then
+    appear after the next discovery, as with any Singer tap whose catalog is the contract."""
+
+    def catalog_types(self) -> Any:
+        """The types ``schema()`` learned, as plain JSON (asks the API if not yet known);
+        None when this resource asks the CRM nothing."""
+        ...
+
+    def use_catalog_types(self, saved: Any) -> bool:
+        """Take the types from a catalog (``catalog_types()`` of an earlier discovery) instead
+        of the API. False, and nothing changed, when ``saved`` does not have that form."""
         ...
 
 

@@ -16,11 +16,12 @@ The resource does the reading; this class only turns its output into Singer term
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from singer_sdk import Stream
 from singer_sdk.helpers._typing import TypeConformanceLevel
 from singer_sdk.helpers._util import utc_now
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.tap_base import Tap
 
@@ -28,6 +29,8 @@ from crm_connectors.base import Bookmark, Resource
 from crm_connectors.errors import QuotaExhausted
 from crm_connectors.pii import StreamPlan
 from crm_connectors.timefmt import iso_to_ms, ms_to_iso
+
+from .writer import OrjsonWriter
 
 DELETED_AT = "_sdc_deleted_at"
 BOOKMARK_KEY = "crm_bookmark"
@@ -67,6 +70,7 @@ class CrmStream(Stream):
         self._bookmark: Bookmark | None = None
         self._stopped = stopped  # shared by the tap's streams: vendors out of API quota
         self._all_selected: bool | None = None
+        self._direct: bool | None = None
         self._state_ms: int | None = None
         self._state_iso = ""
         super().__init__(tap, schema=schema, name=resource.name)
@@ -88,16 +92,56 @@ class CrmStream(Stream):
             return
         bookmark = self.starting_bookmark(self.get_context_state(context))
         apply = self._plan.apply
+        unknown = self._not_in_catalog()
         try:
             for rec, after in self.resource.read(bookmark):
                 self._bookmark = after
                 data = apply(rec.data)
                 data[DELETED_AT] = ms_to_iso(rec.modified) if rec.deleted else None
+                for name in unknown:
+                    data.pop(name, None)
                 yield data
         except QuotaExhausted as exc:
             # Stop this CRM cleanly: its state so far is emitted, the next run continues.
             self._stopped.add(self.vendor)
             self.logger.warning("%s: stopped before the API quota runs out: %s", self.name, exc)
+
+    def _not_in_catalog(self) -> tuple[str, ...]:
+        """Fields the CRM has now that the catalog given to the run does not list (added since
+        the catalog was discovered): left out of the records, which must match the catalog's
+        schema. They are synced once discovery runs again."""
+        known = set((self.effective_schema.get("properties") or {}).keys())
+        unknown = tuple(sorted(set(self.schema.get("properties") or {}) - known))
+        if unknown:
+            self.logger.info(
+                "%s: %d field(s) not in the catalog are left out until the next discovery: %s",
+                self.name,
+                len(unknown),
+                ", ".join(unknown[:20]),
+            )
+        return unknown
+
+    def _write_record_message(self, record: dict[str, Any]) -> None:
+        # The common case, every property selected and no stream maps configured: the RECORD
+        # message goes to the writer as a plain dict (the same JSON line), without building a
+        # RecordMessage and a stream-map pass per record.
+        if self._direct is None:
+            self._direct = (
+                all(self.mask.values())
+                and len(self.stream_maps) == 1
+                and type(self.stream_maps[0]) is SameRecordTransform
+                and self.stream_maps[0].stream_alias == self.name
+                and isinstance(self._tap.message_writer, OrjsonWriter)
+            )
+        if not self._direct:
+            super()._write_record_message(record)
+            return
+        message: dict[str, Any] = {"type": "RECORD", "stream": self.name, "record": record}
+        if self._stream_version is not None:
+            message["version"] = self._stream_version
+        message["time_extracted"] = utc_now()
+        cast(OrjsonWriter, self._tap.message_writer).write_record_dict(message)
+        self.state_manager.is_flushed = False
 
     def _generate_record_messages(
         self, record: dict[str, Any]
@@ -123,10 +167,10 @@ class CrmStream(Stream):
         self, latest_record: Mapping[str, Any], *, context: Mapping[str, Any] | None = None
     ) -> None:
         bookmark = self._bookmark
-        if bookmark is None or bookmark.watermark is None:
+        if bookmark is None or (bookmark.watermark is None and bookmark.cursor is None):
             return
         state = self.get_context_state(context)
-        if self.replication_key is not None:
+        if self.replication_key is not None and bookmark.watermark is not None:
             state["replication_key"] = self.replication_key
             if bookmark.watermark != self._state_ms:  # most records share their neighbour's ms
                 self._state_ms = bookmark.watermark

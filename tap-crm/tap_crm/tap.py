@@ -8,16 +8,18 @@ errors reported as one actionable line instead of a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 
-from crm_connectors.base import Connector, Resource
+from crm_connectors.base import CatalogTyped, Connector, Resource
 from crm_connectors.errors import ConfigError, CrmError, MissingScopes, NotFound
 from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
@@ -35,6 +37,12 @@ SECRET_SETTINGS = tuple(
     for name, spec in settings.CONFIG_SCHEMA.to_dict()["properties"].items()
     if spec.get("secret")
 )
+#: The stream-level metadata key (breadcrumb ``[]``) under which discovery writes the field types
+#: it learned from the CRM's metadata APIs, ``{"version": 1, "types": ...}``. singer-sdk's
+#: Catalog drops unknown keys, so the tap writes and reads it in the raw catalog JSON; Meltano
+#: edits catalogs as JSON and keeps it (its rules only set the keys they name).
+TYPES_KEY = "tap-crm-field-types"
+TYPES_VERSION = 1
 
 
 class TapCrm(Tap):
@@ -48,6 +56,8 @@ class TapCrm(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._connectors: list[Connector] = []
         self._quota_stopped: set[str] = set()
+        # Before the SDK's init: without a catalog it discovers from there.
+        self._saved_types = _saved_types(kwargs.get("catalog"))
         super().__init__(*args, **kwargs)
 
     # -- discovery -------------------------------------------------------------------------------
@@ -57,11 +67,20 @@ class TapCrm(Tap):
         self._connectors = settings.connectors(self.config)
         weakref.finalize(self, _close, self._connectors)
         found: list[tuple[str, Resource, dict[str, Any]]] = []
+        unusable: list[str] = []
         for connector in self._connectors:
             for resource in connector.resources():
+                if not self._types_from_catalog(resource):
+                    unusable.append(resource.name)
                 schema = self._discover(connector.vendor, resource)
                 if schema is not None:
                     found.append((connector.vendor, resource, with_deleted_flag(schema)))
+        if unusable:
+            log.info(
+                "tap-crm: the catalog's field types for %s are unusable; they are read from"
+                " the CRM's metadata API instead (run discovery again to save those calls)",
+                ", ".join(unusable),
+            )
         policy = settings.pii_policy(self.config, {r.name: s for _, r, s in found})
         if policy.keyring is not None:
             redact_in_logs(policy.keyring.secret_strings())
@@ -76,6 +95,40 @@ class TapCrm(Tap):
             )
             for vendor, resource, schema in found
         ]
+
+    def _types_from_catalog(self, resource: Resource) -> bool:
+        """Hand ``resource`` the field types the input catalog holds for it, if any, so its
+        schema and reads ask no metadata API. False when the catalog's types are unusable
+        (the resource then asks the API, as it does when the catalog has none)."""
+        saved = self._saved_types.get(resource.name)
+        if saved is None or not isinstance(resource, CatalogTyped):
+            return True
+        return (
+            isinstance(saved, dict)
+            and saved.get("version") == TYPES_VERSION
+            and resource.use_catalog_types(saved.get("types"))
+        )
+
+    @property
+    def catalog_dict(self) -> dict[str, Any]:
+        """The SDK's catalog, with each stream's CRM field types in its stream metadata
+        (:data:`TYPES_KEY`), so a run given this catalog does not ask for them again."""
+        catalog: dict[str, Any] = super().catalog_dict
+        for entry in catalog.get("streams") or []:
+            stream = self.streams.get(entry["tap_stream_id"])
+            resource = getattr(stream, "resource", None)
+            if not isinstance(resource, CatalogTyped):
+                continue
+            types = resource.catalog_types()
+            if types is None:
+                continue
+            for meta in entry.get("metadata") or []:
+                if meta.get("breadcrumb") == []:
+                    meta.setdefault("metadata", {})[TYPES_KEY] = {
+                        "version": TYPES_VERSION,
+                        "types": types,
+                    }
+        return catalog
 
     def _discover(self, vendor: str, resource: Resource) -> dict[str, Any] | None:
         """The resource's schema; None (with a warning) when the credentials lack its scopes."""
@@ -145,6 +198,34 @@ def _texts(value: Any) -> Iterator[str]:
             yield from _texts(item)
 
 
+def _saved_types(catalog: Any) -> dict[str, Any]:
+    """Stream id -> the :data:`TYPES_KEY` value of the input catalog (a dict or a path, raw
+    JSON: the SDK's Catalog has dropped the key by the time it is parsed). Empty without a
+    catalog, or for a Catalog object."""
+    if isinstance(catalog, str | PurePath):
+        try:
+            with open(catalog, encoding="utf-8") as file:
+                catalog = json.load(file)
+        except (OSError, ValueError):
+            return {}  # the SDK reports an unreadable catalog itself
+    if not isinstance(catalog, Mapping):
+        return {}
+    saved: dict[str, Any] = {}
+    streams = catalog.get("streams")
+    for entry in streams if isinstance(streams, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        for meta in entry.get("metadata") or []:
+            if (
+                isinstance(meta, Mapping)
+                and meta.get("breadcrumb") == []
+                and isinstance(meta.get("metadata"), Mapping)
+                and TYPES_KEY in meta["metadata"]
+            ):
+                saved[str(entry.get("tap_stream_id"))] = meta["metadata"][TYPES_KEY]
+    return saved
+
+
 def _close(connectors: list[Connector]) -> None:
     for connector in connectors:
         connector.close()
@@ -158,6 +239,13 @@ def main() -> None:
         # CrmError messages name vendor, route, status, code and the setting to fix, never
         # tokens or response bodies (crm_connectors.errors).
         log.error("tap-crm: %s", exc)
+        if exc.vendor == "salesforce" and exc.code == "INVALID_FIELD":
+            # The catalog's field types name the fields queried: one deleted since discovery
+            # is rejected until the catalog is rediscovered.
+            log.error(
+                "tap-crm: a field the catalog lists may no longer exist in Salesforce;"
+                " run discovery again (Meltano: --refresh-catalog)"
+            )
         sys.exit(1)
 
 

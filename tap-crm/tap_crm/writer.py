@@ -56,6 +56,14 @@ class OrjsonWriter(GenericSingerWriter[bytes, Message]):
         if self._size >= BLOCK_BYTES or not isinstance(message, RecordMessage):
             self.flush()
 
+    def write_record_dict(self, message: dict[str, Any]) -> None:
+        """A RECORD message given as the dict ``RecordMessage.to_dict`` would return."""
+        line = encode(message)
+        self._block.append(line)
+        self._size += len(line)
+        if self._size >= BLOCK_BYTES:
+            self.flush()
+
     def flush(self) -> None:
         """Write the pending lines to stdout and flush it."""
         if self._block:

@@ -36,6 +36,7 @@ from tap_crm.settings import CONFIG_SCHEMA as TAP_CONFIG
 from . import cli
 from .compute import ComputeSummary, compute
 from .mapping import MAPPERS, Mapped, Row
+from .reader import OrjsonReader
 from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import Validator, canonical_validator
@@ -282,6 +283,7 @@ class TargetHealth(Target):
     package_name = "crm-health-sync"
     config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)  # singer-sdk adds its built-in settings to it
     default_sink_class = HealthSink
+    message_reader_class = OrjsonReader
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

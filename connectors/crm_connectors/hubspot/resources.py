@@ -32,12 +32,19 @@ price: one extra search call per resume, for the rest of the bookmark's millisec
 records come first with the starting bookmark, so bookmarks never go back within a run; a resumed
 run repeats those archived at or after its starting watermark.
 
-First run: search from ``start_date`` (epoch ms, default 0), the same path as an incremental
-read. The list endpoint is ordered by id, not by modification, so a backfill through it can only
-be resumed by an opaque cursor and must be followed by a search pass from its start time to
-catch edits made meanwhile; with the keyset scheme above search needs no offset restarts, so
-one code path is kept. (List pages are 100 against search's 200, but search has its own
-5 requests/s budget [CRM-API.md §1.8]; a list backfill is a possible later optimisation.)
+**First run: a list backfill.** With no bookmark and no ``start_date``, every live record is
+read through the list endpoint (``GET /crm/v3/objects/{t}``, 100 per page, id order) after the
+archived pass: list calls share the burst window (100-190 per 10 s, so up to 1,900 records/s)
+where search is held to 5 requests/s (1,000 records/s) [CRM-API.md §1.8], so a first sync takes
+about half the time and leaves the search budget alone. The list is ordered by id, not by
+modification, so its records carry ``Bookmark(cursor="list:T0:<after>")``: T0 is the settle
+horizon when the backfill began and ``<after>`` the page the record came from, so a resumed run
+re-reads at most that page and goes on listing (the archived pass is not repeated). The last
+record listed carries ``Bookmark(T0)``: the next run searches from T0 (``GTE``), which catches
+every record edited, created or archived while the list was read (a listed copy may be older than
+its edit; the search reads it again). With a ``start_date`` (the list cannot filter by time) or
+a property list too long for a URL, the first run is a search from ``start_date`` instead, the
+same path as an incremental read.
 
 Settle horizon: search shows new writes only after an index lag of a few seconds
 [CRM-API.md §1.4], so a read only takes records modified ``settle_ms`` or more before it
@@ -139,6 +146,22 @@ def convert(value: Any, hubspot_type: str) -> Any:
     return text
 
 
+BACKFILL = "list:"
+#: The longest comma-joined property list sent in a list URL (a query string of ~6 KB, well
+#: under common 8 KB request-line limits); a portal with more properties backfills by search.
+LIST_PROPERTIES_MAX_CHARS = 6000
+
+
+def _backfill_position(cursor: str | None) -> tuple[int, str | None] | None:
+    """``(T0, after)`` of a list backfill's cursor, or None for any other cursor."""
+    if not cursor or not cursor.startswith(BACKFILL):
+        return None
+    t0, _, after = cursor[len(BACKFILL) :].partition(":")
+    if not t0.lstrip("-").isdigit():
+        return None
+    return int(t0), after or None
+
+
 class HubSpotResource:
     """One HubSpot CRM object type (companies, contacts, deals, tickets, feedback_submissions)."""
 
@@ -153,6 +176,7 @@ class HubSpotResource:
         settle_ms: int = 10_000,
         archived: bool = True,
         page_size: int = SEARCH_MAX,
+        list_backfill: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if obj not in OBJECTS:
@@ -168,6 +192,7 @@ class HubSpotResource:
         self.settle_ms = settle_ms
         self.archived = archived
         self.page_size = page_size
+        self.list_backfill = list_backfill  # False: a first run searches (the module doc)
         self._clock = clock
         self._types: dict[str, str] | None = None
 
@@ -182,6 +207,18 @@ class HubSpotResource:
                 if p.get("name")
             }
         return self._types
+
+    def catalog_types(self) -> dict[str, str]:
+        """``{property: HubSpot type}``, for the catalog (see base.CatalogTyped)."""
+        return dict(self.property_types())
+
+    def use_catalog_types(self, saved: Any) -> bool:
+        if not isinstance(saved, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in saved.items()
+        ):
+            return False
+        self._types = dict(saved)
+        return True
 
     def schema(self) -> dict[str, Any]:
         pii = PII_FIELDS.get(self.obj, {})
@@ -210,10 +247,18 @@ class HubSpotResource:
         types = self.property_types()
         names = sorted(types)
         horizon = int(self._clock() * 1000) - self.settle_ms
+        backfill = _backfill_position(bookmark.cursor)
+        if backfill is not None:  # a backfill stopped mid-list: go on listing
+            yield from self._backfill(*backfill, names, types)
+            return
         since = bookmark.watermark if bookmark.watermark is not None else self.start_date
         if self.archived:  # first: see the module doc, point 4
             for rec in self.read_archived(since, names, types):
                 yield rec, bookmark
+        first = bookmark.watermark is None and not self.start_date and self.list_backfill
+        if first and len(",".join(names)) <= LIST_PROPERTIES_MAX_CHARS:
+            yield from self._backfill(horizon, None, names, types)
+            return
         last = bookmark
         if bookmark.watermark is not None and bookmark.last_id is not None:
             for rec, last in self._ties(bookmark.watermark, bookmark.last_id, names, types):
@@ -224,6 +269,26 @@ class HubSpotResource:
             inclusive = True
         for rec, last in self._by_time(low, inclusive, horizon, names, types):
             yield rec, last
+
+    def _backfill(
+        self, t0: int, after: str | None, names: Sequence[str], types: dict[str, str]
+    ) -> Iterator[tuple[Record, Bookmark]]:
+        """Every live record through the list, from page ``after`` on (see the module doc)."""
+
+        def fetch(after: str | None) -> Callable[[], Any]:
+            return lambda: self.client.list_page(self.obj, after, properties=names)
+
+        held: tuple[Record, Bookmark] | None = None  # the last one gets Bookmark(t0)
+        cursor = after
+        for page in read_ahead(fetch(after), lambda p: fetch(p.after) if p.after else None):
+            mark = Bookmark(cursor=f"{BACKFILL}{t0}:{cursor or ''}")
+            for raw in page.results:
+                if held is not None:
+                    yield held
+                held = self._record(raw, types), mark
+            cursor = page.after
+        if held is not None:
+            yield held[0], Bookmark(t0)
 
     def _search(self, filters: list[dict[str, Any]], sort: str, names: Sequence[str]) -> list[Any]:
         body = {

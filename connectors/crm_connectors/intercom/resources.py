@@ -228,6 +228,24 @@ class _Typed:
                     self._custom[str(attr["name"])] = kind
         return self._custom
 
+    def catalog_types(self) -> dict[str, str] | None:
+        """``{custom attribute: kind}`` for the catalog (see base.CatalogTyped); None for
+        objects without custom attributes (admins, tags: no API call)."""
+        return dict(self.custom_types()) if self.obj in MODEL else None
+
+    def use_catalog_types(self, saved: Any) -> bool:
+        if (
+            self.obj not in MODEL
+            or not isinstance(saved, dict)
+            or not all(
+                isinstance(k, str) and k and isinstance(v, str) and v in _KINDS
+                for k, v in saved.items()
+            )
+        ):
+            return False
+        self._custom = dict(saved)
+        return True
+
     def schema(self) -> dict[str, Any]:
         pii = PII_FIELDS.get(self.obj, {})
         nested = _NESTED_PII.get(self.obj, {})

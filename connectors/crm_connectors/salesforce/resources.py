@@ -197,6 +197,35 @@ class SalesforceResource:
             ]
         return self._fields
 
+    def catalog_types(self) -> list[dict[str, Any]]:
+        """The selectable fields' name, type and nillable (all ``schema()`` and reads use), for
+        the catalog (see base.CatalogTyped)."""
+        return [
+            {
+                "name": str(f["name"]),
+                "type": str(f.get("type") or "string"),
+                "nillable": bool(f.get("nillable", True)),
+            }
+            for f in self.describe_fields()
+        ]
+
+    def use_catalog_types(self, saved: Any) -> bool:
+        if not isinstance(saved, list) or not all(
+            isinstance(f, dict)
+            and isinstance(f.get("name"), str)
+            and f["name"]
+            and isinstance(f.get("type"), str)
+            and isinstance(f.get("nillable"), bool)
+            for f in saved
+        ):
+            return False
+        self._fields = [
+            {"name": f["name"], "type": f["type"], "nillable": f["nillable"]}
+            for f in saved
+            if f["type"] not in _UNSELECTABLE
+        ]
+        return True
+
     def field_types(self) -> dict[str, str]:
         return {str(f["name"]): str(f.get("type") or "string") for f in self.describe_fields()}
 

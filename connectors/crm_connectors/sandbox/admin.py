@@ -10,7 +10,7 @@ JSON control API, served on the admin port and under ``/_sandbox/`` on every ven
     POST   /_sandbox/faults              add one fault object or a list of them
     DELETE /_sandbox/faults[/{id}]       remove all faults, or one
     GET    /_sandbox/options             each vendor's limits and behaviour knobs
-    PATCH  /_sandbox/options             {"hubspot": {"max_per_interval": 10}, ...}
+    PATCH  /_sandbox/options             {"hubspot": {"burst_limit": 10}, ...}
     POST   /_sandbox/tokens/expire       {"token": "..."}: an issued access token expires now
 
 The web page (admin port, ``/``) lists each CRM's objects and shows one record's fields as a CRM

@@ -3,7 +3,7 @@
 crm-sandbox seed  --db crm.sqlite --size 1000 --seed 1
 crm-sandbox serve --db crm.sqlite [--port 8700] [--tls] [--no-rate-limits]
                   [--fault kind=rate_limit,vendor=hubspot,probability=0.2] [--faults FILE]
-                  [--option hubspot.max_per_interval=10]
+                  [--option hubspot.burst_limit=10]
 crm-sandbox stats  [--url http://127.0.0.1:8700]
 crm-sandbox fault  [--url ...] kind=server_error,vendor=salesforce,every=5
 crm-sandbox credentials
