@@ -44,6 +44,7 @@ class OrjsonWriter(GenericSingerWriter[bytes, Message]):
         super().__init__()
         self._block: list[bytes] = []
         self._size = 0
+        self._flushing = False
         atexit.register(self.flush)  # whatever is left when the process ends normally
 
     def serialize_message(self, message: Message) -> bytes:
@@ -65,16 +66,26 @@ class OrjsonWriter(GenericSingerWriter[bytes, Message]):
             self.flush()
 
     def flush(self) -> None:
-        """Write the pending lines to stdout and flush it."""
-        if self._block:
-            data = b"".join(self._block)
-            self._block.clear()
-            self._size = 0
-            out: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
-            if out is None:  # stdout replaced by a text stream (tests capturing output)
-                sys.stdout.write(data.decode("utf-8"))
-            else:
-                view = memoryview(data)
-                while view:  # an unbuffered stdout (FileIO) may write part of a block
-                    view = view[out.write(view) or 0 :]
+        """Write the pending lines to stdout and flush it.
+
+        Re-entrant: a signal handler that writes while a flush is blocked on a full pipe (the
+        SDK writes a last STATE on SIGTERM) only adds its line, which the interrupted flush
+        writes after the lines it holds, so no line is ever cut in two."""
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._block:
+                data = b"".join(self._block)
+                self._block.clear()
+                self._size = 0
+                out: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
+                if out is None:  # stdout replaced by a text stream (tests capturing output)
+                    sys.stdout.write(data.decode("utf-8"))
+                else:
+                    view = memoryview(data)
+                    while view:  # an unbuffered stdout (FileIO) may write part of a block
+                        view = view[out.write(view) or 0 :]
+        finally:
+            self._flushing = False
         sys.stdout.flush()
