@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from target_health.scoring.facts import AccountFacts, NpsFact
-from target_health.scoring.nps import NpsResult, account_nps, nps_report
+from target_health.scoring.nps import NpsPool, NpsResult, account_nps, nps_report
 
 AS_OF = dt.date(2026, 11, 1)
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
@@ -77,3 +77,14 @@ def test_given_naive_datetimes_when_computing_nps_then_they_are_taken_as_utc():
     # then it is treated as UTC: on the window's open edge, so outside
     assert account_nps(facts, AS_OF).nps is None
     assert facts.nps[0].submitted.tzinfo is dt.timezone.utc
+
+
+def test_given_each_accounts_nps_when_pooled_as_counts_then_the_overall_nps():
+    # Given each account's own result (as compute has them, one account at a time)
+    pool = NpsPool()
+    for facts in ACCOUNTS:
+        pool.add(account_nps(facts, AS_OF))
+    # then the pool is the overall NPS of every response pooled, not a mean of account NPS
+    assert pool.result() == nps_report(ACCOUNTS, AS_OF).overall == NpsResult(11.1, 9, 4, 2, 3)
+    # and with no response there is no NPS
+    assert NpsPool().result() == NpsResult(None, 0, 0, 0, 0)

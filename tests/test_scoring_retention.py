@@ -4,7 +4,10 @@ with the same definitions."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
+import random
 import re
 from pathlib import Path
 
@@ -15,7 +18,10 @@ from target_health.scoring.facts import AccountFacts, DealFact
 from target_health.scoring.model import PeriodSpec, parse_settings
 from target_health.scoring.retention import (
     VERSION,
+    ExactSum,
+    Movement,
     Period,
+    RetentionTally,
     arr_at,
     arr_timeline,
     periods,
@@ -290,3 +296,40 @@ def test_given_world_when_reading_retention_then_churned_logos_are_the_churned_a
             assert now == f.arr if not extra else f.arr <= now <= round(f.arr + extra, 2), (
                 f.account_key
             )
+
+
+def test_given_floats_in_any_order_when_summed_exactly_then_the_total_is_math_fsum():
+    # Given amounts in cents, their differences, and values that cancel (1e16 + 1 - 1e16)
+    rng = random.Random(11)
+    values = [round(rng.uniform(0, 250_000), 2) for _ in range(2_000)]
+    values += [a - b for a, b in zip(values[::2], values[1::2], strict=True)]
+    values += [1e16, 1.0, -1e16, 0.1, 0.2, -0.3, 1e-9]
+    for _ in range(3):
+        rng.shuffle(values)
+        # when added one at a time
+        running = ExactSum()
+        for v in values:
+            running.add(v)
+        # then the total is math.fsum of them all, bit for bit (not the naive sum)
+        assert running.total() == math.fsum(values)
+    assert math.fsum([1e16, 1.0, -1e16]) != sum([1e16, 1.0, -1e16])
+    assert ExactSum().total() == 0.0
+
+
+def test_given_accounts_in_any_order_when_tallied_one_at_a_time_then_retention_s_figures():
+    # Given the world's accounts' ARR timelines (amounts with cents, churn, new logos) and the
+    # worked example's
+    lines = {f.account_key: arr_timeline(f) for _, f in world(size=400, seed=9)}
+    lines |= {f.account_key: arr_timeline(f) for f in EXAMPLE}
+    for period in (Period(D("2025-11-01"), WORLD_AS_OF, "t12m"), TRAILING, Q1):
+        expected = retention(lines, period)
+        assert expected.cohort_logos and expected.new_logos
+        for seed in range(2):
+            items = list(lines.items())
+            random.Random(seed).shuffle(items)
+            # when a tally counts them one at a time, in a shuffled order
+            tally = RetentionTally(period)
+            moves = [Movement(key, *m) for key, timeline in items if (m := tally.add(timeline))]
+            # then its figures are retention's, to the cent, and so are the movements
+            assert tally.result() == dataclasses.replace(expected, movements=())
+            assert tally.result(moves) == expected

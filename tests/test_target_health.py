@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,11 @@ import pytest
 from tapkit import run_tap, tap_config
 
 from crm_connectors.sandbox.world import WorldSpec, generate
+from target_health import compute as compute_module
+from target_health import store as store_module
 from target_health.assemble import AssemblyStats, account_facts
+from target_health.compute import compute
+from target_health.scoring import nps_report, parse_settings, retention_report, score_account
 from target_health.store import open_store
 
 WORLD = WorldSpec(size=60, seed=5)
@@ -401,6 +407,55 @@ def test_backtest_reports_how_the_bands_separated_later_churn(
     assert none.returncode == 2 and "no scores stored yet" in none.stderr
 
 
+def test_measuring_a_batch_at_a_time_gives_the_figures_of_all_accounts_at_once(
+    tap_output: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store (three CRMs, product usage) measured a month before the world's now
+    world = {b.account.external_id: b for b in generate(WORLD)}
+    usage = _usage_csv(tmp_path, world)
+    done = run_target(tmp_path, tap_output, usage_csv=str(usage), as_of="2026-10-01")
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")
+    # when it is measured as of now in batches of 7 accounts, the earlier snapshots looked up
+    # 5 keys at a time
+    monkeypatch.setattr(compute_module, "BATCH", 7)
+    monkeypatch.setattr(store_module, "_KEYS_PER_QUERY", 5)
+    settings, as_of = parse_settings({}), WORLD.anchor.date()
+    summary = compute(store, settings, as_of)
+    # then each account's score and trend are those of the account scored with its whole
+    # history at hand (every account's snapshots read at once)
+    facts = list(account_facts(store))
+    assert summary.accounts == len(facts) > 2 * 7
+    history = store.score_history(settings.health.version, str(as_of))
+    expected = {}
+    for f in facts:
+        snaps = [(dt.date.fromisoformat(d), s) for d, s, _ in history.get(f.account_key, ())]
+        h = score_account(f, as_of, settings.health, snaps)
+        trend = h.trend.delta_window
+        expected[f.account_key] = (
+            h.score,
+            h.band,
+            trend if trend is not None else h.trend.delta_previous,
+        )
+    stored = store.query(
+        "SELECT account_key, score, band, trend FROM scores WHERE as_of = ?", (str(as_of),)
+    )
+    assert {key: (score, band, trend) for key, score, band, trend in stored} == expected
+    assert sum(1 for _, _, trend in expected.values() if trend is not None) > len(facts) // 2
+    # and the portfolio's NPS and retention are those of every account's facts at once
+    assert summary.nps == asdict(nps_report(facts, as_of, settings.nps_window_days).overall)
+    figures = (
+        *("version", "grr", "nrr", "logo_retention", "cohort_logos", "start_arr", "end_arr"),
+        *("churned_arr", "contraction_arr", "expansion_arr", "new_logos", "reactivated_logos"),
+    )
+    assert summary.retention == [
+        {"period": r.period.label, "start": str(r.period.start), "end": str(r.period.end)}
+        | {name: getattr(r, name) for name in figures}
+        for r in retention_report(facts, as_of, settings.retention_periods)
+    ]
+    assert summary.bands == Counter(band or "unscored" for _, band, _ in expected.values())
+
+
 def _schema(stream: str, key: str = "id") -> dict[str, Any]:
     return {
         "type": "SCHEMA",
@@ -450,3 +505,24 @@ def test_an_account_known_only_by_a_contacts_email_token_joins_its_customer(
     apart = open_store(f"sqlite:///{tmp_path / 'apart' / 'health.sqlite'}")
     keys = sorted(f.account_key for f in account_facts(apart))
     assert keys == ["ext:ACC-9", "intercom:companies:ic1"]
+
+
+def test_given_a_line_that_is_not_json_when_reading_then_the_error_names_the_line_not_its_text(
+    tmp_path: Path,
+) -> None:
+    secret = "jane.doe@example.com"
+    config = {"database_url": f"sqlite:///{tmp_path / 'health.sqlite'}", "as_of": "2026-11-01"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    schema = {"type": "SCHEMA", "stream": "hubspot_owners", "key_properties": ["id"],
+              "schema": {"type": "object", "properties": {"id": {"type": "string"}}}}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "target_health.target", "--config", str(tmp_path / "config.json")],
+        input=json.dumps(schema) + "\n" + '{"type": "RECORD", "email": "' + secret + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "input line 2 is not valid JSON" in done.stderr
+    assert secret not in done.stderr + done.stdout

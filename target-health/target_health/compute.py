@@ -1,8 +1,10 @@
 """Every run's measurements: per-account health, segment and NPS, and the portfolio's NPS,
 retention and band distribution, written to the store's ``scores`` and ``metrics`` tables.
 
-Facts are streamed from the store one account at a time (assemble.py); only each account's ARR
-timeline and its NPS scores in the window are kept for the portfolio figures. Scores are keyed
+Facts are streamed from the store one account at a time (assemble.py) and taken a batch at a
+time: the batch's earlier snapshots are looked up by key, its scores written, and the portfolio
+figures accumulated (NPS as counts, retention as per-period tallies of each account's ARR at the
+period's start and end), so memory stays flat however many accounts there are. Scores are keyed
 by (account, as-of date, model version), so a rerun on the same day with the same input writes
 the same rows, and a new model version starts its own history. The trend compares with that
 model's earlier snapshots.
@@ -13,7 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from typing import Any
 
 from .assemble import AssemblyStats, account_facts
@@ -23,11 +27,12 @@ from .scoring import (
     account_nps,
     arr_timeline,
     periods,
-    retention,
     score_account,
     segment_of,
 )
-from .scoring.nps import in_window, tally
+from .scoring.facts import AccountFacts
+from .scoring.nps import NpsPool
+from .scoring.retention import RetentionTally
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -90,42 +95,47 @@ def _score_row(
     )
 
 
+def _batches(facts: Iterable[AccountFacts], size: int) -> Iterator[list[AccountFacts]]:
+    it = iter(facts)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
 def compute(store: Store, settings: ScoringSettings, as_of: dt.date) -> ComputeSummary:
     """Score every account as of ``as_of`` and store the results; returns what was measured."""
     model = settings.health
     summary = ComputeSummary(as_of, model.version)
-    history = {
-        key: [(dt.date.fromisoformat(d), s) for d, s, _ in snaps]
-        for key, snaps in store.score_history(model.version, str(as_of)).items()
-    }
-    lines = {}
-    pooled: list[int] = []
-    rows: list[tuple[Any, ...]] = []
-    for facts in account_facts(store, summary.assembly):
-        summary.accounts += 1
-        health = score_account(facts, as_of, model, history.get(facts.account_key, ()))
-        segment = segment_of(facts, health, settings.segments, model, settings.nps_window_days)
-        nps = account_nps(facts, as_of, settings.nps_window_days)
-        pooled.extend(r.score for r in in_window(facts.nps, as_of, settings.nps_window_days))
-        lines[facts.account_key] = arr_timeline(facts)
-        if health.score is not None:
-            summary.scored += 1
-        summary.bands[health.band or "unscored"] += 1
-        summary.segments[segment.name] += 1
-        rows.append(_score_row(health, segment.name, nps, facts.churned_on))
-        if len(rows) >= BATCH:
-            store.write_scores(rows)
-            rows = []
-    store.write_scores(rows)
-    overall = tally(pooled)
-    summary.nps = asdict(overall)
+    pool = NpsPool()
+    tallies = [RetentionTally(p) for p in periods(settings.retention_periods, as_of)]
+    for batch in _batches(account_facts(store, summary.assembly), BATCH):
+        history = store.score_history(model.version, str(as_of), [f.account_key for f in batch])
+        rows: list[tuple[Any, ...]] = []
+        for facts in batch:
+            summary.accounts += 1
+            snaps = [
+                (dt.date.fromisoformat(d), s) for d, s, _ in history.get(facts.account_key, ())
+            ]
+            health = score_account(facts, as_of, model, snaps)
+            segment = segment_of(facts, health, settings.segments, model, settings.nps_window_days)
+            nps = account_nps(facts, as_of, settings.nps_window_days)
+            pool.add(nps)
+            timeline = arr_timeline(facts)
+            for tally in tallies:
+                tally.add(timeline)
+            if health.score is not None:
+                summary.scored += 1
+            summary.bands[health.band or "unscored"] += 1
+            summary.segments[segment.name] += 1
+            rows.append(_score_row(health, segment.name, nps, facts.churned_on))
+        store.write_scores(rows)
+    summary.nps = asdict(pool.result())
     metrics: list[tuple[str, str, str, str, Any]] = [
         (str(as_of), "nps", f"{settings.nps_window_days} days", model.version, summary.nps),
         (str(as_of), "bands", "accounts", model.version, dict(sorted(summary.bands.items()))),
         (str(as_of), "segments", "accounts", model.version, dict(sorted(summary.segments.items()))),
     ]
-    for period in periods(settings.retention_periods, as_of):
-        result = retention(lines, period)
+    for tally in tallies:
+        period, result = tally.period, tally.result()
         figures = {
             "version": result.version,
             "start": str(period.start),

@@ -38,6 +38,8 @@ import psycopg
 from .mapping import Parent, Row, account_key
 
 DEFAULT_URL = "sqlite:///output/health.sqlite"
+#: Bound parameters per lookup by key (well under SQLite's and PostgreSQL's limits).
+_KEYS_PER_QUERY = 1000
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS records (
@@ -251,15 +253,30 @@ class Store:
                 tx.executemany(self.sql(_METRIC), params)
 
     def score_history(
-        self, model_version: str, before: str
+        self, model_version: str, before: str, accounts: Sequence[str] | None = None
     ) -> dict[str, list[tuple[str, float | None, str | None]]]:
-        """Earlier snapshots of one model, per account: (as_of, score, band), oldest first."""
-        out: dict[str, list[tuple[str, float | None, str | None]]] = {}
-        for key, as_of, score, band in self.stream(
+        """Earlier snapshots of one model, per account: (as_of, score, band), oldest first. Of
+        every account, or only of ``accounts`` (looked up by key, so that a caller going through
+        the accounts a batch at a time holds one batch's history, not everyone's)."""
+        sql = (
             "SELECT account_key, as_of, score, band FROM scores"
-            " WHERE model_version = {p} AND as_of < {p} ORDER BY account_key, as_of",
-            (model_version, before),
-        ):
+            " WHERE model_version = {p} AND as_of < {p}"
+        )
+        rows: Iterable[tuple[Any, ...]]
+        if accounts is None:
+            rows = self.stream(f"{sql} ORDER BY account_key, as_of", (model_version, before))
+        else:
+            keys, found = list(accounts), []
+            for i in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[i : i + _KEYS_PER_QUERY]
+                marks = ", ".join(["{p}"] * len(chunk))
+                found += self.query(
+                    f"{sql} AND account_key IN ({marks}) ORDER BY account_key, as_of",
+                    (model_version, before, *chunk),
+                )
+            rows = found
+        out: dict[str, list[tuple[str, float | None, str | None]]] = {}
+        for key, as_of, score, band in rows:
             out.setdefault(str(key), []).append((str(as_of), score, band))
         return out
 

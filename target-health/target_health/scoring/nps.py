@@ -42,13 +42,32 @@ def in_window(responses: Iterable[NpsFact], as_of: dt.date, window_days: int) ->
     return [r for r in responses if start < r.submitted <= end]
 
 
+def _result(promoters: int, detractors: int, n: int) -> NpsResult:
+    value = round(100 * (promoters - detractors) / n, 1) if n else None
+    return NpsResult(value, n, promoters, n - promoters - detractors, detractors)
+
+
 def tally(scores: Sequence[int]) -> NpsResult:
     """NPS of a list of 0..10 scores (already windowed)."""
     promoters = sum(1 for s in scores if s >= 9)
     detractors = sum(1 for s in scores if s <= 6)
-    n = len(scores)
-    value = round(100 * (promoters - detractors) / n, 1) if n else None
-    return NpsResult(value, n, promoters, n - promoters - detractors, detractors)
+    return _result(promoters, detractors, len(scores))
+
+
+class NpsPool:
+    """The pooled NPS of several accounts, accumulated from each account's result (counts
+    only, so memory stays flat): the same as ``tally`` over all their windowed scores."""
+
+    def __init__(self) -> None:
+        self.promoters = self.detractors = self.responses = 0
+
+    def add(self, result: NpsResult) -> None:
+        self.promoters += result.promoters
+        self.detractors += result.detractors
+        self.responses += result.responses
+
+    def result(self) -> NpsResult:
+        return _result(self.promoters, self.detractors, self.responses)
 
 
 def account_nps(

@@ -148,65 +148,129 @@ def timelines(accounts: Iterable[AccountFacts]) -> dict[str, ArrTimeline]:
     return out
 
 
+class ExactSum:
+    """A running sum of floats kept exact (Shewchuk's non-overlapping partials, the algorithm
+    behind ``math.fsum``): ``total()`` equals ``math.fsum`` of every value added, in any order,
+    in constant memory."""
+
+    __slots__ = ("_partials",)
+
+    def __init__(self) -> None:
+        self._partials: list[float] = []
+
+    def add(self, x: float) -> None:
+        partials = self._partials
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    def total(self) -> float:
+        return math.fsum(self._partials)
+
+
+class RetentionTally:
+    """Retention over one period, accumulated one account at a time (memory stays flat for any
+    number of accounts): ``add`` each account's ARR timeline, then ``result()``. The order of
+    the accounts does not change the result; each account must be added once."""
+
+    def __init__(self, period: Period) -> None:
+        self.period = period
+        self.cohort_logos = 0
+        self.retained_logos = 0
+        self.new_logos = 0
+        self.reactivated_logos = 0
+        self._start, self._end, self._churned, self._contraction, self._expansion = (
+            ExactSum() for _ in range(5)
+        )
+        self._new, self._reactivated = ExactSum(), ExactSum()
+
+    def add(self, timeline: ArrTimeline) -> tuple[str, float, float] | None:
+        """Count one account; returns its movement: kind, ARR at start and at end, rounded to
+        the cent (None: no ARR at start nor at end, not counted)."""
+        period = self.period
+        s, e = round(timeline.at(period.start), 2), round(timeline.at(period.end), 2)
+        if s > 0:
+            self.cohort_logos += 1
+            self._start.add(s)
+            self._end.add(e)
+            if e == 0:
+                kind = "churned"
+                self._churned.add(s)
+            else:
+                self.retained_logos += 1
+                if e > s:
+                    kind = "expanded"
+                    self._expansion.add(e - s)
+                elif e < s:
+                    kind = "contracted"
+                    self._contraction.add(s - e)
+                else:
+                    kind = "retained"
+        elif e > 0:
+            if timeline.ever_before(period.start):
+                kind = "reactivated"
+                self.reactivated_logos += 1
+                self._reactivated.add(e)
+            else:
+                kind = "new"
+                self.new_logos += 1
+                self._new.add(e)
+        else:
+            return None
+        return kind, s, e
+
+    def result(self, movements: Iterable[Movement] = ()) -> Retention:
+        """The figures so far (RETENTION.md), with ``movements`` (if given) sorted by account."""
+        start_arr, end_arr = self._start.total(), self._end.total()
+        churned, contraction = self._churned.total(), self._contraction.total()
+
+        def ratio(a: float, b: float) -> float | None:
+            return round(a / b, 4) if b else None
+
+        return Retention(
+            version=VERSION,
+            period=self.period,
+            cohort_logos=self.cohort_logos,
+            retained_logos=self.retained_logos,
+            churned_logos=self.cohort_logos - self.retained_logos,
+            start_arr=round(start_arr, 2),
+            end_arr=round(end_arr, 2),
+            churned_arr=round(churned, 2),
+            contraction_arr=round(contraction, 2),
+            expansion_arr=round(self._expansion.total(), 2),
+            new_logos=self.new_logos,
+            new_arr=round(self._new.total(), 2),
+            reactivated_logos=self.reactivated_logos,
+            reactivated_arr=round(self._reactivated.total(), 2),
+            grr=ratio(start_arr - churned - contraction, start_arr),
+            nrr=ratio(end_arr, start_arr),
+            logo_retention=ratio(self.retained_logos, self.cohort_logos),
+            movements=tuple(sorted(movements, key=lambda m: m.account_key)),
+        )
+
+
 def retention(
     accounts: Iterable[AccountFacts] | Mapping[str, ArrTimeline], period: Period
 ) -> Retention:
     """Gross, net and logo retention of ``accounts`` (facts, or their ``timelines``) over
-    ``period`` (RETENTION.md)."""
+    ``period`` (RETENTION.md), with every account's movement. :class:`RetentionTally` gives the
+    same figures one account at a time, without the movements."""
     lines = accounts if isinstance(accounts, Mapping) else timelines(accounts)
-    moves: list[Movement] = []
-    for key, timeline in lines.items():
-        s, e = round(timeline.at(period.start), 2), round(timeline.at(period.end), 2)
-        if s > 0:
-            kind = (
-                "churned"
-                if e == 0
-                else "expanded"
-                if e > s
-                else "contracted"
-                if e < s
-                else "retained"
-            )
-        elif e > 0:
-            kind = "reactivated" if timeline.ever_before(period.start) else "new"
-        else:
-            continue
-        moves.append(Movement(key, kind, s, e))
-    moves.sort(key=lambda m: m.account_key)
-
-    cohort = [m for m in moves if m.start_arr > 0]
-    start_arr = math.fsum(m.start_arr for m in cohort)
-    end_arr = math.fsum(m.end_arr for m in cohort)
-    churned = math.fsum(m.start_arr for m in cohort if m.kind == "churned")
-    contraction = math.fsum(m.start_arr - m.end_arr for m in cohort if m.kind == "contracted")
-    expansion = math.fsum(m.end_arr - m.start_arr for m in cohort if m.kind == "expanded")
-    retained = sum(1 for m in cohort if m.kind != "churned")
-    new = [m for m in moves if m.kind == "new"]
-    back = [m for m in moves if m.kind == "reactivated"]
-
-    def ratio(a: float, b: float) -> float | None:
-        return round(a / b, 4) if b else None
-
-    return Retention(
-        version=VERSION,
-        period=period,
-        cohort_logos=len(cohort),
-        retained_logos=retained,
-        churned_logos=len(cohort) - retained,
-        start_arr=round(start_arr, 2),
-        end_arr=round(end_arr, 2),
-        churned_arr=round(churned, 2),
-        contraction_arr=round(contraction, 2),
-        expansion_arr=round(expansion, 2),
-        new_logos=len(new),
-        new_arr=round(math.fsum(m.end_arr for m in new), 2),
-        reactivated_logos=len(back),
-        reactivated_arr=round(math.fsum(m.end_arr for m in back), 2),
-        grr=ratio(start_arr - churned - contraction, start_arr),
-        nrr=ratio(end_arr, start_arr),
-        logo_retention=ratio(retained, len(cohort)),
-        movements=tuple(moves),
-    )
+    tally = RetentionTally(period)
+    moves = [
+        Movement(key, *m)
+        for key, timeline in lines.items()
+        if (m := tally.add(timeline)) is not None
+    ]
+    return tally.result(moves)
 
 
 def _quarter_start(day: dt.date) -> dt.date:
