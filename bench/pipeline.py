@@ -34,9 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, PeakRss, api_calls, rss_mb, start_sandbox, stop
+from common import ROOT, PeakRss, api_calls, rss_mb, start_sandbox, stop, tap_config
 
-from crm_connectors.pii import new_key
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
 from crm_connectors.sandbox.seed import exports_dir
 from crm_connectors.sandbox.world import WorldSpec
@@ -179,16 +178,7 @@ def _ours_settings(
     urls: dict[str, str], store: Path, db: Path, usage_csv: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """tap-crm's and target-health's settings for one HubSpot run against the sandbox."""
-    tap = {
-        "crms": ["hubspot"],
-        "hubspot_base_url": urls["hubspot"],
-        "hubspot_access_token": TOKEN,
-        "hubspot_search_settle_seconds": 0,  # the sandbox indexes at once
-        # Rate limits are off: measure the pipeline, not HubSpot's 5 searches/s.
-        "hubspot_search_requests_per_second": 10_000,
-        "pii_keys": f"b1:{new_key()}",
-        "pii_hmac_keys": f"h1:{new_key()}",
-    }
+    tap = tap_config("hubspot", urls)  # rate limits off: the pipeline, not HubSpot's limits
     target: dict[str, Any] = {
         "crms": ["hubspot"],
         "hubspot_base_url": urls["hubspot"],

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from collections import deque
 from collections.abc import Iterable
@@ -33,10 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import run_singer, start_sandbox, stop
-
-from crm_connectors.pii import new_key
-from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+from common import run_singer, start_sandbox, stop, tap_command, tap_config
 
 #: HubSpot's search budget: 5 requests/s per token, in its own window [CRM-API.md §1.4].
 SEARCH_PER_SECOND = 5
@@ -128,11 +124,14 @@ def measure_rate_limited(
     limit: int = 20,
     interval_ms: int = 2_000,
     search_per_second: int = SEARCH_PER_SECOND,
+    **tap_settings: Any,
 ) -> dict[str, Any]:
     """A full tap-crm sync of HubSpot (every stream) against a sandbox serving ``db`` that
     enforces ``limit`` calls per rolling ``interval_ms`` (the default is HubSpot's 100 per 10 s
     scaled down to 20 per 2 s: the same 10 calls/s in smaller bursts) and ``search_per_second``.
-    Returns the tap's records and seconds and :func:`summarize`'s figures."""
+    ``tap_settings`` are added to tap-crm's config (a ``start_date`` makes a first HubSpot sync
+    search instead of list). Returns the tap's records and seconds and :func:`summarize`'s
+    figures."""
     workdir.mkdir(parents=True, exist_ok=True)
     options = [
         f"hubspot.burst_limit={limit}",
@@ -141,23 +140,13 @@ def measure_rate_limited(
     ]
     proc, urls = start_sandbox(db, workdir, rate_limits=True, options=options)
     try:
-        config = {
-            "crms": ["hubspot"],
-            "hubspot_base_url": urls["hubspot"],
-            "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
-            "hubspot_search_settle_seconds": 0,
-            # The search limit the sandbox enforces (HubSpot's 5/s unless scaled for a test).
-            "hubspot_search_requests_per_second": search_per_second,
-            "pii_keys": f"b1:{new_key()}",
-            "pii_hmac_keys": f"h1:{new_key()}",
-        }
-        cfg = workdir / "tap-ratelimit-config.json"
-        cfg.write_text(json.dumps(config))
-        httpx.post(f"{urls['admin']}/_sandbox/stats/reset", timeout=30).raise_for_status()
-        run = run_singer(
-            [sys.executable, "-m", "tap_crm.tap", "--config", str(cfg)],
-            workdir / "tap-ratelimit.log",
+        # The search limit the sandbox enforces (HubSpot's 5/s unless scaled for a test).
+        config = tap_config(
+            "hubspot", urls, hubspot_search_requests_per_second=search_per_second, **tap_settings
         )
+        cmd = tap_command(config, workdir, name="tap-ratelimit")
+        httpx.post(f"{urls['admin']}/_sandbox/stats/reset", timeout=30).raise_for_status()
+        run = run_singer(cmd, workdir / "tap-ratelimit.log")
         timeline = httpx.get(
             f"{urls['admin']}/_sandbox/stats/calls", params={"vendor": "hubspot"}, timeout=30
         ).json()

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python3 dev.py bench [--workdir DIR] [--full] [--quick]``.
+"""Benchmarks: ``python3 dev.py bench [--workdir DIR] [--scoring-dir DIR] [--quick] [--full]``.
 
 Seeds the sandbox and measures, side by side in one run on this machine, then prints a table
 (also written to bench/RESULTS.md with the date and the machine):
@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
             "records/s",
             "records / CPU s",
             "API calls",
-            "peak RSS MB (tap / target)",
+            "peak RSS MB (meltano / tap / target)",
         ],
         "lrrrrrl",
     )

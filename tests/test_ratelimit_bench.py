@@ -131,9 +131,15 @@ def test_given_small_seed_when_tap_runs_rate_limited_then_never_throttled(tmp_pa
     # searches per second (tap-crm told the same search limit, as it would be for HubSpot's 5)
     db = tmp_path / "s.sqlite"
     seed(db, WorldSpec(size=20, seed=3), ("hubspot",))
-    # When tap-crm syncs every HubSpot stream against it
+    # When tap-crm syncs every HubSpot stream against it, from a start date (so that its
+    # first sync searches rather than lists, and both budgets are used)
     got = ratelimit.measure_rate_limited(
-        db, tmp_path, limit=5, interval_ms=1000, search_per_second=2
+        db,
+        tmp_path,
+        limit=5,
+        interval_ms=1000,
+        search_per_second=2,
+        start_date="2000-01-01T00:00:00Z",
     )
     # Then it read records over more than one window of both budgets without one 429
     assert got["records"] > 0

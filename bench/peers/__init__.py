@@ -10,12 +10,14 @@ peer's own entry point. None of the peers' code is in this repository.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import venv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 VENVS = Path(__file__).resolve().parent.parent / ".venvs"
 WRAPPERS = Path(__file__).resolve().parent
@@ -49,3 +51,43 @@ def ensure_venv(name: str, requirements: tuple[str, ...]) -> Path:
     )
     marker.write_text(wanted)
     return python
+
+
+def discover(cmd: list[str], workdir: Path, name: str) -> dict[str, Any]:
+    """The catalog a peer's ``cmd --discover`` prints (its stderr in ``<name>-discover.log``)."""
+    with open(workdir / f"{name}-discover.log", "ab") as log:
+        out = subprocess.run([*cmd, "--discover"], stdout=subprocess.PIPE, stderr=log, check=False)
+    if out.returncode:
+        raise RuntimeError(f"{name} discovery failed ({out.returncode}); see {log.name}")
+    catalog: dict[str, Any] = json.loads(out.stdout)
+    return catalog
+
+
+def write_json(path: Path, body: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(body))
+    return path
+
+
+def select_only(
+    catalog: dict[str, Any], stream: str, name: str, *, incremental: bool = False
+) -> dict[str, Any]:
+    """``catalog`` with only ``stream``, selected with every field it supports, as a user selects
+    it; with ``incremental``, replicated on the first key discovery proposes (taps that leave the
+    choice to the catalog, like tap-salesforce)."""
+    entries = [e for e in catalog["streams"] if e["tap_stream_id"] == stream]
+    if len(entries) != 1:
+        found = [e["tap_stream_id"] for e in catalog["streams"]]
+        raise RuntimeError(f"{name} discovery found {found}, not one {stream!r} stream")
+    entry = entries[0]
+    for item in entry["metadata"]:
+        meta = item["metadata"]
+        if not item["breadcrumb"]:
+            meta["selected"] = True
+            if incremental:
+                keys = meta.get("valid-replication-keys")
+                meta["replication-method"] = "INCREMENTAL" if keys else "FULL_TABLE"
+                if keys:
+                    meta["replication-key"] = keys[0]
+        elif meta.get("inclusion") != "unsupported":
+            meta["selected"] = True
+    return {**catalog, "streams": [entry]}

@@ -12,42 +12,14 @@ and the sandbox emulates the CRM v3 API for six object types only (see the wrapp
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
-from typing import Any
 
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
 
-from . import WRAPPERS, Peer
+from . import WRAPPERS, Peer, discover, select_only, write_json
 
 STREAM = "contacts"
 TOKEN = DEFAULT_CREDENTIALS["hubspot"]["private_app_token"]
-
-
-def _select_all(catalog: dict[str, Any], stream: str) -> dict[str, Any]:
-    """``catalog`` with only ``stream`` selected, every field of it selected too."""
-    streams = [s for s in catalog["streams"] if s["tap_stream_id"] == stream]
-    if len(streams) != 1:
-        found = [s["tap_stream_id"] for s in catalog["streams"]]
-        raise RuntimeError(f"discovery found {found}, not one {stream!r} stream")
-    for entry in streams[0]["metadata"]:
-        entry["metadata"]["selected"] = True
-    return {**catalog, "streams": streams}
-
-
-def _discover(cmd: list[str], workdir: Path, name: str) -> dict[str, Any]:
-    with open(workdir / f"{name}-discover.log", "ab") as log:
-        out = subprocess.run([*cmd, "--discover"], stdout=subprocess.PIPE, stderr=log, check=False)
-    if out.returncode:
-        raise RuntimeError(f"{name} discovery failed ({out.returncode}); see {log.name}")
-    catalog: dict[str, Any] = json.loads(out.stdout)
-    return catalog
-
-
-def _write(path: Path, body: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(body))
-    return path
 
 
 def prepare_singer_io(python: Path, urls: dict[str, str], workdir: Path) -> list[str]:
@@ -55,14 +27,14 @@ def prepare_singer_io(python: Path, urls: dict[str, str], workdir: Path) -> list
     token); the catalog is passed as ``--properties``. Its sync reads GET
     /crm/v3/objects/contacts (limit 100, every selected property, associations) from
     ``start_date``, filtering on ``updatedAt``: 2000-01-01 makes it a full sync."""
-    config = _write(
+    config = write_json(
         workdir / "tap-hubspot-config.json",
         {"api_key": TOKEN, "start_date": "2000-01-01T00:00:00Z"},
     )
     tap = [str(python), "-I", str(WRAPPERS / "hubspot_singer_io.py"), urls["hubspot"], STREAM]
     tap += ["--config", str(config)]
-    catalog = _select_all(_discover(tap, workdir, "tap-hubspot"), STREAM)
-    return [*tap, "--properties", str(_write(workdir / "tap-hubspot-catalog.json", catalog))]
+    catalog = select_only(discover(tap, workdir, "tap-hubspot"), STREAM, "tap-hubspot")
+    return [*tap, "--properties", str(write_json(workdir / "tap-hubspot-catalog.json", catalog))]
 
 
 def prepare_meltano(python: Path, urls: dict[str, str], workdir: Path) -> list[str]:
@@ -72,11 +44,17 @@ def prepare_meltano(python: Path, urls: dict[str, str], workdir: Path) -> list[s
     (lastmodifieddate GTE the bookmark, restarting from the highest value seen at HubSpot's
     10,000-result cap), which never ends on the sandbox's seeded bulk-import block of 10,050
     contacts sharing one lastmodifieddate millisecond: the same cap applies on real HubSpot."""
-    config = _write(workdir / "meltano-tap-hubspot-config.json", {"access_token": TOKEN})
+    config = write_json(workdir / "meltano-tap-hubspot-config.json", {"access_token": TOKEN})
     tap = [str(python), "-I", str(WRAPPERS / "hubspot_meltano.py"), urls["hubspot"], STREAM]
     tap += ["--config", str(config)]
-    catalog = _select_all(_discover(tap, workdir, "meltano-tap-hubspot"), STREAM)
-    return [*tap, "--catalog", str(_write(workdir / "meltano-tap-hubspot-catalog.json", catalog))]
+    catalog = select_only(
+        discover(tap, workdir, "meltano-tap-hubspot"), STREAM, "meltano-tap-hubspot"
+    )
+    return [
+        *tap,
+        "--catalog",
+        str(write_json(workdir / "meltano-tap-hubspot-catalog.json", catalog)),
+    ]
 
 
 PEERS: list[Peer] = [
