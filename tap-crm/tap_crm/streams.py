@@ -121,13 +121,19 @@ class CrmStream(Stream):
             )
         return unknown
 
+    def _selects_all(self) -> bool:
+        """Whether every property is selected (the catalog's mask, read once)."""
+        if self._all_selected is None:
+            self._all_selected = all(self.mask.values())
+        return self._all_selected
+
     def _write_record_message(self, record: dict[str, Any]) -> None:
         # The common case, every property selected and no stream maps configured: the RECORD
         # message goes to the writer as a plain dict (the same JSON line), without building a
         # RecordMessage and a stream-map pass per record.
         if self._direct is None:
             self._direct = (
-                all(self.mask.values())
+                self._selects_all()
                 and len(self.stream_maps) == 1
                 and type(self.stream_maps[0]) is SameRecordTransform
                 and self.stream_maps[0].stream_alias == self.name
@@ -148,9 +154,7 @@ class CrmStream(Stream):
     ) -> Generator[RecordMessage, None, None]:
         # The SDK walks every record to pop deselected properties and conform types. With all
         # properties selected and records typed by the connector, both are no-ops: skip them.
-        if self._all_selected is None:
-            self._all_selected = all(self.mask.values())
-        if not self._all_selected:
+        if not self._selects_all():
             yield from super()._generate_record_messages(record)
             return
         for stream_map in self.stream_maps:

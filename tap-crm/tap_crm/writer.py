@@ -51,18 +51,16 @@ class OrjsonWriter(GenericSingerWriter[bytes, Message]):
         return encode(message.to_dict())
 
     def write_message(self, message: Message) -> None:
-        line = self.serialize_message(message)
-        self._block.append(line)
-        self._size += len(line)
-        if self._size >= BLOCK_BYTES or not isinstance(message, RecordMessage):
-            self.flush()
+        self._add(self.serialize_message(message), record=isinstance(message, RecordMessage))
 
     def write_record_dict(self, message: dict[str, Any]) -> None:
         """A RECORD message given as the dict ``RecordMessage.to_dict`` would return."""
-        line = encode(message)
+        self._add(encode(message), record=True)
+
+    def _add(self, line: bytes, *, record: bool) -> None:
         self._block.append(line)
         self._size += len(line)
-        if self._size >= BLOCK_BYTES:
+        if self._size >= BLOCK_BYTES or not record:
             self.flush()
 
     def flush(self) -> None:

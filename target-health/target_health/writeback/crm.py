@@ -934,15 +934,10 @@ class IntercomWriter(_Writer):
     def read(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for rid in dict.fromkeys(str(i) for i in ids):
-            try:
-                company = self.client.api.request(
-                    "GET",
-                    f"/companies/{urllib.parse.quote(rid, safe='')}",
-                    route="GET /companies/{id}",
-                )
-            except NotFound:
+            company = self._company(rid)
+            if company is None:
                 continue
-            custom = (company or {}).get("custom_attributes") or {}
+            custom = company.get("custom_attributes") or {}
             out[rid] = {cf.key: from_crm(cf, custom.get(cf.name)) for cf in self.fields}
         return out
 
@@ -967,7 +962,8 @@ class IntercomWriter(_Writer):
 
     # -- follow-ups (company tags) ---------------------------------------------------------------
 
-    def _company_tags(self, record_id: str) -> list[dict[str, Any]] | None:
+    def _company(self, record_id: str) -> dict[str, Any] | None:
+        """``GET /companies/{id}``; None when Intercom has no such company."""
         try:
             company = self.client.api.request(
                 "GET",
@@ -976,7 +972,13 @@ class IntercomWriter(_Writer):
             )
         except NotFound:
             return None
-        return list(((company or {}).get("tags") or {}).get("tags") or [])
+        return company or {}
+
+    def _company_tags(self, record_id: str) -> list[dict[str, Any]] | None:
+        company = self._company(record_id)
+        if company is None:
+            return None
+        return list((company.get("tags") or {}).get("tags") or [])
 
     def create_followup(
         self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
