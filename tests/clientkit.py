@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from crm_connectors.auth import StaticToken
 from crm_connectors.http import ApiClient, Attempt, Credentials
-from crm_connectors.oauth import HubSpotOAuth, SalesforceOAuth, StaticToken
+from crm_connectors.hubspot import errors as hubspot_errors
+from crm_connectors.hubspot.auth import HubSpotOAuth
+from crm_connectors.intercom import errors as intercom_errors
+from crm_connectors.salesforce import errors as salesforce_errors
+from crm_connectors.salesforce.auth import SalesforceOAuth
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
 from crm_connectors.secrets import Secret
 
 ALL = ("hubspot", "salesforce", "intercom")
+#: Each vendor's error conventions (its connector folder's errors.py).
+RULES = {"hubspot": hubspot_errors.RULES, "salesforce": salesforce_errors.RULES,
+         "intercom": intercom_errors.RULES}  # fmt: skip
 SF_API = "/services/data/v66.0"
 
 #: An authenticated, idempotent read per vendor: (path, params, route template).
@@ -90,7 +98,7 @@ def client(
     if sleeper is not None:
         kw.setdefault("sleep", sleeper)
         kw.setdefault("on_retry", sleeper.retries.append)
-    return ApiClient(vendor, base, credentials=creds, headers=headers, **kw)
+    return ApiClient(vendor, base, errors=RULES[vendor], credentials=creds, headers=headers, **kw)
 
 
 def statuses(

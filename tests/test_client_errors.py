@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from clientkit import ALL, API_PATHS, READ, Sleeper, client, credentials
+from clientkit import ALL, API_PATHS, READ, RULES, Sleeper, client, credentials
 
 from crm_connectors.errors import (
     AuthError,
@@ -230,7 +230,7 @@ def test_given_existing_email_when_creating_intercom_contact_then_write_conflict
 def test_given_documented_body_when_classifying_then_error_class(
     vendor: str, status: int, body: Any, headers_retry_after: float | None, expected: type
 ) -> None:
-    err = classify(vendor, status, body, retry_after=headers_retry_after, route="GET /x")
+    err = classify(RULES[vendor], status, body, retry_after=headers_retry_after, route="GET /x")
     assert type(err) is expected
     if isinstance(err, MissingScopes) and vendor == "hubspot":
         assert err.scopes == ("crm.objects.deals.read",)

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from clientkit import API_PATHS, READ, client, hubspot_oauth, salesforce_oauth, statuses
 
+from crm_connectors.auth import StaticToken
 from crm_connectors.errors import AuthError, ConfigError
-from crm_connectors.oauth import HubSpotOAuth, SalesforceOAuth, StaticToken
+from crm_connectors.hubspot.auth import HubSpotOAuth
+from crm_connectors.salesforce.auth import SalesforceOAuth
 from crm_connectors.sandbox.faults import Fault
 from crm_connectors.secrets import Secret
 

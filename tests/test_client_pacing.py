@@ -13,7 +13,9 @@ from clientkit import READ, Sleeper, client, statuses
 
 from crm_connectors.errors import QuotaExhausted, RateLimited
 from crm_connectors.http import RetryPolicy
-from crm_connectors.pacing import HubSpotPacer, IntercomPacer, SalesforcePacer
+from crm_connectors.hubspot.pacing import HubSpotPacer
+from crm_connectors.intercom.pacing import IntercomPacer
+from crm_connectors.salesforce.pacing import SalesforcePacer
 
 ONCE = RetryPolicy(max_tries=1)
 

@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from crm_connectors.errors import QuotaExhausted
-from crm_connectors.pacing import HubSpotPacer, IntercomPacer, SalesforcePacer
+from crm_connectors.hubspot.pacing import HubSpotPacer
+from crm_connectors.intercom.pacing import IntercomPacer
+from crm_connectors.salesforce.pacing import SalesforcePacer
 
 
 class Time:

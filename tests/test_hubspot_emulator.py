@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crm_connectors.hubspot.schema import ID_BASE
+from crm_connectors.hubspot.emulator.model import ID_BASE
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.faults import Fault
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from clientkit import Sleeper
 
+from crm_connectors.auth import StaticToken
 from crm_connectors.base import Bookmark, Record
 from crm_connectors.http import RetryPolicy
 from crm_connectors.hubspot.client import HubSpotClient
@@ -23,7 +24,6 @@ from crm_connectors.hubspot.resources import (
     OwnersResource,
     convert,
 )
-from crm_connectors.oauth import StaticToken
 from crm_connectors.pacing import NoPacing
 from crm_connectors.sandbox.app import Sandbox, SandboxConfig
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crm_connectors.salesforce.schema import normalize_id, parse_datetime
+from crm_connectors.salesforce.emulator.model import normalize_id, parse_datetime
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
 from crm_connectors.sandbox.faults import Fault
 

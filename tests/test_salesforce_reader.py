@@ -16,8 +16,10 @@ from clientkit import SF_API, Sleeper, salesforce_oauth
 from crm_connectors.base import Bookmark, Record
 from crm_connectors.errors import QuotaExhausted
 from crm_connectors.http import RetryPolicy
-from crm_connectors.pacing import NoPacing, Pacer, SalesforcePacer
+from crm_connectors.pacing import NoPacing, Pacer
 from crm_connectors.salesforce.client import SalesforceClient
+from crm_connectors.salesforce.emulator.model import fmt_datetime
+from crm_connectors.salesforce.pacing import SalesforcePacer
 from crm_connectors.salesforce.resources import (
     OBJECTS,
     SalesforceConnector,
@@ -25,7 +27,6 @@ from crm_connectors.salesforce.resources import (
     convert,
     json_type,
 )
-from crm_connectors.salesforce.schema import fmt_datetime
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.faults import Fault
 

@@ -46,7 +46,7 @@ def test_about_markdown_documents_every_setting() -> None:
         check=True,
     )
     # then every setting is named in it, with its description
-    settings = CONFIG_SCHEMA.to_dict()["properties"]
+    settings = CONFIG_SCHEMA["properties"]
     for name, spec in settings.items():
         assert name in done.stdout, name
         first_words = " ".join(spec["description"].split()[:4])
@@ -198,7 +198,7 @@ def test_unreachable_host_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("kind", "name", "schema"), [
-    ("extractors", "tap-crm", CONFIG_SCHEMA.to_dict()),
+    ("extractors", "tap-crm", CONFIG_SCHEMA),
     ("loaders", "target-health", TARGET_CONFIG),
 ])  # fmt: skip
 def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive(

@@ -42,7 +42,7 @@ VENDORS = ("hubspot", "salesforce", "intercom")
 TOKEN_SUFFIX = "__token"
 TOKEN_KINDS = ("email", "phone")  # the kinds that get a join token by default (PII.md)
 SECRET_SETTINGS = sorted(
-    name for name, spec in CONFIG_SCHEMA.to_dict()["properties"].items() if spec.get("secret")
+    name for name, spec in CONFIG_SCHEMA["properties"].items() if spec.get("secret")
 )
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from crm_connectors.sandbox.emulators import vendors
 from crm_connectors.sandbox.seed import exports_dir, seed
-from crm_connectors.sandbox.world import CRMS, WorldSpec, generate
+from crm_connectors.sandbox.world import WorldSpec, generate
 
 
 def test_given_same_seed_when_generating_twice_then_identical_worlds() -> None:
@@ -94,7 +95,7 @@ def test_given_tie_block_when_generating_then_exactly_that_many_hubspot_contacts
 def test_given_world_when_placing_accounts_then_crms_overlap_and_cover_all(world: list) -> None:
     placements = Counter(len(b.account.crms) for b in world)
     assert placements[1] and placements[2] and placements[3]
-    assert all(set(b.account.crms) <= set(CRMS) for b in world)
+    assert all(set(b.account.crms) <= set(vendors()) for b in world)
     external_ids = [b.account.external_id for b in world]
     assert len(set(external_ids)) == len(external_ids)
 

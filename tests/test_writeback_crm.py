@@ -20,12 +20,20 @@ import pytest
 from tapkit import tap_config
 
 from crm_connectors.errors import MissingScopes
+from crm_connectors.hubspot.writer import HubSpotWriter
+from crm_connectors.intercom.writer import IntercomWriter
+from crm_connectors.salesforce.writer import SalesforceWriter
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.store import LIVE
 from target_health.writeback.crm import CrmWriter, writers
-from target_health.writeback.fields import BANDS, OWNED, SEGMENTS, normalize
+from target_health.writeback.fields import BANDS, FIELDS, SEGMENTS, normalize
 
 ALL = ("hubspot", "salesforce", "intercom")
+#: target-health's owned fields as each CRM defines them.
+OWNED = {
+    w.crm: w(None, FIELDS).fields  # type: ignore[arg-type]
+    for w in (HubSpotWriter, SalesforceWriter, IntercomWriter)
+}
 OBJECT = {"hubspot": "companies", "salesforce": "Account", "intercom": "companies"}
 #: Sandbox stats routes (method + template) of each adapter's calls.
 WRITE_ROUTE = {

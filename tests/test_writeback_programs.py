@@ -53,6 +53,7 @@ class CrashOnce:
     def __init__(self, inner: CrmWriter, before: set[str], after: set[str]) -> None:
         self.inner = inner
         self.crm = inner.crm
+        self.followup_kind = inner.followup_kind
         self.before, self.after = before, after
         self.crashed: set[str] = set()
 

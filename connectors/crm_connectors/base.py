@@ -1,6 +1,13 @@
-"""The connector seam: what a CRM connector gives the tap, without any Singer in it.
+"""The connector seam: what a CRM connector gives the plugins, without any Singer in it.
 
-A connector (one folder per CRM) offers :class:`Resource` objects. Each resource discovers its
+A CRM is one folder (``crm_connectors/<name>/``) whose ``__init__.py`` holds a
+:class:`ConnectorSpec`, registered under the entry-point group ``crm_connectors``
+(:mod:`crm_connectors.registry`). The spec says what the plugins need of that CRM: its settings,
+how to tell they are set, a :class:`Connector` to read with, an :class:`AccountWriter` (and
+:class:`Followups`) to write scores back with, the mapping of its streams into the canonical
+model, and where its emulator lives for the sandbox.
+
+A connector offers :class:`Resource` objects. Each resource discovers its
 JSON Schema from the CRM and reads records incrementally from a :class:`Bookmark`, yielding each
 record together with the bookmark that is safe to save *after* that record has been emitted. The
 tap (tap-crm) is a thin adapter: it turns resources into singer-sdk streams and bookmarks into
@@ -22,9 +29,14 @@ repeat records, it must never skip one):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .canonical import Mapped
+    from .fields import CrmField
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +116,117 @@ class Connector(Protocol):
     def resources(self) -> list[Resource]: ...
 
     def close(self) -> None: ...
+
+
+# -- writing back --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetupReport:
+    """What ``ensure_fields`` found and did, by the CRM's field names. ``missing`` lists the
+    owned fields that are not writable yet; ``message`` says what to do about them."""
+
+    crm: str
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """One record's outcome. ``error_code`` is the vendor's code (``OBJECT_NOT_FOUND``,
+    ``ENTITY_IS_DELETED``...) or ours (``INVALID_VALUE``, ``NOT_SENT``); ``detail`` is our own
+    words, naming fields, never values."""
+
+    id: str
+    ok: bool
+    error_code: str | None = None
+    retriable: bool = False
+    detail: str = ""
+
+
+class AccountWriter(Protocol):
+    """The fields a loader owns on one CRM's account records (see crm_connectors.writing).
+
+    Record ids are the CRM's own; field keys are the logical ones (``score``, ``band``...)."""
+
+    crm: str
+    object: str  # the CRM's account object: "companies", "Account"...
+    batch_max: int  # records per write call
+    fields: tuple[CrmField, ...]
+
+    def ensure_fields(self, *, create: bool = True) -> SetupReport:
+        """List the CRM's fields once, create the owned ones that are missing (``create``),
+        never touch another field; report what a person must do when creating is refused."""
+        ...
+
+    def read(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Current values, canonical, of the records found (missing ones left out)."""
+        ...
+
+    def write(self, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> list[WriteResult]:
+        """Absolute values, in batches of ``batch_max``; one result per input, in order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Followups(Protocol):
+    """Follow-ups for an account's owner (retention programs): one object per call.
+
+    ``kind`` is ``"task"`` (a subject and a body, due on a date) or ``"tag"`` (a name only,
+    shared by the accounts of one transition). Creates are not repeated by the HTTP layer once
+    sent; after an ambiguous failure the caller finds the follow-up by a ``marker`` in its
+    subject (letters, digits and ``-``)."""
+
+    crm: str
+    followup_kind: str
+
+    def create_followup(
+        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+    ) -> str: ...
+
+    def find_followup(self, record_id: str, marker: str) -> str | None: ...
+
+    def delete_followup(self, object_id: str) -> bool: ...
+
+
+# -- the registry's unit -------------------------------------------------------------------------
+
+#: One stream's records into canonical rows (crm_connectors.canonical).
+Mapper = Callable[[Mapping[str, Any]], "list[Mapped]"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSpec:
+    """Everything the plugins and the sandbox know of one CRM (its folder's ``SPEC``).
+
+    ``name`` prefixes its streams (``<name>_<object>``), its settings (``<name>_*``) and its
+    canonical keys (``<name>:<object>:<id>``)."""
+
+    name: str
+    label: str
+    #: Flat settings, JSON Schema per name (crm_connectors.settings), shared by both plugins.
+    settings: Mapping[str, Mapping[str, Any]]
+    #: Whether ``config`` holds this CRM's credentials (a run reads every CRM that has them).
+    configured: Callable[[Mapping[str, Any]], bool]
+    #: The settings to fill, for a message when no CRM is configured.
+    needs: str
+    #: ``connect(config, **client_kw)``: a connected reader.
+    connect: Callable[..., Connector]
+    #: ``writer(config, fields, **client_kw)``: an AccountWriter (and Followups) for the given
+    #: logical fields; None for a read-only connector.
+    writer: Callable[..., AccountWriter] | None = None
+    #: Settings only write-back uses (the loader's).
+    writer_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Stream name -> its canonical mapping.
+    mapping: Mapping[str, Mapper] = field(default_factory=dict)
+    #: ``"module:ATTR"`` of its sandbox emulator (crm_connectors.sandbox.EmulatorSpec); never
+    #: imported by the plugins.
+    emulator: str = ""

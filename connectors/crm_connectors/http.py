@@ -1,19 +1,16 @@
 """The HTTP foundation of every connector: one ``httpx.Client`` per API, errors classified by a
-per-vendor status table, retries that honour ``Retry-After``, and a pacer in front.
+status table with each vendor's own rules on top, retries that honour ``Retry-After``, and a
+pacer in front.
 
-Status -> error (``classify``), from CRM-API.md §1.8-1.9, §2.8-2.9, §3.7-3.8:
+Status -> error (``classify``); a vendor's ``errors.py`` (:class:`ErrorRules`) reads its error
+envelope's code and decides its special cases first:
 
-- 401: AuthError (HubSpot ``EXPIRED_AUTHENTICATION`` and Salesforce ``INVALID_SESSION_ID``
-  mark it expired; HubSpot ``INVALID_AUTHENTICATION``, Intercom ``unauthorized``). The client
+- 401: AuthError (``expired`` for the codes the vendor uses for an expired token). The client
   renews the token once before raising it.
-- 403: HubSpot ``MISSING_SCOPES`` -> MissingScopes (scopes from ``requiredGranularScopes``);
-  Salesforce ``REQUEST_LIMIT_EXCEEDED`` -> QuotaExhausted (the daily allocation), or
-  RateLimited when it carries ``Retry-After`` or names the concurrent-request limit; any other
-  403 -> MissingScopes.
+- 403: MissingScopes (with the scopes when the body names them).
 - 404, 410: NotFound. 409, 412: WriteConflict.
-- 429: RateLimited (HubSpot ``RATE_LIMIT`` with ``policyName``, Intercom
-  ``rate_limit_exceeded``), except HubSpot ``policyName: DAILY`` -> QuotaExhausted.
-- 477 (HubSpot "Migration in progress"), 5xx: ServerError.
+- 429: RateLimited (with ``retry_after``).
+- 5xx: ServerError.
 - Any other 4xx: FatalError (the request itself is wrong).
 
 Retry rules: RetriableError, timeouts, resets, dropped connections and truncated bodies are
@@ -47,7 +44,6 @@ from .errors import (
     MissingScopes,
     NetworkError,
     NotFound,
-    QuotaExhausted,
     RateLimited,
     RetriableError,
     ServerError,
@@ -63,7 +59,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 class Credentials(Protocol):
-    """Where the bearer token comes from (see :mod:`crm_connectors.oauth`)."""
+    """Where the bearer token comes from (see :mod:`crm_connectors.auth`)."""
 
     #: The setting an :class:`AuthError` tells the user to fix.
     setting: str
@@ -121,27 +117,30 @@ logging.getLogger("httpx").addFilter(_RedactUrls())
 # -- the status -> error table ----------------------------------------------------------------
 
 
-def vendor_code(vendor: str, body: Any) -> str:
-    """The vendor's machine-readable error code from its error envelope ('' when none)."""
+def envelope_code(body: Any) -> str:
+    """The machine-readable error code of the common JSON error envelopes ('' when none):
+    ``[{"errorCode"}]``, ``{"type": "error.list", "errors": [{"code"}]}``, OAuth 2.0's
+    ``{"error": "<code>"}``, ``{"errorType" | "category"}``, or a textual ``status``."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
-        return str(body[0].get("errorCode") or "")  # Salesforce: [{message, errorCode}]
+        return str(body[0].get("errorCode") or "")
     if not isinstance(body, dict):
         return ""
-    if vendor == "intercom" or body.get("type") == "error.list":
+    if body.get("type") == "error.list":
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return str(errors[0].get("code") or "")
     if "error" in body and isinstance(body["error"], str):
-        return body["error"]  # OAuth 2.0 token endpoint: {error, error_description}
+        return body["error"]
     for key in ("errorType", "category"):
         if body.get(key):
             return str(body[key])
     status = body.get("status")
-    # HubSpot's OAuth endpoint puts its code in "status" (BAD_REFRESH_TOKEN); "error" is not one.
+    # Some OAuth endpoints put their code in "status" (BAD_REFRESH_TOKEN); "error" is not one.
     return str(status) if isinstance(status, str) and status != "error" else ""
 
 
-def _scopes(body: Any) -> list[str]:
+def body_scopes(body: Any) -> list[str]:
+    """Scopes a 403 body says are missing (``errors[].context.required*Scopes``)."""
     scopes: list[str] = []
     if isinstance(body, dict):
         for err in body.get("errors") or []:
@@ -152,8 +151,31 @@ def _scopes(body: Any) -> list[str]:
     return scopes
 
 
+class ErrorRules:
+    """One API's error conventions. A vendor's ``errors.py`` subclasses this: its envelope's
+    code, the codes meaning an expired token, and the special cases its documentation lists,
+    decided before the shared status table."""
+
+    #: Vendor codes of a 401 that a token renewal cures.
+    expired_codes: frozenset[str] = frozenset()
+
+    def __init__(self, vendor: str) -> None:
+        self.vendor = vendor
+
+    def code(self, body: Any) -> str:
+        """The vendor's machine-readable error code from its error envelope ('' when none)."""
+        return envelope_code(body)
+
+    def special(
+        self, status: int, code: str, body: Any, retry_after: float | None, kw: dict[str, Any]
+    ) -> CrmError | None:
+        """The vendor's own reading of a response, or None for the shared table. ``kw`` holds
+        the keywords every :class:`CrmError` takes (vendor, method, route, status, code, ids)."""
+        return None
+
+
 def classify(
-    vendor: str,
+    rules: ErrorRules,
     status: int,
     body: Any,
     *,
@@ -163,44 +185,31 @@ def classify(
     ids: tuple[str, ...] = (),
 ) -> CrmError:
     """The error for an HTTP error response; the message holds no body text."""
-    code = vendor_code(vendor, body)
+    code = rules.code(body)
     kw: dict[str, Any] = {
-        "vendor": vendor,
+        "vendor": rules.vendor,
         "method": method,
         "route": route,
         "status": status,
         "code": code,
         "ids": ids,
     }
+    special = rules.special(status, code, body, retry_after, kw)
+    if special is not None:
+        return special
     if status == 401:
-        expired = code in ("EXPIRED_AUTHENTICATION", "INVALID_SESSION_ID")
-        return AuthError("credentials rejected", expired=expired, **kw)
-    if status == 429 or (vendor == "salesforce" and code == "REQUEST_LIMIT_EXCEEDED"):
-        policy = str(body.get("policyName") or "") if isinstance(body, dict) else ""
-        if vendor == "hubspot" and policy == "DAILY":
-            return QuotaExhausted("daily request limit reached", **kw)
-        if vendor == "salesforce" and retry_after is None and not _concurrent_limit(body):
-            # 403 REQUEST_LIMIT_EXCEEDED "TotalRequests Limit exceeded.": the org's rolling
-            # 24-hour allocation is used up; Salesforce REST never sends 429 [§2.8].
-            return QuotaExhausted("daily API allocation exhausted", **kw)
-        return RateLimited("throttled", retry_after=retry_after, policy=policy, **kw)
+        return AuthError("credentials rejected", expired=code in rules.expired_codes, **kw)
+    if status == 429:
+        return RateLimited("throttled", retry_after=retry_after, **kw)
     if status == 403:
-        return MissingScopes("access denied", scopes=_scopes(body), **kw)
+        return MissingScopes("access denied", scopes=body_scopes(body), **kw)
     if status in (404, 410):
         return NotFound("not found", **kw)
     if status in (409, 412):
         return WriteConflict("conflict", **kw)
-    if status == 477 or status >= 500:
-        # HubSpot 477 "Migration in progress" comes with Retry-After [§1.9].
+    if status >= 500:
         return ServerError("server error", retry_after=retry_after, **kw)
     return FatalError("request rejected", **kw)
-
-
-def _concurrent_limit(body: Any) -> bool:
-    # "ConcurrentPerOrgLongTxn Limit exceeded" is transient, unlike TotalRequests [§2.8].
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        return "Concurrent" in str(body[0].get("message") or "")
-    return False
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -235,6 +244,7 @@ class ApiClient:
         vendor: str,
         base_url: str,
         *,
+        errors: ErrorRules | None = None,
         credentials: Credentials | None = None,
         pacer: Pacer | None = None,
         retry: RetryPolicy | None = None,
@@ -247,6 +257,7 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.vendor = vendor
+        self.errors = errors or ErrorRules(vendor)
         self.credentials = credentials
         self.pacer: Pacer = pacer or NoPacing()
         self.retry = retry or RetryPolicy()
@@ -432,10 +443,10 @@ class ApiClient:
         try:
             body = orjson.loads(response.content) if response.content else None
         except ValueError:
-            body = None  # 502/504 pages are sometimes HTML [§1.9]
+            body = None  # gateways' 502/504 pages are often HTML
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
         raise classify(
-            self.vendor,
+            self.errors,
             response.status_code,
             body,
             retry_after=retry_after,
@@ -458,6 +469,8 @@ class VendorClient:
     default_base_url: ClassVar[str] = ""
     #: Headers every call carries (e.g. an API version).
     headers: ClassVar[Mapping[str, str]] = {}
+    #: The vendor's error conventions (its ``errors.py``).
+    errors: ClassVar[ErrorRules] = ErrorRules("")
 
     def __init__(
         self,
@@ -475,6 +488,7 @@ class VendorClient:
         self.api = ApiClient(
             self.vendor,
             base_url or self.default_base_url,
+            errors=self.errors,
             credentials=credentials,
             pacer=pacer if pacer is not None else self.default_pacer(sleep),
             retry=retry,

@@ -209,6 +209,15 @@ def new_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode("ascii")
 
 
+def new_key_settings(key_id: str) -> dict[str, str]:
+    """A fresh encryption key and HMAC key as the values of ``pii_keys`` and ``pii_hmac_keys``
+    (the HMAC key's id is ``key_id`` + ``h``)."""
+    return {
+        SETTING_KEYS[0]: f"{key_id}:{new_key()}",
+        SETTING_HMAC_KEYS[0]: f"{key_id}h:{new_key()}",
+    }
+
+
 def _b64decode(text: str) -> bytes:
     """Standard or URL-safe base64, padding optional. Raises ValueError without the input."""
     cleaned = text.strip().replace("-", "+").replace("_", "/")

@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import sys
 
-from crm_connectors.pii import new_key
+from crm_connectors.pii import new_key_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         help="id of the new keys (default: k<today>); a rotation adds a key with a new id",
     )
     args = parser.parse_args(argv)
-    kid = args.key_id
-    sys.stdout.write(f"TAP_CRM_PII_KEYS={kid}:{new_key()}\n")
-    sys.stdout.write(f"TAP_CRM_PII_HMAC_KEYS={kid}h:{new_key()}\n")
+    for name, value in new_key_settings(args.key_id).items():
+        sys.stdout.write(f"TAP_CRM_{name.upper()}={value}\n")
     return 0
 
 

@@ -1,13 +1,15 @@
-"""tap-crm: HubSpot, Salesforce and Intercom as one Singer tap.
+"""tap-crm: every installed CRM connector as one Singer tap.
 
-The reading is done by the connector layer (``crm_connectors``); this module wires settings to
-connectors, connectors' resources to streams (:mod:`tap_crm.streams`), and protects the run:
-PII transformed before any record is written, secrets masked in every log line, and connector
-errors reported as one actionable line instead of a traceback.
+The reading is done by the connector layer (``crm_connectors``, one folder per CRM, found
+through its registry); this module wires settings to connectors, connectors' resources to
+streams (:mod:`tap_crm.streams`), and protects the run: PII transformed before any record is
+written, secrets masked in every log line, and connector errors reported as one actionable line
+instead of a traceback.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
@@ -20,7 +22,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 
 from crm_connectors.base import CatalogTyped, Connector, Resource
-from crm_connectors.errors import ConfigError, CrmError, MissingScopes, NotFound
+from crm_connectors.errors import CrmError, MissingScopes
 from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
 from . import settings
@@ -33,9 +35,7 @@ log = logging.getLogger("tap_crm")
 LOGGERS = DEFAULT_LOGGERS
 #: Settings declared ``secret``: masked in every log line and every config error.
 SECRET_SETTINGS = tuple(
-    name
-    for name, spec in settings.CONFIG_SCHEMA.to_dict()["properties"].items()
-    if spec.get("secret")
+    name for name, spec in settings.CONFIG_SCHEMA["properties"].items() if spec.get("secret")
 )
 #: The stream-level metadata key (breadcrumb ``[]``) under which discovery writes the field types
 #: it learned from the CRM's metadata APIs, ``{"version": 1, "types": ...}``. singer-sdk's
@@ -46,11 +46,11 @@ TYPES_VERSION = 1
 
 
 class TapCrm(Tap):
-    """Customer data from HubSpot, Salesforce and Intercom, incrementally, with PII protected."""
+    """Customer data from the CRMs, incrementally, with PII protected."""
 
     name = "tap-crm"
     package_name = "crm-health-sync"
-    config_jsonschema = settings.CONFIG_SCHEMA.to_dict()
+    config_jsonschema = copy.deepcopy(settings.CONFIG_SCHEMA)  # the SDK adds its own settings
     message_writer_class = OrjsonWriter
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -142,14 +142,6 @@ class TapCrm(Tap):
                 ", ".join(exc.scopes) or "a required scope",
             )
             return None
-        except NotFound as exc:
-            if vendor == "salesforce":
-                raise ConfigError(
-                    f"Salesforce has no object {resource.name.removeprefix('salesforce_')!r}"
-                    " (check its API name, e.g. Subscription__c, and the user's access)",
-                    setting="salesforce_objects",
-                ) from exc
-            raise
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's config validation, with secret values masked in its messages.
@@ -239,13 +231,6 @@ def main() -> None:
         # CrmError messages name vendor, route, status, code and the setting to fix, never
         # tokens or response bodies (crm_connectors.errors).
         log.error("tap-crm: %s", exc)
-        if exc.vendor == "salesforce" and exc.code == "INVALID_FIELD":
-            # The catalog's field types name the fields queried: one deleted since discovery
-            # is rejected until the catalog is rediscovered.
-            log.error(
-                "tap-crm: a field the catalog lists may no longer exist in Salesforce;"
-                " run discovery again (Meltano: --refresh-catalog)"
-            )
         sys.exit(1)
 
 

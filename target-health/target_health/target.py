@@ -30,12 +30,13 @@ from singer_sdk import typing as th
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
+from crm_connectors import registry
 from crm_connectors.pii import redact_in_logs
-from tap_crm.settings import CONFIG_SCHEMA as TAP_CONFIG
+from crm_connectors.settings import setting
 
 from . import cli
 from .compute import ComputeSummary, compute
-from .mapping import MAPPERS, Mapped, Row
+from .mapping import Mapped, Row, mappers
 from .reader import OrjsonReader
 from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
@@ -106,15 +107,6 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Records per store transaction.",
     ),
     th.Property(
-        "salesforce_permission_set_id",
-        th.StringType,
-        description=(
-            "Salesforce permission set that `target-health setup` grants read/edit on the new "
-            "Account fields (field-level security); without it the fields are created and the "
-            "exact grants to make are listed."
-        ),
-    ),
-    th.Property(
         "writeback",
         th.ObjectType(
             th.Property("enabled", th.BooleanType, default=False),
@@ -138,16 +130,21 @@ CONFIG_SCHEMA = th.PropertiesList(
             "accounts changing band, or the mean score moving more than max_mean_score_shift "
             "points, from min_accounts up), the approval gate (approval_arr, "
             "approval_accounts), per-field ownership (overwrite, fill_if_empty, "
-            "skip_if_edited) and retention programs. The CRM credentials are tap-crm's "
-            "settings of the same names."
+            "skip_if_edited) and retention programs. The CRM credentials are the connectors' "
+            "settings, the same as tap-crm's."
         ),
     ),
 ).to_dict()
-# The CRMs' connection settings, shared with tap-crm (same names, same secrets), for write-back.
+# The CRMs' connection settings, the same as tap-crm's (each connector declares them once), and
+# write-back's own per CRM.
 CONFIG_SCHEMA["properties"] |= {
-    name: spec
-    for name, spec in TAP_CONFIG.to_dict()["properties"].items()
-    if name == "crms" or name.startswith(("hubspot_", "salesforce_", "intercom_"))
+    "crms": setting(
+        "array",
+        f"Which CRMs to write back to: any of {', '.join(registry.names())}. Default: every CRM"
+        " whose credentials are set.",
+    )
+    | {"items": {"type": ["string"], "enum": list(registry.names())}},
+    **registry.settings(writer=True),
 }
 
 
@@ -193,7 +190,7 @@ class HealthSink(BatchSink):
         assert isinstance(target, TargetHealth)
         self._target = target
         self._stream_validator = Validator(self.schema)
-        self._mapper = MAPPERS.get(self.stream_name)
+        self._mapper = mappers().get(self.stream_name)
         self._pending: list[Mapped] = []
         self._invalid: list[Invalid] = []
 
@@ -404,7 +401,7 @@ class TargetHealth(Target):
         with handle:
             for line, row in enumerate(csv.DictReader(handle), start=2):
                 self.stats.received[stream] += 1
-                rows = MAPPERS[stream](row)
+                rows = mappers()[stream](row)
                 data = rows[0].data if isinstance(rows[0], Row) else {}
                 if not validator.is_valid(data):
                     self.stats.quarantined[stream] += 1

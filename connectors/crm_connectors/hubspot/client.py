@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from ..errors import NotFound
 from ..http import Sleep, VendorClient
-from ..pacing import HubSpotPacer, Pacer
+from ..pacing import Pacer
+from .errors import RULES
+from .pacing import HubSpotPacer
 
 #: The real API host [CRM-API.md §1]; tests pass the sandbox's URL.
 DEFAULT_BASE_URL = "https://api.hubapi.com"
@@ -50,6 +54,7 @@ class HubSpotClient(VendorClient):
     """HubSpot CRM v3 over one reused HTTP connection, paced by HubSpot's own headers."""
 
     vendor = "hubspot"
+    errors = RULES
 
     default_base_url = DEFAULT_BASE_URL
 
@@ -127,3 +132,126 @@ class HubSpotClient(VendorClient):
             idempotent=True,
         )
         return list((body or {}).get("results") or [])
+
+    # -- writes: properties, batch read/update, objects -------------------------------------------
+
+    def property_groups(self, obj: str) -> list[dict[str, Any]]:
+        """``GET /crm/v3/properties/{t}/groups``."""
+        body = self.api.request(
+            "GET", f"/crm/v3/properties/{obj}/groups", route="GET /crm/v3/properties/{t}/groups"
+        )
+        return list((body or {}).get("results") or [])
+
+    def create_property_group(self, obj: str, group: dict[str, Any]) -> None:
+        """``POST /crm/v3/properties/{t}/groups``; a repeat answers 409 (WriteConflict)."""
+        self.api.request(
+            "POST",
+            f"/crm/v3/properties/{obj}/groups",
+            json=group,
+            route="POST /crm/v3/properties/{t}/groups",
+            idempotent=True,
+        )
+
+    def create_property(self, obj: str, definition: dict[str, Any]) -> None:
+        """``POST /crm/v3/properties/{t}``; a repeat (or an archived property of that name)
+        answers 409 (WriteConflict)."""
+        self.api.request(
+            "POST",
+            f"/crm/v3/properties/{obj}",
+            json=definition,
+            route="POST /crm/v3/properties/{t}",
+            idempotent=True,
+        )
+
+    def property_archived(self, obj: str, name: str) -> bool:
+        """Whether an archived property holds ``name`` (``GET ...?archived=true``)."""
+        try:
+            self.api.request(
+                "GET",
+                f"/crm/v3/properties/{obj}/{quote(name, safe='')}",
+                params={"archived": "true"},
+                route="GET /crm/v3/properties/{t}/{name}",
+            )
+        except NotFound:
+            return False
+        return True
+
+    def batch_read(
+        self, obj: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """``POST /crm/v3/objects/{t}/batch/read`` for up to 100 ids; unknown ids are left out
+        (207 ``OBJECT_NOT_FOUND``), a merged-away id may come back as its survivor."""
+        body = self.api.request(
+            "POST",
+            f"/crm/v3/objects/{obj}/batch/read",
+            json={"properties": list(properties), "inputs": [{"id": i} for i in ids]},
+            route="POST /crm/v3/objects/{t}/batch/read",
+            idempotent=True,
+        )
+        return list((body or {}).get("results") or [])
+
+    def batch_update(self, obj: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """``POST /crm/v3/objects/{t}/batch/update``: absolute values, so idempotent. The body
+        holds ``results`` and, on a 207, ``errors`` [API.md §1.5]."""
+        body = self.api.request(
+            "POST",
+            f"/crm/v3/objects/{obj}/batch/update",
+            json={"inputs": inputs},
+            route="POST /crm/v3/objects/{t}/batch/update",
+            idempotent=True,
+        )
+        return dict(body or {})
+
+    def get_object(
+        self, obj: str, object_id: str, properties: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """``GET /crm/v3/objects/{t}/{id}`` (NotFound when it is gone)."""
+        params = {"properties": ",".join(properties)} if properties else None
+        body = self.api.request(
+            "GET",
+            f"/crm/v3/objects/{obj}/{quote(object_id, safe='')}",
+            params=params,
+            route="GET /crm/v3/objects/{t}/{id}",
+        )
+        return dict(body or {})
+
+    def create_object(self, obj: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /crm/v3/objects/{t}``: not idempotent (a repeat makes a second object), so
+        never repeated once sent."""
+        created = self.api.request(
+            "POST",
+            f"/crm/v3/objects/{obj}",
+            json=body,
+            route="POST /crm/v3/objects/{t}",
+            idempotent=False,
+        )
+        return dict(created or {})
+
+    def archive_object(self, obj: str, object_id: str) -> None:
+        """``DELETE /crm/v3/objects/{t}/{id}`` (HubSpot answers 204 even when it is gone)."""
+        self.api.request(
+            "DELETE",
+            f"/crm/v3/objects/{obj}/{quote(object_id, safe='')}",
+            route="DELETE /crm/v3/objects/{t}/{id}",
+        )
+
+    def associated_ids(self, obj: str, object_id: str, to_obj: str) -> list[str]:
+        """Ids of ``to_obj`` records associated with one record, every page
+        (``GET /crm/v3/objects/{t}/{id}/associations/{to}``)."""
+        ids: list[str] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 500}
+            if after:
+                params["after"] = after
+            body = self.api.request(
+                "GET",
+                f"/crm/v3/objects/{obj}/{quote(object_id, safe='')}/associations/{to_obj}",
+                params=params,
+                route="GET /crm/v3/objects/{t}/{id}/associations/{to}",
+            )
+            page = _page(body)
+            ids.extend(str(r.get("id")) for r in page.results)
+            after = page.after
+            if not after:
+                return ids

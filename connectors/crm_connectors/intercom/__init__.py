@@ -1,0 +1,21 @@
+"""Intercom 2.14: contacts, companies, conversations, admins and tags; scores written back to
+company data attributes, follow-ups as company tags."""
+
+from __future__ import annotations
+
+from ..base import ConnectorSpec
+from . import settings
+from .canonical import MAPPING
+from .writer import writer
+
+SPEC = ConnectorSpec(
+    name="intercom",
+    label="Intercom",
+    settings=settings.SETTINGS,
+    configured=settings.configured,
+    needs=settings.NEEDS,
+    connect=settings.connect,
+    writer=writer,
+    mapping=MAPPING,
+    emulator="crm_connectors.intercom.emulator:EMULATOR",
+)

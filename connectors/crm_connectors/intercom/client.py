@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+from ..errors import NotFound
 from ..http import Sleep, VendorClient
-from ..pacing import IntercomPacer, Pacer
+from ..pacing import Pacer
+from .errors import RULES
+from .pacing import IntercomPacer
 
 #: The real API host (US region) [CRM-API.md §3]; tests pass the sandbox's URL.
 DEFAULT_BASE_URL = "https://api.intercom.io"
@@ -54,6 +58,7 @@ class IntercomClient(VendorClient):
     """Intercom over one reused HTTP connection, paced by ``X-RateLimit-*``."""
 
     vendor = "intercom"
+    errors = RULES
 
     default_base_url = DEFAULT_BASE_URL
     headers = {"Intercom-Version": VERSION}
@@ -135,3 +140,67 @@ class IntercomClient(VendorClient):
             "GET", "/data_attributes", params={"model": model}, route="GET /data_attributes"
         )
         return list((reply or {}).get("data") or [])
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def all_data_attributes(self, model: str) -> list[dict[str, Any]]:
+        """``GET /data_attributes?model=…&include_archived=true``: archived ones too."""
+        reply = self.api.request(
+            "GET",
+            "/data_attributes",
+            params={"model": model, "include_archived": "true"},
+            route="GET /data_attributes",
+        )
+        return list((reply or {}).get("data") or [])
+
+    def create_data_attribute(self, definition: dict[str, Any]) -> None:
+        """``POST /data_attributes``; a repeat answers 400 ``parameter_invalid`` ("You already
+        have ...") [API.md §3.6]."""
+        self.api.request(
+            "POST",
+            "/data_attributes",
+            json=definition,
+            route="POST /data_attributes",
+            idempotent=True,
+        )
+
+    def update_data_attribute(self, attribute_id: str, changes: dict[str, Any]) -> None:
+        """``PUT /data_attributes/{id}`` (e.g. ``{"archived": false}`` restores one)."""
+        self.api.request(
+            "PUT",
+            f"/data_attributes/{quote(attribute_id, safe='')}",
+            json=changes,
+            route="PUT /data_attributes/{id}",
+        )
+
+    def company(self, company_id: str) -> dict[str, Any] | None:
+        """``GET /companies/{id}`` (Intercom's ``id``, not ``company_id``); None when gone."""
+        try:
+            reply = self.api.request(
+                "GET", f"/companies/{quote(company_id, safe='')}", route="GET /companies/{id}"
+            )
+        except NotFound:
+            return None
+        return dict(reply or {})
+
+    def update_company(self, company_id: str, changes: dict[str, Any]) -> None:
+        """``PUT /companies/{id}``: absolute values, so idempotent (one company per call:
+        Intercom has no batch writes [API.md §3.3])."""
+        self.api.request(
+            "PUT",
+            f"/companies/{quote(company_id, safe='')}",
+            json=changes,
+            route="PUT /companies/{id}",
+        )
+
+    def tag_companies(self, name: str, companies: list[dict[str, Any]]) -> dict[str, Any]:
+        """``POST /tags`` with ``companies``: find-or-create the tag by name, then tag (or, with
+        ``untag: true``, untag) them; idempotent [API.md §3.2]."""
+        reply = self.api.request(
+            "POST",
+            "/tags",
+            json={"name": name, "companies": companies},
+            route="POST /tags",
+            idempotent=True,
+        )
+        return dict(reply or {})

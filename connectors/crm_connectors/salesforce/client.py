@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..http import Sleep, VendorClient
-from ..oauth import SalesforceOAuth
-from ..pacing import Pacer, SalesforcePacer
+from ..pacing import Pacer
+from .auth import SalesforceOAuth
+from .errors import RULES
+from .pacing import SalesforcePacer
 
 #: Spring '26 [CRM-API.md §2.1].
 API_VERSION = "66.0"
@@ -55,6 +57,7 @@ class SalesforceClient(VendorClient):
     """Salesforce REST over one reused HTTP connection, guarded by the daily-quota pacer."""
 
     vendor = "salesforce"
+    errors = RULES
 
     def __init__(
         self,
@@ -150,3 +153,63 @@ class SalesforceClient(VendorClient):
 
     def delete_query_job(self, job_id: str) -> None:
         self.api.request("DELETE", f"/jobs/query/{job_id}", route="DELETE /jobs/query/{id}")
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def create_custom_field(self, definition: dict[str, Any]) -> None:
+        """``POST /tooling/sobjects/CustomField``; a repeat answers 400
+        ``DUPLICATE_DEVELOPER_NAME`` [API.md §2.10]."""
+        self.api.request(
+            "POST",
+            "/tooling/sobjects/CustomField",
+            json=definition,
+            route="POST /tooling/sobjects/CustomField",
+            idempotent=True,
+        )
+
+    def grant_field(self, permission_set_id: str, sobject: str, field: str) -> None:
+        """Read and Edit field-level security on ``sobject.field`` through ``FieldPermissions``;
+        a repeated grant answers ``DUPLICATE_VALUE``."""
+        self.api.request(
+            "POST",
+            "/sobjects/FieldPermissions",
+            json={
+                "ParentId": permission_set_id,
+                "SobjectType": sobject,
+                "Field": f"{sobject}.{field}",
+                "PermissionsRead": True,
+                "PermissionsEdit": True,
+            },
+            route="POST /sobjects/FieldPermissions",
+            idempotent=True,
+        )
+
+    def update_records(self, records: list[dict[str, Any]]) -> Any:
+        """``PATCH /composite/sobjects`` with ``allOrNone: false`` (at most 200): one result per
+        record, in request order [API.md §2.5]. Absolute values, so idempotent."""
+        return self.api.request(
+            "PATCH",
+            "/composite/sobjects",
+            json={"allOrNone": False, "records": records},
+            route="PATCH /composite/sobjects",
+            idempotent=True,
+        )
+
+    def create(self, sobject: str, record: dict[str, Any]) -> str:
+        """``POST /sobjects/{T}``: the new record's id. Not idempotent (a repeat makes a second
+        record), so never repeated once sent."""
+        created = self.api.request(
+            "POST",
+            f"/sobjects/{sobject}",
+            json=record,
+            route="POST /sobjects/{T}",
+            idempotent=False,
+        )
+        return str((created or {})["id"])
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        """``DELETE /sobjects/{T}/{id}``: NotFound when gone (``ENTITY_IS_DELETED`` when in the
+        recycle bin already)."""
+        self.api.request(
+            "DELETE", f"/sobjects/{sobject}/{record_id}", route="DELETE /sobjects/{T}/{id}"
+        )

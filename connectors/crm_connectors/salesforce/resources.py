@@ -33,7 +33,7 @@ from functools import partial
 from typing import Any
 
 from ..base import Bookmark, Record, Resource
-from ..errors import CrmError, FatalError
+from ..errors import ConfigError, CrmError, FatalError, NotFound
 from ..readahead import read_ahead
 from ..timefmt import iso_to_ms, ms_to_iso
 from .client import BATCH_MAX, SalesforceClient
@@ -191,7 +191,14 @@ class SalesforceResource:
     def describe_fields(self) -> list[dict[str, Any]]:
         """Describe's fields that can be selected (read once per resource)."""
         if self._fields is None:
-            fields = self.client.describe(self.sobject).get("fields") or []
+            try:
+                fields = self.client.describe(self.sobject).get("fields") or []
+            except NotFound as exc:
+                raise ConfigError(
+                    f"Salesforce has no object {self.sobject!r}"
+                    " (check its API name, e.g. Subscription__c, and the user's access)",
+                    setting="salesforce_objects",
+                ) from exc
             self._fields = [
                 f for f in fields if f.get("name") and f.get("type") not in _UNSELECTABLE
             ]
@@ -250,6 +257,24 @@ class SalesforceResource:
     # -- read ------------------------------------------------------------------------------------
 
     def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
+        try:
+            yield from self._read(bookmark)
+        except FatalError as err:
+            if err.code != "INVALID_FIELD":
+                raise
+            # The catalog's field types name the fields queried: one deleted since discovery
+            # is rejected until the catalog is rediscovered.
+            raise FatalError(
+                "a field the catalog lists may no longer exist in Salesforce;"
+                " run discovery again (Meltano: --refresh-catalog)",
+                vendor=err.vendor,
+                method=err.method,
+                route=err.route,
+                status=err.status,
+                code=err.code,
+            ) from None
+
+    def _read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
         types = self.field_types()
         if MODSTAMP not in types or "Id" not in types:
             raise FatalError(

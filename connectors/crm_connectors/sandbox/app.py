@@ -7,15 +7,14 @@
 
 from __future__ import annotations
 
-import copy
-import importlib
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .auth import DEFAULT_CREDENTIALS, TokenStore
+from . import emulators as _emulators
+from .auth import TokenStore
 from .faults import Fault, FaultInjector
 from .http import Listener, VendorApp
 from .stats import Stats
@@ -23,25 +22,15 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
-#: Vendor name -> "module:class" of its emulator. A new CRM adds one line here.
-EMULATORS: dict[str, str] = {
-    "hubspot": "crm_connectors.hubspot.emulator:HubSpotEmulator",
-    "salesforce": "crm_connectors.salesforce.emulator:SalesforceEmulator",
-    "intercom": "crm_connectors.intercom.emulator:IntercomEmulator",
-}
-VENDORS = tuple(EMULATORS)
-#: Port offsets from ``SandboxConfig.port`` (the admin / web page port).
-PORT_OFFSETS = {"hubspot": 1, "salesforce": 2, "intercom": 3}
-
 
 @dataclass
 class SandboxConfig:
     db_path: str | Path = "crm-sandbox.sqlite"
     host: str = "127.0.0.1"
-    #: Admin and web page port; vendors listen on port+1 (HubSpot), +2 (Salesforce),
-    #: +3 (Intercom). 0 picks free ports for all.
+    #: Admin and web page port; each vendor listens on port + its emulator's ``port_offset``
+    #: (1, 2, 3... in ``crm-sandbox credentials``). 0 picks free ports for all.
     port: int = 8700
-    vendors: tuple[str, ...] = VENDORS
+    vendors: tuple[str, ...] = field(default_factory=_emulators.vendors)
     tls: bool = False
     tls_dir: str | Path | None = None
     #: "real" enforces each vendor's real rate limits, "off" none.
@@ -50,9 +39,7 @@ class SandboxConfig:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     fault_seed: int = 0
-    credentials: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: copy.deepcopy(DEFAULT_CREDENTIALS)
-    )
+    credentials: dict[str, dict[str, Any]] = field(default_factory=_emulators.credentials)
 
 
 class Context:
@@ -91,9 +78,7 @@ class Context:
 
 
 def load_emulator(vendor: str) -> type[VendorApp]:
-    module_name, _, class_name = EMULATORS[vendor].partition(":")
-    cls: type[VendorApp] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    return _emulators.emulators()[vendor].app
 
 
 class Sandbox:
@@ -130,7 +115,10 @@ class Sandbox:
                 app = load_emulator(vendor)(self.ctx)
                 self.ctx.apps[vendor] = app
                 self.listeners[vendor] = Listener(
-                    cfg.host, port_for(PORT_OFFSETS[vendor]), app, ssl_context
+                    cfg.host,
+                    port_for(_emulators.emulators()[vendor].port_offset),
+                    app,
+                    ssl_context,
                 )
         except OSError:
             for listener in self.listeners.values():

@@ -1,9 +1,10 @@
 """Credentials the sandbox accepts and issues.
 
-Each vendor has well-known sandbox credentials (see :data:`DEFAULT_CREDENTIALS`): a static token
-(HubSpot private app, Intercom access token) and an OAuth client with a refresh token. The OAuth
-token endpoints of the emulators call :meth:`TokenStore.issue_access` to mint access tokens that
-expire like the vendor's do. Tokens live in the ``tokens`` table, so they survive a restart.
+Each emulator declares well-known sandbox credentials (``EmulatorSpec.credentials``; all of
+them: :data:`DEFAULT_CREDENTIALS`): static tokens and an OAuth client with a refresh token. The
+OAuth token endpoints of the emulators call :meth:`TokenStore.issue_access` to mint access
+tokens that expire like the vendor's do. Tokens live in the ``tokens`` table, so they survive a
+restart.
 """
 
 from __future__ import annotations
@@ -14,27 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .store import Store, dumps, loads
-
-DEFAULT_CREDENTIALS: dict[str, dict[str, Any]] = {
-    "hubspot": {
-        "private_app_token": "pat-sandbox-hubspot",
-        "client_id": "sandbox-hubspot-client",
-        "client_secret": "sandbox-hubspot-secret",
-        "refresh_token": "sandbox-hubspot-refresh",
-        # HubSpot OAuth access tokens live 30 minutes (expires_in: 1800).
-        "access_token_ttl": 1800,
-    },
-    "salesforce": {
-        "client_id": "sandbox-salesforce-client",
-        "client_secret": "sandbox-salesforce-secret",
-        "refresh_token": "sandbox-salesforce-refresh",
-        # Salesforce session lifetime defaults to 2 hours; the token response has no expires_in.
-        "access_token_ttl": 7200,
-    },
-    "intercom": {
-        "access_token": "sandbox-intercom-token",
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +38,11 @@ class TokenRejected(Exception):
 class TokenStore:
     def __init__(self, store: Store, credentials: dict[str, dict[str, Any]] | None = None) -> None:
         self.store = store
-        self.credentials = {k: dict(v) for k, v in (credentials or DEFAULT_CREDENTIALS).items()}
+        if credentials is None:
+            from .emulators import credentials as registered
+
+            credentials = registered()
+        self.credentials = {k: dict(v) for k, v in credentials.items()}
         with store.write() as conn:
             for vendor, creds in self.credentials.items():
                 for key in ("private_app_token", "access_token"):
@@ -133,3 +117,13 @@ class TokenStore:
                 "UPDATE tokens SET expires_at = ? WHERE token = ? AND kind = 'access'",
                 (time.time() - 1, token),
             )
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_CREDENTIALS: every installed emulator's, read on first use (the emulators import
+    # this module's classes).
+    if name == "DEFAULT_CREDENTIALS":
+        from .emulators import credentials
+
+        return credentials()
+    raise AttributeError(name)

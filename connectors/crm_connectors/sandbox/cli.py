@@ -21,17 +21,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .app import VENDORS, Sandbox, SandboxConfig
-from .auth import DEFAULT_CREDENTIALS
+from .app import Sandbox, SandboxConfig
+from .emulators import credentials, vendors
 from .faults import Fault
 
 
 def _option(text: str) -> tuple[str, str, Any]:
     key, sep, raw = text.partition("=")
     vendor, dot, name = key.partition(".")
-    if not sep or not dot or vendor not in VENDORS:
+    if not sep or not dot or vendor not in vendors():
         raise argparse.ArgumentTypeError(
-            f"--option wants VENDOR.NAME=VALUE with VENDOR in {', '.join(VENDORS)}, got {text!r}"
+            f"--option wants VENDOR.NAME=VALUE with VENDOR in {', '.join(vendors())}, got {text!r}"
         )
     try:
         value: Any = json.loads(raw)
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="web page and control API; HubSpot, Salesforce and Intercom listen on the next three"
         " ports; 0 picks free ports",
     )
-    serve.add_argument("--vendors", default=",".join(VENDORS), help="comma-separated subset")
+    serve.add_argument("--vendors", default=",".join(vendors()), help="comma-separated subset")
     serve.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed cert")
     serve.add_argument("--no-rate-limits", action="store_true", help="do not enforce limits")
     serve.add_argument("--option", type=_option, action="append", default=[], metavar="V.K=X")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--db", default="crm-sandbox.sqlite")
     seed.add_argument("--size", type=int, default=1000, help="number of accounts (10..1000000)")
     seed.add_argument("--seed", type=int, default=1, help="random seed")
-    seed.add_argument("--vendors", default=",".join(VENDORS))
+    seed.add_argument("--vendors", default=",".join(vendors()))
     seed.add_argument(
         "--tie-block",
         type=int,
@@ -101,8 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
     faults = list(args.fault)
     if args.faults:
         faults += [Fault.from_dict(item) for item in json.loads(args.faults.read_text())]
-    vendors = tuple(v for v in args.vendors.split(",") if v)
-    unknown = set(vendors) - set(VENDORS)
+    chosen = tuple(v for v in args.vendors.split(",") if v)
+    unknown = set(chosen) - set(vendors())
     if unknown:
         print(f"crm-sandbox: unknown vendor(s) {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -110,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
         db_path=args.db,
         host=args.host,
         port=args.port,
-        vendors=vendors,
+        vendors=chosen,
         tls=args.tls,
         rate_limits="off" if args.no_rate_limits else "real",
         options=options,
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_get(f"{args.url}/_sandbox/faults", "POST", args.spec.to_dict())))
         return 0
     if args.command == "credentials":
-        print(json.dumps(DEFAULT_CREDENTIALS, indent=2))
+        print(json.dumps(credentials(), indent=2))
         return 0
     return 2
 

@@ -26,7 +26,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ..pii import new_key_settings
 from .app import Sandbox, SandboxConfig
+from .emulators import client_settings
 from .seed import exports_dir, seed
 from .world import WorldSpec
 
@@ -35,18 +37,13 @@ MELTANO = str(Path(sys.executable).parent / "meltano")
 
 
 def _keys(path: Path) -> dict[str, str]:
-    """The demo's PII keys, made once (0600) with crm-pii-keygen's format."""
+    """The demo's PII keys, made once (0600) in crm-pii-keygen's format."""
     if not path.exists():
-        from tap_crm.keygen import main as keygen  # the tap's own generator
-
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            saved, sys.stdout = sys.stdout, out
-            try:
-                keygen(["--key-id", "demo"])
-            finally:
-                sys.stdout = saved
+            for name, value in new_key_settings("demo").items():
+                out.write(f"TAP_CRM_{name.upper()}={value}\n")
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
     return {k.strip(): v.strip() for k, v in pairs}
 
@@ -59,17 +56,13 @@ def _calls(sandbox: Sandbox) -> dict[str, int]:
 def _env(urls: dict[str, str], keys: dict[str, str], workdir: Path, db: Path) -> dict[str, str]:
     """Meltano's environment: the dev environment's settings pointed at this sandbox."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_"))}
+    # Every CRM's settings for this sandbox, for the tap and for write-back (the same sandbox).
+    crm = {name.upper(): str(value) for name, value in client_settings(urls).items()}
     return base | {
-        "TAP_CRM_HUBSPOT_BASE_URL": urls["hubspot"],
-        "TAP_CRM_SALESFORCE_LOGIN_URL": urls["salesforce"],
-        "TAP_CRM_INTERCOM_BASE_URL": urls["intercom"],
-        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",  # the sandbox indexes at once
+        **{f"TAP_CRM_{name}": value for name, value in crm.items()},
+        **{f"TARGET_HEALTH_{name}": value for name, value in crm.items()},
         "TAP_CRM_PII_KEYS": keys["TAP_CRM_PII_KEYS"],
         "TAP_CRM_PII_HMAC_KEYS": keys["TAP_CRM_PII_HMAC_KEYS"],
-        # write-back goes to the same sandbox
-        "TARGET_HEALTH_HUBSPOT_BASE_URL": urls["hubspot"],
-        "TARGET_HEALTH_SALESFORCE_LOGIN_URL": urls["salesforce"],
-        "TARGET_HEALTH_INTERCOM_BASE_URL": urls["intercom"],
         "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{(workdir / 'health.sqlite').resolve()}",
         "TARGET_HEALTH_USAGE_CSV": str((exports_dir(db) / "usage.csv").resolve()),
         "TARGET_HEALTH_AS_OF": WorldSpec().anchor.date().isoformat(),  # the world's "now"

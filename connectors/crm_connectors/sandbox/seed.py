@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import importlib
 import logging
 import multiprocessing
 import os
@@ -23,12 +22,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
+from .emulators import emulators
 from .store import SCHEMA, Store
-from .world import CRMS, Bundle, WorldSpec, generate
+from .world import Bundle, WorldSpec, generate
 
 log = logging.getLogger(__name__)
 
-SEEDERS = {vendor: f"crm_connectors.{vendor}.seed:Seeder" for vendor in CRMS}
 #: SQLite page cache per seeding connection (KiB): the unique index of a million-account load
 #: is several hundred MB; pages that stay cached are not re-read.
 BULK_CACHE_KIB = 512 * 1024
@@ -51,8 +50,7 @@ def exports_dir(db_path: str | Path) -> Path:
 
 
 def load_seeder(vendor: str) -> Callable[[Store, WorldSpec], VendorSeeder]:
-    module_name, _, class_name = SEEDERS[vendor].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return emulators()[vendor].seeder
 
 
 TRUTH_HEADER = ("key", "external_id", "domain", "label", "arr", "seats", "renewal_date",
@@ -190,7 +188,7 @@ def _is_empty(store: Store) -> bool:
 def seed(
     db_path: str | Path,
     spec: WorldSpec,
-    vendors: tuple[str, ...] = CRMS,
+    vendors: tuple[str, ...] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> dict[str, object]:
@@ -201,6 +199,8 @@ def seed(
     SQLite's own INSERT ... SELECT. The result is the same as a single-process seed.
     """
     db_path = Path(db_path)
+    if vendors is None:
+        vendors = tuple(p.name for p in spec.crms)
     store = Store(db_path)
     if store.conn().execute("SELECT 1 FROM records LIMIT 1").fetchone():
         store.close()

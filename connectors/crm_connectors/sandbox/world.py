@@ -29,7 +29,33 @@ from typing import Generic, TypeVar
 
 _T = TypeVar("_T")
 
-CRMS = ("hubspot", "salesforce", "intercom")
+
+@dataclass(frozen=True, slots=True)
+class CrmProfile:
+    """One CRM's part of the world (its emulator declares it): the share of accounts that live
+    there, what of theirs it holds, and how it shows a removed record."""
+
+    name: str
+    share: float
+    #: What it holds of an account besides the account and its contacts: "deals", "tickets",
+    #: "nps" (deals and NPS go to the first CRM of an account that holds them).
+    holds: frozenset[str] = frozenset({"tickets"})
+    #: What a removed record becomes there: "archived" or "deleted" (a recycle bin).
+    removal: str = "archived"
+    #: Whether the bulk-import block of contacts sharing one millisecond lives here.
+    ties: bool = False
+
+
+_HOLDS = ("deals", "tickets", "nps")
+
+
+def registered_profiles() -> tuple[CrmProfile, ...]:
+    """The profiles of every installed emulator, in port order."""
+    from .emulators import emulators
+
+    return tuple(e.world for e in emulators().values())
+
+
 DAY_MS = 86_400_000
 #: The world's "now": fixed so that the same seed gives the same data on any day.
 DEFAULT_ANCHOR = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
@@ -57,8 +83,9 @@ class WorldSpec:
     #: Contacts sharing one modification millisecond; 0 for none. ``None``: 10,050 when the
     #: world is big enough to carry them (size >= 2,000), else 0.
     tie_block: int | None = None
-    #: Share of accounts that live in each CRM (an account is in at least one).
-    crm_share: tuple[float, float, float] = (0.6, 0.45, 0.4)
+    #: The CRMs of the world and each one's share of the accounts (an account is in at least
+    #: one). Default: every installed emulator's profile.
+    crms: tuple[CrmProfile, ...] = field(default_factory=registered_profiles)
 
     @property
     def anchor_ms(self) -> int:
@@ -417,6 +444,15 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
         for m in months
     ]
     per_tie = ties_per_account(spec)
+    profiles = spec.crms
+    if not profiles:
+        raise ValueError("a world needs at least one CRM")
+    all_crms = tuple(p.name for p in profiles)
+    removal = {p.name: p.removal for p in profiles}
+    holds = {what: {p.name for p in profiles if what in p.holds} for what in _HOLDS}
+    tie_crm = next((p.name for p in profiles if p.ties), "")
+    if per_tie and not tie_crm:
+        raise ValueError("no CRM of the world holds the tie block (CrmProfile.ties)")
     below, randint, choice = _below, _randint, _choice
     uniform, expovariate = _uniform, _expovariate
     stop = spec.size + 1 if stop is None else min(stop, spec.size + 1)
@@ -455,13 +491,13 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             edge = "long"
             name = (name + " ") * 20 + "International Holdings"
         full_name = f"{name} {legal}".strip() if edge != "non_ascii" else name
-        crms = tuple(c for c, share in zip(CRMS, spec.crm_share, strict=True) if rand() < share)
+        crms = tuple(p.name for p in profiles if rand() < p.share)
         if not crms:
-            crms = (CRMS[key % 3],)
+            crms = (all_crms[key % len(all_crms)],)
         if key % MERGE_EVERY == 0:
-            crms = CRMS  # merge targets live everywhere, so duplicates can merge into them
-        elif extra_ties and "hubspot" not in crms:
-            crms = ("hubspot", *crms)
+            crms = all_crms  # merge targets live everywhere, so duplicates can merge into them
+        elif extra_ties and tie_crm not in crms:
+            crms = (tie_crm, *crms)
         renewal_ms = now + randint(grb, -30, 365) * DAY_MS
         churned_on = None
         if label == "churned":
@@ -497,7 +533,7 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
         for crm in crms if key % MERGE_EVERY else ():
             r = rand()
             if r < 0.005:
-                account.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
+                account.lifecycle[crm] = removal[crm]
             elif r < 0.008 and key > MERGE_EVERY:
                 account.lifecycle[crm] = "merged"
                 account.merged_into = key - key % MERGE_EVERY
@@ -527,14 +563,14 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                 title=choice(grb, _TITLES),
                 created_ms=c_created,
                 updated_ms=c_updated,
-                crms=("hubspot",) if tie else tuple(c for c in crms if rand() < 0.9) or crms[:1],
+                crms=(tie_crm,) if tie else tuple(c for c in crms if rand() < 0.9) or crms[:1],
                 last_seen_ms=now
                 - int(expovariate(rand, 1 / (5 if label == "healthy" else 40))) * DAY_MS,
             )
             for crm in () if tie else contact.crms:  # the tie block stays live, whole
                 r = rand()
                 if r < 0.01:
-                    contact.lifecycle[crm] = "archived" if crm != "salesforce" else "deleted"
+                    contact.lifecycle[crm] = removal[crm]
                 elif r < 0.015 and contacts:
                     contact.lifecycle[crm] = "merged"
                     contact.merged_into = contacts[0].key
@@ -542,7 +578,7 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
 
         # Deals: the first sale, renewals, expansions, some lost.
         deals: list[Deal] = []
-        deal_crms = [c for c in crms if c in ("hubspot", "salesforce")]
+        deal_crms = [c for c in crms if c in holds["deals"]]
         if deal_crms:
             crm = deal_crms[0]
             ids["deal"] += 1
@@ -587,7 +623,8 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                          _date(close), close - 45 * DAY_MS, min(now, close), crm)
                 )  # fmt: skip
 
-        # Tickets over the last 180 days.
+        # Tickets over the last 180 days, each in one of the account's CRMs that hold tickets.
+        ticket_crms = [c for c in crms if c in holds["tickets"]] or list(crms)
         tickets: list[Ticket] = []
         for _ in range(randint(grb, *tix_range)):
             ids["ticket"] += 1
@@ -612,13 +649,13 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                     updated_ms=closed_ms or t_created + randint(grb, 0, DAY_MS),
                     closed_ms=closed_ms,
                     csat=randint(grb, *csat_range) if rated else None,
-                    crm=choice(grb, crms),
+                    crm=choice(grb, ticket_crms),
                 )
             )
 
         # NPS: one or two survey waves answered by a few contacts.
         nps: list[NpsResponse] = []
-        nps_crms = [c for c in crms if c in ("hubspot", "salesforce")]
+        nps_crms = [c for c in crms if c in holds["nps"]]
         if nps_crms and contacts:
             for wave in (90, 270):
                 if rand() < 0.6:

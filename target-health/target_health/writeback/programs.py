@@ -1,6 +1,6 @@
 """Retention programs: on a configured band transition, one follow-up for the account owner in
-each CRM that holds the account (HubSpot task, Salesforce Task, Intercom company tag; crm.py),
-once per transition, and reversible.
+each CRM that holds the account (a task, or a company tag where the CRM has no tasks: the CRM's
+``writer.py`` in its connector folder), once per transition, and reversible.
 
 **Rules** (setting ``writeback.programs``, a list; ``DEFAULT_RULES`` when not set, none when
 ``[]``)::
@@ -52,8 +52,9 @@ import string
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from crm_connectors.base import Followups
 from crm_connectors.errors import (
     AuthError,
     CrmError,
@@ -104,18 +105,8 @@ _FIELDS = ("name", "band", "previous_band", "score", "as_of", "account_key")
 _CRM_WIDE = (AuthError, MissingScopes, QuotaExhausted, RetriableError)
 
 
-class FollowupWriter(Protocol):
-    """The part of a CRM adapter (crm.py) that programs use."""
-
-    crm: str
-
-    def create_followup(
-        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
-    ) -> str: ...
-
-    def find_followup(self, record_id: str, marker: str) -> str | None: ...
-
-    def delete_followup(self, object_id: str) -> bool: ...
+#: The part of a CRM writer that programs use (crm_connectors.base.Followups).
+FollowupWriter = Followups
 
 
 def _check_template(text: str, what: str) -> str:
@@ -279,7 +270,7 @@ def _targets(store: Store, rules: Sequence[Rule], moved: Mapping[str, Transition
     return out
 
 
-def _texts(t: _Target, as_of: str, mark: str, crm: str) -> tuple[str, str]:
+def _texts(t: _Target, as_of: str, mark: str, kind: str) -> tuple[str, str]:
     values = {
         "name": t.name,
         "band": t.transition.band,
@@ -288,7 +279,7 @@ def _texts(t: _Target, as_of: str, mark: str, crm: str) -> tuple[str, str]:
         "as_of": as_of,
         "account_key": t.account_key,
     }
-    if crm == "intercom":  # the tag's name: shared by the accounts of one transition
+    if kind == "tag":  # the tag's name: shared by the accounts of one transition
         return f"{t.rule.tag.format_map(values)} [{mark}]", ""
     # The marker must survive the CRM's subject length (Salesforce 255): cut the text, not it.
     text = t.rule.subject.format_map(values)[: _SUBJECT_MAX - len(mark) - 3]
@@ -367,7 +358,7 @@ class _Journal:
 
 def run_programs(
     store: Store,
-    writers: Iterable[FollowupWriter],
+    writers: Iterable[object],
     rules: Sequence[Mapping[str, Any] | Rule] | None,
     as_of: str,
     model_version: str,
@@ -389,6 +380,8 @@ def run_programs(
         by_crm[t.crm].append(t)
     day = today or dt.datetime.now(dt.timezone.utc).date()
     for writer in writers:
+        if not isinstance(writer, Followups):
+            continue  # a CRM whose connector makes no follow-ups
         mine = by_crm.pop(writer.crm, [])
         for n, t in enumerate(mine):
             key = (t.account_key, t.rule.name, t.crm, t.record_id)
@@ -405,7 +398,7 @@ def run_programs(
                         journal.mark(*key, "created", existing)
                         report.found.append((t.crm, t.record_id, existing))
                         continue
-                subject, body = _texts(t, as_of, mark, writer.crm)
+                subject, body = _texts(t, as_of, mark, writer.followup_kind)
                 journal.claim(t, mark, new=not state)
                 sent = True
                 object_id = writer.create_followup(

@@ -18,7 +18,7 @@ import orjson
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, Store
 from crm_connectors.sandbox.world import OWNERS, Bundle, WorldSpec
 
-from .schema import (
+from .model import (
     ASSOCIATION_TYPE_IDS,
     VENDOR,
     builtin_groups,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from .schema import NUMBER_TYPES, STRING_TYPES, normalize_id, parse_date, parse_datetime
+from .model import NUMBER_TYPES, STRING_TYPES, normalize_id, parse_date, parse_datetime
 
 #: SOQL OFFSET cannot exceed 2,000 rows (NUMBER_OUTSIDE_VALID_RANGE) [Salesforce SOQL docs].
 MAX_OFFSET = 2000

@@ -33,7 +33,7 @@ from crm_connectors.sandbox.http import (
 from crm_connectors.sandbox.ratelimit import FixedWindow, RollingWindow
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED
 
-from .schema import (
+from .model import (
     ASSOCIABLE,
     ASSOCIATION_TYPE_IDS,
     DEFAULT_PROPERTIES,

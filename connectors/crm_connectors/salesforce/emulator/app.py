@@ -40,7 +40,7 @@ from crm_connectors.sandbox.http import (
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, dumps, loads
 
 from . import soql
-from .schema import (
+from .model import (
     CUSTOM_FIELD_PREFIX,
     JOB_PREFIX,
     LOCATOR_PREFIX,
@@ -57,7 +57,7 @@ from .schema import (
     parse_datetime,
     standard_objects,
 )
-from .schema import field as make_field
+from .model import field as make_field
 
 if TYPE_CHECKING:
     from crm_connectors.sandbox.app import Context

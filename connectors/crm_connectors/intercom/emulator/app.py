@@ -33,7 +33,7 @@ from crm_connectors.sandbox.http import (
 from crm_connectors.sandbox.ratelimit import FixedWindow
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, PURGED
 
-from .common import (
+from .model import (
     APP_ID,
     COMPANY_KIND,
     CONTACT_KIND,

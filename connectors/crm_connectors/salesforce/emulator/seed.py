@@ -14,7 +14,7 @@ import orjson
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, Store
 from crm_connectors.sandbox.world import DAY_MS, OWNERS, Bundle, WorldSpec
 
-from .schema import PREFIXES, fmt_date, fmt_datetime, make_id
+from .model import PREFIXES, fmt_date, fmt_datetime, make_id
 
 VENDOR = "salesforce"
 BATCH = 10_000

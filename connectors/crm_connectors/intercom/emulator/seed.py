@@ -12,7 +12,7 @@ import orjson
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, Store
 from crm_connectors.sandbox.world import OWNERS, Account, Bundle, Contact, Ticket, WorldSpec
 
-from .common import (
+from .model import (
     ADMIN_BASE,
     APP_ID,
     BUILTIN_ATTRIBUTES,

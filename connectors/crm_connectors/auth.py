@@ -1,12 +1,9 @@
-"""Token managers: where each API's bearer token comes from, and how it is renewed.
+"""Token managers: where a bearer token comes from, and how it is renewed.
 
-- :class:`StaticToken`: HubSpot private-app tokens and Intercom access tokens never expire
-  through the API, so a 401 is final.
-- :class:`HubSpotOAuth`: ``POST /oauth/v1/token`` (form-encoded ``grant_type=refresh_token``)
-  returns ``access_token`` and ``expires_in`` (1800 s) [CRM-API.md §1.1, HubSpot OAuth docs].
-- :class:`SalesforceOAuth`: ``POST /services/oauth2/token`` returns ``access_token`` and
-  ``instance_url`` but **no** ``expires_in``; the session lifetime is an org setting (2 h by
-  default), so it is a parameter here [CRM-API.md §2.1].
+- :class:`StaticToken`: a token the API cannot renew (a private-app or personal access token),
+  so a 401 is final.
+- :class:`RefreshingToken`: the OAuth 2.0 refresh-token flow's bookkeeping; a vendor's folder
+  (``auth.py``) subclasses it with its token endpoint and how long its tokens live.
 
 The managers refresh ``skew`` seconds before the expiry they know of, and once more when the API
 answers 401 anyway (the :class:`~crm_connectors.http.Credentials` seam). They are thread-safe:
@@ -44,7 +41,7 @@ class StaticToken:
         return False
 
 
-class _Refreshing:
+class RefreshingToken:
     """The expiry bookkeeping shared by the OAuth managers; subclasses implement ``_fetch``."""
 
     vendor = ""
@@ -137,105 +134,7 @@ class _Refreshing:
         return None
 
 
-def _token_client(vendor: str, base_url: str, **kw: Any) -> ApiClient:
+def token_client(vendor: str, base_url: str, **kw: Any) -> ApiClient:
     # Refreshing is safe to retry: a retried refresh only mints another access token.
     kw.setdefault("retry", RetryPolicy(max_tries=4, max_time=60.0))
     return ApiClient(vendor, base_url, **kw)
-
-
-class HubSpotOAuth(_Refreshing):
-    """HubSpot OAuth 2.0 refresh-token flow."""
-
-    vendor = "hubspot"
-    # 400 {"status": "BAD_REFRESH_TOKEN" | "BAD_CLIENT_ID" | "BAD_CLIENT_SECRET", ...}.
-    SETTINGS = {
-        "BAD_REFRESH_TOKEN": "refresh_token",
-        "BAD_CLIENT_ID": "client_id",
-        "BAD_CLIENT_SECRET": "client_secret",
-    }
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: Secret,
-        refresh_token: Secret,
-        base_url: str = "https://api.hubapi.com",
-        skew: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        **client_kw: Any,
-    ) -> None:
-        super().__init__(
-            _token_client(self.vendor, base_url, **client_kw),
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            skew=skew,
-            clock=clock,
-        )
-
-    def _fetch(self, form: dict[str, str]) -> Any:
-        return self._http.request(
-            "POST", "/oauth/v1/token", data=form, route="POST /oauth/v1/token", idempotent=True
-        )
-
-    def _lifetime(self, body: dict[str, Any]) -> float:
-        return float(body.get("expires_in") or 1800)
-
-
-class SalesforceOAuth(_Refreshing):
-    """Salesforce OAuth 2.0 refresh-token flow; also says where the org's API lives."""
-
-    vendor = "salesforce"
-    # 400 {"error": "invalid_grant" | "invalid_client_id" | "invalid_client", ...}.
-    SETTINGS = {
-        "invalid_grant": "refresh_token",
-        "invalid_client_id": "client_id",
-        "invalid_client": "client_secret",
-    }
-
-    def __init__(
-        self,
-        *,
-        client_id: str,
-        client_secret: Secret,
-        refresh_token: Secret,
-        login_url: str = "https://login.salesforce.com",
-        session_lifetime: float = 7200.0,
-        skew: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        **client_kw: Any,
-    ) -> None:
-        super().__init__(
-            _token_client(self.vendor, login_url, **client_kw),
-            client_id=client_id,
-            client_secret=client_secret,
-            refresh_token=refresh_token,
-            skew=skew,
-            clock=clock,
-        )
-        self._session_lifetime = session_lifetime
-        self._instance_url = ""
-
-    @property
-    def instance_url(self) -> str:
-        """The org's API host from the token response (fetches a token the first time)."""
-        if not self._instance_url:
-            self.token()
-        return self._instance_url
-
-    def _fetch(self, form: dict[str, str]) -> Any:
-        return self._http.request(
-            "POST",
-            "/services/oauth2/token",
-            data=form,
-            route="POST /services/oauth2/token",
-            idempotent=True,
-        )
-
-    def _lifetime(self, body: dict[str, Any]) -> float:
-        # No expires_in in Salesforce's token response: the org's session timeout applies.
-        return float(body.get("expires_in") or self._session_lifetime)
-
-    def _accept(self, body: dict[str, Any]) -> None:
-        self._instance_url = str(body.get("instance_url") or self._instance_url)

@@ -1,0 +1,53 @@
+"""HubSpot's token managers: private-app tokens are static (``crm_connectors.auth.StaticToken``);
+OAuth apps renew through ``POST /oauth/v1/token`` (form-encoded ``grant_type=refresh_token``),
+which returns ``access_token`` and ``expires_in`` (1800 s) [API.md §1.1].
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..auth import RefreshingToken, token_client
+from ..secrets import Secret
+
+
+class HubSpotOAuth(RefreshingToken):
+    """HubSpot OAuth 2.0 refresh-token flow."""
+
+    vendor = "hubspot"
+    # 400 {"status": "BAD_REFRESH_TOKEN" | "BAD_CLIENT_ID" | "BAD_CLIENT_SECRET", ...}.
+    SETTINGS = {
+        "BAD_REFRESH_TOKEN": "refresh_token",
+        "BAD_CLIENT_ID": "client_id",
+        "BAD_CLIENT_SECRET": "client_secret",
+    }
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        base_url: str = "https://api.hubapi.com",
+        skew: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        **client_kw: Any,
+    ) -> None:
+        super().__init__(
+            token_client(self.vendor, base_url, **client_kw),
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            skew=skew,
+            clock=clock,
+        )
+
+    def _fetch(self, form: dict[str, str]) -> Any:
+        return self._http.request(
+            "POST", "/oauth/v1/token", data=form, route="POST /oauth/v1/token", idempotent=True
+        )
+
+    def _lifetime(self, body: dict[str, Any]) -> float:
+        return float(body.get("expires_in") or 1800)

@@ -1,0 +1,163 @@
+"""HubSpot's streams in the canonical model (crm_connectors.canonical).
+
+- companies -> account: ``external_account_id`` (the cross-CRM id), ``domain``, ARR from
+  ``annualrevenue``, ``seats``, ``plan``, ``renewal_date``, ``customer_since``; churned when
+  ``lifecyclestage`` is ``other`` or ``former_customer``. Merged companies list the ids merged
+  into them (``hs_merged_object_ids``): stale references to those resolve to the survivor.
+- deals -> deal: the standard ``dealtype`` has ``newbusiness`` and ``existingbusiness`` only; an
+  existing-business deal named as an upsell is an expansion, otherwise a renewal; won and lost
+  from the ``closedwon``/``closedlost`` stages. The account comes from the associations stream.
+- tickets -> ticket: the default pipeline's stages (1 new, 2 waiting on contact, 3 waiting on
+  us, 4 closed); ``closed_date`` closes one whatever its stage.
+- feedback_submissions -> nps_response (NPS surveys only), through the contact.
+- associations (company -> deal/ticket/contact) -> parents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..base import Mapper
+from ..canonical import (
+    Mapped,
+    Parent,
+    Row,
+    aliases,
+    csat,
+    date,
+    domain_of,
+    integer,
+    number,
+    priority,
+    ref,
+    source_fields,
+)
+
+Record = Mapping[str, Any]
+
+#: HubSpot's standard dealtype has newbusiness and existingbusiness only; an existing-business
+#: deal named as an upsell is an expansion, otherwise a renewal.
+_EXPANSION_WORDS = ("expansion", "upsell", "upgrade", "add-on", "addon")
+
+
+def _hubspot_deal_kind(dealtype: Any, name: Any) -> str:
+    kind = str(dealtype or "").lower()
+    if kind == "newbusiness":
+        return "new_business"
+    if kind == "existingbusiness":
+        text = str(name or "").lower()
+        return "expansion" if any(w in text for w in _EXPANSION_WORDS) else "renewal"
+    return "other"
+
+
+def _hubspot_stage(stage: Any) -> str:
+    text = str(stage or "").lower()
+    if text == "closedwon":
+        return "won"
+    if text == "closedlost":
+        return "lost"
+    return "open"
+
+
+#: HubSpot's default ticket pipeline: 1 new, 2 waiting on contact, 3 waiting on us, 4 closed.
+_HUBSPOT_TICKET_STAGE = {"1": "open", "2": "pending", "3": "pending", "4": "closed"}
+
+
+def hubspot_companies(r: Record) -> list[Mapped]:
+    data = source_fields("hubspot", "companies", r["id"], r, r.get("hs_lastmodifieddate"))
+    data |= {
+        "name": r.get("name"),
+        "domain": domain_of(r.get("domain")),
+        "external_id": r.get("external_account_id"),
+        "arr": number(r.get("annualrevenue")),
+        "seats": integer(r.get("seats")),
+        "plan": r.get("plan"),
+        "renewal_date": date(r.get("renewal_date")),
+        "customer_since": date(r.get("customer_since")),
+        "churned": str(r.get("lifecyclestage") or "").lower() in ("other", "former_customer"),
+        "payment_issue": None,
+        "owner_ref": ref("hubspot", "owners", r.get("hubspot_owner_id")),
+        "merged_into": None,  # HubSpot lists only survivors (hs_merged_object_ids)
+    }
+    return [
+        Row("account", data),
+        *aliases("hubspot", "companies", r.get("hs_merged_object_ids"), data),
+    ]
+
+
+def hubspot_contacts(r: Record) -> list[Mapped]:
+    data = source_fields("hubspot", "contacts", r["id"], r, r.get("lastmodifieddate"))
+    data |= {
+        "account_ref": ref("hubspot", "companies", r.get("associatedcompanyid")),
+        "email_token": r.get("email__token"),
+        "title": r.get("jobtitle"),
+        "created_at": r.get("createdate"),
+        "last_seen_at": None,
+    }
+    return [Row("contact", data)]
+
+
+def hubspot_deals(r: Record) -> list[Mapped]:
+    data = source_fields("hubspot", "deals", r["id"], r, r.get("hs_lastmodifieddate"))
+    data |= {
+        "account_ref": None,  # from the associations stream
+        "kind": _hubspot_deal_kind(r.get("dealtype"), r.get("dealname")),
+        "amount": number(r.get("amount")),
+        "stage": _hubspot_stage(r.get("dealstage")),
+        "close_date": date(r.get("closedate")),
+        "created_at": r.get("createdate"),
+    }
+    return [Row("deal", data)]
+
+
+def hubspot_tickets(r: Record) -> list[Mapped]:
+    data = source_fields("hubspot", "tickets", r["id"], r, r.get("hs_lastmodifieddate"))
+    closed = r.get("closed_date")
+    status = _HUBSPOT_TICKET_STAGE.get(str(r.get("hs_pipeline_stage")), "open")
+    data |= {
+        "account_ref": None,  # from the associations stream
+        "contact_ref": None,
+        "priority": priority(r.get("hs_ticket_priority")),
+        "status": "closed" if closed else status,
+        "opened_at": r.get("createdate") or r.get("createdAt"),
+        "closed_at": closed,
+        "csat": csat(r.get("csat")),
+    }
+    return [Row("ticket", data)]
+
+
+def hubspot_feedback_submissions(r: Record) -> list[Mapped]:
+    if str(r.get("hs_survey_type") or "NPS").upper() != "NPS":
+        return []
+    data = source_fields(
+        "hubspot", "feedback_submissions", r["id"], r, r.get("hs_lastmodifieddate")
+    )
+    data |= {
+        "account_ref": None,  # through the contact
+        "contact_ref": ref("hubspot", "contacts", r.get("hs_contact_id")),
+        "score": integer(r.get("hs_response_value")),
+        "submitted_at": r.get("hs_submission_timestamp") or r.get("createdate"),
+    }
+    return [Row("nps_response", data)]
+
+
+def hubspot_associations(r: Record) -> list[Mapped]:
+    if r.get("from_object") != "companies":
+        return []
+    child = ref("hubspot", str(r.get("to_object")), r.get("to_id"))
+    company = ref("hubspot", "companies", r.get("from_id"))
+    if child is None or company is None:
+        return []
+    return [Parent(child, company, deleted=bool(r.get("_sdc_deleted_at")))]
+
+
+#: Stream name -> mapper.
+MAPPING: dict[str, Mapper] = {
+    "hubspot_companies": hubspot_companies,
+    "hubspot_contacts": hubspot_contacts,
+    "hubspot_deals": hubspot_deals,
+    "hubspot_tickets": hubspot_tickets,
+    "hubspot_feedback_submissions": hubspot_feedback_submissions,
+    "hubspot_associations": hubspot_associations,
+}

@@ -1,0 +1,39 @@
+"""HubSpot's emulator for the sandbox (not installed with the plugins): see FIDELITY.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...sandbox.emulators import EmulatorSpec
+from ...sandbox.world import CrmProfile
+from .app import HubSpotEmulator
+from .seed import Seeder
+
+
+def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "hubspot_access_token": creds["private_app_token"],
+        "hubspot_base_url": url,
+        "hubspot_search_settle_seconds": 0,  # the sandbox indexes at once
+    }
+
+
+EMULATOR = EmulatorSpec(
+    name="hubspot",
+    app=HubSpotEmulator,
+    seeder=Seeder,
+    credentials={
+        "private_app_token": "pat-sandbox-hubspot",
+        "client_id": "sandbox-hubspot-client",
+        "client_secret": "sandbox-hubspot-secret",
+        "refresh_token": "sandbox-hubspot-refresh",
+        # HubSpot OAuth access tokens live 30 minutes (expires_in: 1800).
+        "access_token_ttl": 1800,
+    },
+    client_settings=_client_settings,
+    port_offset=1,
+    world=CrmProfile(
+        "hubspot", 0.6, frozenset({"deals", "tickets", "nps"}), removal="archived", ties=True
+    ),
+)

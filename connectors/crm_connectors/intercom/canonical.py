@@ -1,0 +1,110 @@
+"""Intercom's streams in the canonical model (crm_connectors.canonical).
+
+- companies -> account: ``company_id`` (the cross-CRM id), ``website``, and the custom
+  attributes ``arr``, ``seats``, ``renewal_date``, ``customer_since``, ``payment_issue``; the
+  plan's name. Intercom has no churn marker.
+- contacts -> contact, with the first company as the account.
+- conversations -> conversation: through the first contact; snoozed is pending; CSAT from
+  ``conversation_rating``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..base import Mapper
+from ..canonical import (
+    Mapped,
+    Row,
+    csat,
+    date,
+    domain_of,
+    integer,
+    number,
+    ref,
+    source_fields,
+    timestamp,
+)
+
+Record = Mapping[str, Any]
+
+
+def _ic(obj: str, r: Record) -> dict[str, Any]:
+    return source_fields("intercom", obj, r["id"], r, r.get("updated_at"))
+
+
+def intercom_companies(r: Record) -> list[Mapped]:
+    data = _ic("companies", r)
+    custom = r.get("custom_attributes") or {}
+    plan = r.get("plan")
+    data |= {
+        "name": r.get("name"),
+        "domain": domain_of(r.get("website")),
+        "external_id": r.get("company_id"),
+        "arr": number(custom.get("arr")),
+        "seats": integer(custom.get("seats")),
+        "plan": plan.get("name") if isinstance(plan, Mapping) else None,
+        "renewal_date": date(custom.get("renewal_date")),
+        "customer_since": date(custom.get("customer_since")),
+        "churned": None,
+        "payment_issue": custom.get("payment_issue")
+        if isinstance(custom.get("payment_issue"), bool)
+        else None,
+        "owner_ref": None,
+        "merged_into": None,
+    }
+    return [Row("account", data)]
+
+
+def _first_company(r: Record) -> str | None:
+    companies = r.get("companies")
+    items = companies.get("data") if isinstance(companies, Mapping) else None
+    if isinstance(items, list) and items and isinstance(items[0], Mapping):
+        return ref("intercom", "companies", items[0].get("id"))
+    return None
+
+
+def intercom_contacts(r: Record) -> list[Mapped]:
+    data = _ic("contacts", r)
+    data |= {
+        "account_ref": _first_company(r),
+        "email_token": r.get("email__token"),
+        "title": None,
+        "created_at": r.get("created_at"),
+        "last_seen_at": r.get("last_seen_at"),
+    }
+    return [Row("contact", data)]
+
+
+def intercom_conversations(r: Record) -> list[Mapped]:
+    data = _ic("conversations", r)
+    contacts = r.get("contacts")
+    items = contacts.get("contacts") if isinstance(contacts, Mapping) else None
+    contact = (
+        ref("intercom", "contacts", items[0].get("id"))
+        if isinstance(items, list) and items and isinstance(items[0], Mapping)
+        else None
+    )
+    state = str(r.get("state") or "").lower()
+    rating = r.get("conversation_rating")
+    stats = r.get("statistics")
+    closed = timestamp(stats.get("last_close_at")) if isinstance(stats, Mapping) else None
+    data |= {
+        "account_ref": None,  # through the contact
+        "contact_ref": contact,
+        "priority": "high" if r.get("priority") == "priority" else None,
+        "status": {"closed": "closed", "snoozed": "pending"}.get(state, "open"),
+        "opened_at": r.get("created_at"),
+        "closed_at": closed if state == "closed" else None,
+        "csat": csat(rating.get("rating")) if isinstance(rating, Mapping) else None,
+    }
+    return [Row("conversation", data)]
+
+
+#: Stream name -> mapper.
+MAPPING: dict[str, Mapper] = {
+    "intercom_companies": intercom_companies,
+    "intercom_contacts": intercom_contacts,
+    "intercom_conversations": intercom_conversations,
+}

@@ -1,0 +1,30 @@
+"""Intercom's emulator for the sandbox (not installed with the plugins): see FIDELITY.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...sandbox.emulators import EmulatorSpec
+from ...sandbox.world import CrmProfile
+from .app import IntercomEmulator
+from .seed import Seeder
+
+
+def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "intercom_access_token": creds["access_token"],
+        "intercom_base_url": url,
+        "intercom_search_settle_seconds": 0,  # the sandbox indexes at once
+    }
+
+
+EMULATOR = EmulatorSpec(
+    name="intercom",
+    app=IntercomEmulator,
+    seeder=Seeder,
+    credentials={"access_token": "sandbox-intercom-token"},
+    client_settings=_client_settings,
+    port_offset=3,
+    world=CrmProfile("intercom", 0.4, frozenset({"tickets"}), removal="archived"),
+)

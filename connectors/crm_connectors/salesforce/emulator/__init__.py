@@ -1,0 +1,37 @@
+"""Salesforce's emulator for the sandbox (not installed with the plugins): see FIDELITY.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...sandbox.emulators import EmulatorSpec
+from ...sandbox.world import CrmProfile
+from .app import SalesforceEmulator
+from .seed import Seeder
+
+
+def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "salesforce_client_id": creds["client_id"],
+        "salesforce_client_secret": creds["client_secret"],
+        "salesforce_refresh_token": creds["refresh_token"],
+        "salesforce_login_url": url,
+    }
+
+
+EMULATOR = EmulatorSpec(
+    name="salesforce",
+    app=SalesforceEmulator,
+    seeder=Seeder,
+    credentials={
+        "client_id": "sandbox-salesforce-client",
+        "client_secret": "sandbox-salesforce-secret",
+        "refresh_token": "sandbox-salesforce-refresh",
+        # Salesforce session lifetime defaults to 2 hours; the token response has no expires_in.
+        "access_token_ttl": 7200,
+    },
+    client_settings=_client_settings,
+    port_offset=2,
+    world=CrmProfile("salesforce", 0.45, frozenset({"deals", "tickets", "nps"}), removal="deleted"),
+)

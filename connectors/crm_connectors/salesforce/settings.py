@@ -1,0 +1,101 @@
+"""Salesforce's settings, and how they become a client and a connector.
+
+Credentials: a connected app (consumer key and secret) and an OAuth refresh token; the org's
+instance URL comes from the token response [API.md §2.1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..settings import epoch_ms, has_any, secret, setting
+from .auth import SalesforceOAuth
+from .client import API_VERSION, SalesforceClient
+from .pacing import SalesforcePacer
+from .resources import SalesforceConnector
+
+LOGIN_URL = "https://login.salesforce.com"
+
+SETTINGS: dict[str, dict[str, Any]] = {
+    "salesforce_client_id": setting("string", "Salesforce connected app consumer key."),
+    "salesforce_client_secret": setting(
+        "string", "Salesforce connected app consumer secret.", secret=True
+    ),
+    "salesforce_refresh_token": setting(
+        "string",
+        "Salesforce OAuth refresh token. The org's instance URL comes from the token response.",
+        secret=True,
+    ),
+    "salesforce_login_url": setting(
+        "string",
+        "Salesforce login host: https://login.salesforce.com, https://test.salesforce.com "
+        "for sandboxes, or a My Domain URL.",
+        default=LOGIN_URL,
+    ),
+    "salesforce_api_version": setting(
+        "string", "Salesforce REST API version, e.g. 62.0.", default=API_VERSION
+    ),
+    "salesforce_objects": setting(
+        "array",
+        "sObjects to read besides Account, Contact, Opportunity, Case, Task and User, e.g. "
+        "Subscription__c. Each becomes a stream salesforce_<Object>.",
+    ),
+    "salesforce_bulk_threshold": setting(
+        "integer",
+        "A first run of an object with more records than this uses Bulk API 2.0, smaller ones "
+        "REST queryAll. 0 turns Bulk API off.",
+        default=50_000,
+    ),
+    "salesforce_quota_reserve": setting(
+        "integer",
+        "Stop cleanly (with state saved) when fewer than this many calls of the org's daily "
+        "API allocation are left, so the sync never eats the quota other integrations need.",
+        default=1_000,
+    ),
+    "salesforce_session_lifetime_seconds": setting(
+        "integer",
+        "The org's session timeout. Salesforce's token response has no expiry, so the tap "
+        "refreshes this long after each token, and once on a 401.",
+        default=7200,
+    ),
+}
+WRITER_SETTINGS: dict[str, dict[str, Any]] = {
+    "salesforce_permission_set_id": setting(
+        "string",
+        "Salesforce permission set that `target-health setup` grants read/edit on the new "
+        "Account fields (field-level security); without it the fields are created and the "
+        "exact grants to make are listed.",
+    ),
+}
+NEEDS = "salesforce_refresh_token with its client id and secret"
+
+
+def configured(config: Mapping[str, Any]) -> bool:
+    return has_any(config, "salesforce_refresh_token")
+
+
+def client(config: Mapping[str, Any], **client_kw: Any) -> SalesforceClient:
+    credentials = SalesforceOAuth(
+        client_id=str(config.get("salesforce_client_id") or ""),
+        client_secret=secret(config, "salesforce_client_secret"),
+        refresh_token=secret(config, "salesforce_refresh_token"),
+        login_url=str(config.get("salesforce_login_url") or LOGIN_URL),
+        session_lifetime=float(config.get("salesforce_session_lifetime_seconds") or 7200),
+    )
+    return SalesforceClient(
+        credentials,
+        api_version=str(config.get("salesforce_api_version") or API_VERSION),
+        pacer=SalesforcePacer(min_remaining=int(config.get("salesforce_quota_reserve", 1000))),
+        **client_kw,
+    )
+
+
+def connect(config: Mapping[str, Any], **client_kw: Any) -> SalesforceConnector:
+    threshold = int(config.get("salesforce_bulk_threshold", 50_000))
+    return SalesforceConnector(
+        client(config, **client_kw),
+        objects=list(config.get("salesforce_objects") or ()),
+        start_date=epoch_ms(config),
+        bulk_threshold=threshold if threshold > 0 else None,
+    )

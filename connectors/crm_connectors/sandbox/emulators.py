@@ -1,0 +1,83 @@
+"""The emulators the sandbox serves: one per installed connector that names one.
+
+A connector's spec points at its emulator by name (``ConnectorSpec.emulator``,
+``"crm_connectors.<crm>.emulator:EMULATOR"``), so the plugins never import it; the sandbox
+loads it here. An :class:`EmulatorSpec` says what the sandbox needs of a CRM: the app that
+answers its API, the seeder that writes the world into it, the well-known sandbox credentials,
+the connector settings that point a client at it, its port, and its part of the world.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from .http import VendorApp
+    from .seed import VendorSeeder
+    from .world import CrmProfile
+
+
+@dataclass(frozen=True)
+class EmulatorSpec:
+    name: str
+    #: The emulator of the vendor's API (a VendorApp subclass).
+    app: type[VendorApp]
+    #: ``seeder(store, world_spec)``: writes world bundles into this CRM's records.
+    seeder: Callable[..., VendorSeeder]
+    #: The sandbox's well-known credentials (``crm-sandbox credentials``): static tokens under
+    #: ``private_app_token`` / ``access_token``, an OAuth client under ``client_id``,
+    #: ``client_secret`` and ``refresh_token``, and ``access_token_ttl``.
+    credentials: Mapping[str, Any]
+    #: ``client_settings(url, credentials)``: the connector's settings for a sandbox at ``url``.
+    client_settings: Callable[[str, Mapping[str, Any]], dict[str, Any]]
+    #: The listener's port is the sandbox's base port plus this (unique per CRM).
+    port_offset: int
+    #: Which accounts live in this CRM, and what they hold there.
+    world: CrmProfile
+    #: Options of the app worth naming in ``crm-sandbox serve --help``.
+    notes: str = field(default="")
+
+
+@functools.cache
+def emulators() -> dict[str, EmulatorSpec]:
+    """Name -> emulator, for every installed connector with one, in port order."""
+    found: list[EmulatorSpec] = []
+    for spec in registry.specs():
+        if not spec.emulator:
+            continue
+        module, _, attr = spec.emulator.partition(":")
+        emulator = getattr(importlib.import_module(module), attr)
+        if not isinstance(emulator, EmulatorSpec) or emulator.name != spec.name:
+            raise registry.RegistryError(
+                f"{spec.name}: {spec.emulator} is not the EmulatorSpec of {spec.name!r}"
+            )
+        found.append(emulator)
+    offsets = [e.port_offset for e in found]
+    if len(set(offsets)) != len(offsets) or min(offsets, default=1) < 1:
+        raise registry.RegistryError(f"emulator port offsets clash: {offsets}")
+    return {e.name: e for e in sorted(found, key=lambda e: e.port_offset)}
+
+
+def vendors() -> tuple[str, ...]:
+    return tuple(emulators())
+
+
+def credentials() -> dict[str, dict[str, Any]]:
+    """The well-known sandbox credentials of every emulator (fresh copies)."""
+    return {name: dict(e.credentials) for name, e in emulators().items()}
+
+
+def client_settings(urls: Mapping[str, str], crms: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Connector settings for the CRMs ``crms`` (default: every one ``urls`` serves) of a
+    sandbox whose listeners are at ``urls``, with its well-known credentials."""
+    out: dict[str, Any] = {}
+    for name, e in emulators().items():
+        if name in urls and (crms is None or name in crms):
+            out |= e.client_settings(urls[name], e.credentials)
+    return out
