@@ -31,12 +31,15 @@ def serving(db: Path, *extra: str) -> Iterator[dict[str, str]]:
     )
     try:
         deadline = time.monotonic() + 30
-        while not ready.exists():
+        urls = None
+        while urls is None:  # the file appears, then is written whole
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             assert time.monotonic() < deadline, "the sandbox did not start in 30 s"
-            time.sleep(0.05)
-        time.sleep(0.05)
-        yield json.loads(ready.read_text())
+            try:
+                urls = json.loads(ready.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        yield urls
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0

@@ -5,7 +5,6 @@ guard stops before the org's daily allocation is gone (CRM-API.md §1.4, §1.8, 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -26,15 +25,17 @@ def _burst(api: Any, vendor: str, n: int) -> None:
         api.request("GET", path, params=params, route=route)
 
 
-class RealSleeper:
-    """Sleeps for real (the sandbox's windows are real) and records what the pacer asked for."""
+class ClockSleeper:
+    """The pacer's sleep on the sandbox's clock: records what the pacer asked for and advances
+    the clock the sandbox's windows run on, so nothing waits for real."""
 
-    def __init__(self) -> None:
+    def __init__(self, sandbox: Any) -> None:
+        self.clock = sandbox.ctx.clock
         self.waits: list[float] = []
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-        time.sleep(seconds)
+        self.clock.advance(max(0.0, seconds))
 
 
 def _needed(n: int, limit: int, interval: float) -> float:
@@ -62,8 +63,9 @@ def test_given_rolling_window_when_bursting_through_pacer_then_no_429_and_rate_u
         vendors=("hubspot",), size=5, rate_limits="real", options=HUBSPOT_10_PER_S
     )
     n = 35
-    sleeper = RealSleeper()
-    with client(sandbox, "hubspot", pacer=HubSpotPacer(sleep=sleeper), retry=ONCE) as api:
+    sleeper = ClockSleeper(sandbox)
+    pacer = HubSpotPacer(sleep=sleeper, clock=sleeper.clock.monotonic)
+    with client(sandbox, "hubspot", pacer=pacer, retry=ONCE) as api:
         _burst(api, "hubspot", n)
     assert statuses(sandbox, "hubspot", total=n) == {"200": n}
     # 10 per rolling second: the pacer may not wait much beyond what the window forces.
@@ -98,8 +100,8 @@ def test_given_search_budget_when_searching_through_pacer_then_no_429_and_rate_u
         options={"hubspot": {"search_per_second": 4}},
     )
     n = 14
-    sleeper = RealSleeper()
-    pacer = HubSpotPacer(search_per_second=4, sleep=sleeper)
+    sleeper = ClockSleeper(sandbox)
+    pacer = HubSpotPacer(search_per_second=4, sleep=sleeper, clock=sleeper.clock.monotonic)
     with client(sandbox, "hubspot", pacer=pacer, retry=ONCE) as api:
         for _ in range(n):
             api.request(
@@ -131,8 +133,8 @@ def test_given_fixed_windows_when_bursting_through_pacer_then_no_429_and_rate_us
         vendors=("intercom",), size=5, rate_limits="real", options=INTERCOM_10_PER_S
     )
     n = 35
-    sleeper = RealSleeper()
-    pacer = IntercomPacer(window=1.0, sleep=sleeper)
+    sleeper = ClockSleeper(sandbox)
+    pacer = IntercomPacer(window=1.0, sleep=sleeper, clock=sleeper.clock.time)
     with client(sandbox, "intercom", pacer=pacer, retry=ONCE) as api:
         _burst(api, "intercom", n)
     assert statuses(sandbox, "intercom", total=n) == {"200": n}

@@ -318,7 +318,7 @@ def test_given_open_scroll_when_second_scroll_starts_then_error_until_it_expires
     with _client(sandbox) as api:
         first = api.get("/companies/scroll")
         second = api.get("/companies/scroll")
-        time.sleep(0.7)
+        sandbox.ctx.clock.advance(0.7)
         stale = api.get("/companies/scroll", params={"scroll_param": first.json()["scroll_param"]})
         restarted = api.get("/companies/scroll")
 

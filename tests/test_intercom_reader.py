@@ -4,7 +4,6 @@ real HTTP: typed schemas, complete reads, the calendar-day trap, resume, the com
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,11 +215,12 @@ def test_given_update_later_on_watermark_day_when_reading_incrementally_then_it_
     sandbox = make_sandbox(vendors=("intercom",), size=30)
     ids = sorted(visible_ids(sandbox, "contacts"))
     first = put_contact(sandbox, ids[0], {"name": "First Edit"})
+    clock = sandbox.ctx.clock.time  # the reader's "now" is the sandbox's
     with intercom(sandbox) as client:
-        full = drain(search(client))
+        full = drain(search(client, clock=clock))
         saved = full[-1][1]
         assert saved.watermark == first["updated_at"] * 1000
-        time.sleep(1.1)  # the next edit lands on a later second than the watermark
+        sandbox.ctx.clock.advance(1.1)  # the next edit lands on a later second
         second = put_contact(sandbox, ids[1], {"name": "Second Edit"})
         if second["updated_at"] // DAY_S != first["updated_at"] // DAY_S:
             pytest.skip("crossed UTC midnight between the two edits")
@@ -228,7 +228,7 @@ def test_given_update_later_on_watermark_day_when_reading_incrementally_then_it_
         naive = client.search_page(
             "contacts", {"field": "updated_at", "operator": ">", "value": first["updated_at"]}
         )
-        again = drain(search(client), saved)
+        again = drain(search(client, clock=clock), saved)
     assert ids[1] not in {str(r["id"]) for r in naive.results}
     got = [rec.id for rec, _ in again]
     assert ids[1] in got
@@ -301,7 +301,7 @@ def test_given_scroll_expires_mid_read_when_reading_companies_then_restart_compl
         for rec, _ in companies(client).read(Bookmark()):
             out.append(rec)
             if len(out) == 7:
-                time.sleep(0.6)  # a slow consumer: the idle scroll param expires
+                sandbox.ctx.clock.advance(0.6)  # a slow consumer: the scroll param expires
     ids = [rec.id for rec in out]
     assert len(ids) == len(set(ids)) and set(ids) == visible_ids(sandbox, "companies")
     assert route_calls(sandbox, SCROLL).get("404", 0) == 1
@@ -317,11 +317,11 @@ def test_given_another_scroll_open_when_reading_companies_then_it_waits_and_comp
     assert opened.status_code == 200  # e.g. a killed run's scroll, still open
     waits: list[float] = []
 
-    def real_sleep(seconds: float) -> None:
+    def clock_sleep(seconds: float) -> None:  # the wait passes on the sandbox's clock
         waits.append(seconds)
-        time.sleep(seconds)
+        sandbox.ctx.clock.advance(seconds)
 
-    with intercom(sandbox, real_sleep) as client:
+    with intercom(sandbox, clock_sleep) as client:
         out = drain(companies(client, scroll_wait=0.1, scroll_wait_max=5.0))
     assert {rec.id for rec, _ in out} == visible_ids(sandbox, "companies")
     assert route_calls(sandbox, SCROLL).get("400", 0) >= 1 and waits

@@ -115,7 +115,7 @@ def test_given_no_or_expired_session_when_calling_then_401_invalid_session_id(
         "errorCode": "INVALID_SESSION_ID",
     }
     token = _token(base)
-    time.sleep(0.5)
+    sandbox.ctx.clock.advance(0.5)
     expired = httpx.get(f"{base}{V}/limits", headers={"Authorization": f"Bearer {token}"})
     assert expired.status_code == 401
     assert _error(expired)["errorCode"] == "INVALID_SESSION_ID"
@@ -176,7 +176,7 @@ def test_given_locator_idle_past_ttl_when_fetching_then_invalid_query_locator(
         client, "SELECT Id FROM Contact", headers={"Sforce-Query-Options": "batchSize=200"}
     ).json()
     assert body["done"] is False
-    time.sleep(0.6)
+    sandbox.ctx.clock.advance(0.6)
     r = client.get(body["nextRecordsUrl"])
     assert r.status_code == 400
     assert _error(r) == {"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}

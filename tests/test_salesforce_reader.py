@@ -5,7 +5,6 @@ daily-quota guard and incremental reads."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -222,7 +221,7 @@ def test_given_expired_locator_when_reading_then_query_restarts_from_last_bookma
             if n == 150:
                 # Idle past the locator's TTL, as a slow consumer would: page 2 was read ahead
                 # already, so the locator expires before page 3 is asked for.
-                time.sleep(0.5)
+                sandbox.ctx.clock.advance(0.5)
     statuses = route_statuses(sandbox, QUERY_MORE)
     assert statuses.get("400", 0) >= 1, statuses
     ids = [rec.id for rec in out]
@@ -269,7 +268,7 @@ def test_given_slow_job_and_faults_when_bulk_backfilling_then_polls_back_off_and
 
     def nap(seconds: float) -> None:
         waits.append(seconds)
-        time.sleep(0.02)  # the job completes on the sandbox's wall clock
+        sandbox.ctx.clock.advance(0.02)  # a little of the job's time passes on the sandbox
 
     retry = RetryPolicy(max_tries=12, max_time=10_000)
     client = SalesforceClient(salesforce_oauth(sandbox), pacer=NoPacing(), sleep=nap, retry=retry)

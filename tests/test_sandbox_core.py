@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from crm_connectors.sandbox.admin import AdminApp
 from crm_connectors.sandbox.app import Context, SandboxConfig
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
 from crm_connectors.sandbox.faults import Fault, FaultInjector
@@ -70,6 +71,7 @@ class Echo(VendorApp):
 @pytest.fixture
 def echo(tmp_path: Path) -> Iterator[tuple[Context, str]]:
     ctx = Context(SandboxConfig(db_path=tmp_path / "core.sqlite", port=0, vendors=()))
+    ctx.admin = AdminApp(ctx)  # the control API on every vendor port, as the sandbox sets up
     listener = Listener("127.0.0.1", 0, Echo(ctx))
     ctx.urls["intercom"] = listener.url
     listener.start()

@@ -92,7 +92,7 @@ TAP_SETTINGS = th.PropertiesList(
         th.ObjectType(additional_properties=True),
         description=(
             "Per-stream, per-field PII rules over the built-in marks, e.g. "
-            '{"hubspot_contacts": {"email": {"mode": "hash"}, "jobtitle": "name"}}. A rule is a '
+            '{"<crm>_contacts": {"email": {"mode": "hash"}, "jobtitle": "name"}}. A rule is a '
             "kind (email, phone, name, address, free_text) or an object with kind, mode and token."
         ),
     ),

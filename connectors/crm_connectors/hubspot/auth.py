@@ -6,11 +6,13 @@ which returns ``access_token`` and ``expires_in`` (1800 s) [API.md §1.1].
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..auth import RefreshingToken, token_client
+from ..auth import RefreshingToken, StaticToken, token_client
 from ..secrets import Secret
+from ..settings import secret
+from .client import DEFAULT_BASE_URL
 
 
 class HubSpotOAuth(RefreshingToken):
@@ -30,7 +32,7 @@ class HubSpotOAuth(RefreshingToken):
         client_id: str,
         client_secret: Secret,
         refresh_token: Secret,
-        base_url: str = "https://api.hubapi.com",
+        base_url: str = DEFAULT_BASE_URL,
         skew: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         **client_kw: Any,
@@ -51,3 +53,15 @@ class HubSpotOAuth(RefreshingToken):
 
     def _lifetime(self, body: dict[str, Any]) -> float:
         return float(body.get("expires_in") or 1800)
+
+
+def credentials(config: Mapping[str, Any]) -> HubSpotOAuth | StaticToken:
+    """OAuth when a refresh token is set, else the private-app token."""
+    if config.get("hubspot_refresh_token"):
+        return HubSpotOAuth(
+            client_id=str(config.get("hubspot_client_id") or ""),
+            client_secret=secret(config, "hubspot_client_secret"),
+            refresh_token=secret(config, "hubspot_refresh_token"),
+            base_url=str(config.get("hubspot_base_url") or DEFAULT_BASE_URL),
+        )
+    return StaticToken(secret(config, "hubspot_access_token"), setting="hubspot_access_token")

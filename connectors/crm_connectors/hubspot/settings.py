@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..auth import StaticToken
-from ..settings import epoch_ms, has_any, secret, setting
-from .auth import HubSpotOAuth
+from ..settings import epoch_ms, has_any, setting
+from .auth import credentials
 from .client import DEFAULT_BASE_URL, HubSpotClient
 from .pacing import HubSpotPacer
 from .resources import HubSpotConnector
@@ -63,22 +62,10 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 def client(config: Mapping[str, Any], **client_kw: Any) -> HubSpotClient:
     base_url = str(config.get("hubspot_base_url") or DEFAULT_BASE_URL)
-    credentials: HubSpotOAuth | StaticToken
-    if config.get("hubspot_refresh_token"):
-        credentials = HubSpotOAuth(
-            client_id=str(config.get("hubspot_client_id") or ""),
-            client_secret=secret(config, "hubspot_client_secret"),
-            refresh_token=secret(config, "hubspot_refresh_token"),
-            base_url=base_url,
-        )
-    else:
-        credentials = StaticToken(
-            secret(config, "hubspot_access_token"), setting="hubspot_access_token"
-        )
     pacer = HubSpotPacer(
         search_per_second=int(config.get("hubspot_search_requests_per_second") or 5)
     )
-    return HubSpotClient(credentials, base_url=base_url, pacer=pacer, **client_kw)
+    return HubSpotClient(credentials(config), base_url=base_url, pacer=pacer, **client_kw)
 
 
 def connect(config: Mapping[str, Any], **client_kw: Any) -> HubSpotConnector:

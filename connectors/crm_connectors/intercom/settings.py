@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..auth import StaticToken
-from ..settings import epoch_ms, has_any, secret, setting
+from ..settings import epoch_ms, has_any, setting
+from .auth import credentials
 from .client import DEFAULT_BASE_URL, IntercomClient
 from .resources import IntercomConnector
 
@@ -37,11 +37,10 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 
 def client(config: Mapping[str, Any], **client_kw: Any) -> IntercomClient:
-    credentials = StaticToken(
-        secret(config, "intercom_access_token"), setting="intercom_access_token"
-    )
     return IntercomClient(
-        credentials, base_url=str(config.get("intercom_base_url") or DEFAULT_BASE_URL), **client_kw
+        credentials(config),
+        base_url=str(config.get("intercom_base_url") or DEFAULT_BASE_URL),
+        **client_kw,
     )
 
 

@@ -6,11 +6,14 @@ default), so it is a parameter here [API.md §2.1].
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..auth import RefreshingToken, token_client
 from ..secrets import Secret
+from ..settings import secret
+
+LOGIN_URL = "https://login.salesforce.com"
 
 
 class SalesforceOAuth(RefreshingToken):
@@ -30,7 +33,7 @@ class SalesforceOAuth(RefreshingToken):
         client_id: str,
         client_secret: Secret,
         refresh_token: Secret,
-        login_url: str = "https://login.salesforce.com",
+        login_url: str = LOGIN_URL,
         session_lifetime: float = 7200.0,
         skew: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -69,3 +72,13 @@ class SalesforceOAuth(RefreshingToken):
 
     def _accept(self, body: dict[str, Any]) -> None:
         self._instance_url = str(body.get("instance_url") or self._instance_url)
+
+
+def credentials(config: Mapping[str, Any]) -> SalesforceOAuth:
+    return SalesforceOAuth(
+        client_id=str(config.get("salesforce_client_id") or ""),
+        client_secret=secret(config, "salesforce_client_secret"),
+        refresh_token=secret(config, "salesforce_refresh_token"),
+        login_url=str(config.get("salesforce_login_url") or LOGIN_URL),
+        session_lifetime=float(config.get("salesforce_session_lifetime_seconds") or 7200),
+    )

@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..settings import epoch_ms, has_any, secret, setting
-from .auth import SalesforceOAuth
+from ..settings import epoch_ms, has_any, setting
+from .auth import LOGIN_URL, credentials
 from .client import API_VERSION, SalesforceClient
 from .pacing import SalesforcePacer
 from .resources import SalesforceConnector
-
-LOGIN_URL = "https://login.salesforce.com"
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "salesforce_client_id": setting("string", "Salesforce connected app consumer key."),
@@ -76,15 +74,8 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 
 def client(config: Mapping[str, Any], **client_kw: Any) -> SalesforceClient:
-    credentials = SalesforceOAuth(
-        client_id=str(config.get("salesforce_client_id") or ""),
-        client_secret=secret(config, "salesforce_client_secret"),
-        refresh_token=secret(config, "salesforce_refresh_token"),
-        login_url=str(config.get("salesforce_login_url") or LOGIN_URL),
-        session_lifetime=float(config.get("salesforce_session_lifetime_seconds") or 7200),
-    )
     return SalesforceClient(
-        credentials,
+        credentials(config),
         api_version=str(config.get("salesforce_api_version") or API_VERSION),
         pacer=SalesforcePacer(min_remaining=int(config.get("salesforce_quota_reserve", 1000))),
         **client_kw,

@@ -12,6 +12,8 @@ JSON control API, served on the admin port and under ``/_sandbox/`` on every ven
     GET    /_sandbox/options             each vendor's limits and behaviour knobs
     PATCH  /_sandbox/options             {"hubspot": {"burst_limit": 10}, ...}
     POST   /_sandbox/tokens/expire       {"token": "..."}: an issued access token expires now
+    GET    /_sandbox/clock               the sandbox's time: {"time": unix seconds, "offset": s}
+    POST   /_sandbox/clock               {"advance": seconds}: move the sandbox's clock forward
 
 The web page (admin port, ``/``) lists each CRM's objects and shows one record's fields as a CRM
 user would see them, including the fields target-health writes.
@@ -30,7 +32,7 @@ from .http import ApiError, Request, Response, VendorApp, json_response, route
 from .store import ARCHIVED, LIVE, MERGED, PURGED, loads
 
 if TYPE_CHECKING:
-    from .app import Context
+    from .context import Context
 
 STATE_NAMES = {LIVE: "live", ARCHIVED: "archived/deleted", MERGED: "merged", PURGED: "purged"}
 PAGE_SIZE = 50
@@ -103,6 +105,19 @@ class AdminApp(VendorApp):
     @route("DELETE", "/_sandbox/faults/{fault_id}", auth=False)
     def faults_remove(self, req: Request, fault_id: str) -> Response:
         return json_response({"removed": self.ctx.faults.clear(int(fault_id))})
+
+    @route("GET", "/_sandbox/clock", auth=False)
+    def clock_get(self, req: Request) -> Response:
+        clock = self.ctx.clock
+        return json_response({"time": clock.time(), "offset": clock.offset})
+
+    @route("POST", "/_sandbox/clock", auth=False)
+    def clock_advance(self, req: Request) -> Response:
+        seconds = req.json_object().get("advance")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ApiError(400, "bad_request", 'send {"advance": seconds >= 0}')
+        self.ctx.clock.advance(float(seconds))
+        return self.clock_get(req)
 
     @route("GET", "/_sandbox/options", auth=False)
     def options_get(self, req: Request) -> Response:

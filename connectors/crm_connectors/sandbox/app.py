@@ -1,4 +1,4 @@
-"""Assemble the sandbox: state, credentials, faults, stats and one listener per vendor.
+"""Assemble the sandbox: its context (context.py) and one listener per vendor.
 
 >>> with Sandbox(SandboxConfig(db_path="crm.sqlite", port=0)) as sb:  # doctest: +SKIP
 ...     sb.urls["hubspot"]
@@ -8,73 +8,17 @@
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import emulators as _emulators
-from .auth import TokenStore
-from .faults import Fault, FaultInjector
+from .admin import AdminApp
+from .context import Context, SandboxConfig
 from .http import Listener, VendorApp
-from .stats import Stats
 from .store import Store
 
+__all__ = ["Context", "Sandbox", "SandboxConfig", "load_emulator"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SandboxConfig:
-    db_path: str | Path = "crm-sandbox.sqlite"
-    host: str = "127.0.0.1"
-    #: Admin and web page port; each vendor listens on port + its emulator's ``port_offset``
-    #: (1, 2, 3... in ``crm-sandbox credentials``). 0 picks free ports for all.
-    port: int = 8700
-    vendors: tuple[str, ...] = field(default_factory=_emulators.vendors)
-    tls: bool = False
-    tls_dir: str | Path | None = None
-    #: "real" enforces each vendor's real rate limits, "off" none.
-    rate_limits: str = "real"
-    #: Per-vendor overrides of ``DEFAULT_OPTIONS`` (limits, page sizes, TTLs...).
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    faults: list[Fault] = field(default_factory=list)
-    fault_seed: int = 0
-    credentials: dict[str, dict[str, Any]] = field(default_factory=_emulators.credentials)
-
-
-class Context:
-    """What every emulator shares: the store, credentials, faults, stats and options."""
-
-    def __init__(self, config: SandboxConfig) -> None:
-        self.config = config
-        self.store = Store(config.db_path)
-        self.tokens = TokenStore(self.store, config.credentials)
-        self.faults = FaultInjector(config.fault_seed)
-        for fault in config.faults:
-            self.faults.add(fault)
-        self.stats = Stats()
-        self.apps: dict[str, VendorApp] = {}
-        self.urls: dict[str, str] = {}
-        self.lock = threading.RLock()
-        from .admin import AdminApp
-
-        self.admin = AdminApp(self)
-
-    def options_for(self, vendor: str, defaults: dict[str, Any]) -> dict[str, Any]:
-        options = dict(defaults)
-        if self.config.rate_limits == "off":
-            options["rate_limits"] = False
-        options.update(self.config.options.get(vendor, {}))
-        return options
-
-    def update_options(self, vendor: str, changes: dict[str, Any]) -> dict[str, Any]:
-        app = self.apps[vendor]
-        unknown = set(changes) - set(app.DEFAULT_OPTIONS) - {"rate_limits"}
-        if unknown:
-            raise ValueError(f"unknown {vendor} option(s): {', '.join(sorted(unknown))}")
-        options = {**app.options, **changes}
-        app.configure(options)
-        return options
 
 
 def load_emulator(vendor: str) -> type[VendorApp]:
@@ -87,6 +31,7 @@ class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.ctx = Context(config)
+        self.admin = self.ctx.admin = AdminApp(self.ctx)
         self.listeners: dict[str, Listener] = {}
 
     @property
@@ -110,7 +55,7 @@ class Sandbox:
             return 0 if cfg.port == 0 else cfg.port + offset
 
         try:
-            self.listeners["admin"] = Listener(cfg.host, port_for(0), self.ctx.admin, ssl_context)
+            self.listeners["admin"] = Listener(cfg.host, port_for(0), self.admin, ssl_context)
             for vendor in cfg.vendors:
                 app = load_emulator(vendor)(self.ctx)
                 self.ctx.apps[vendor] = app

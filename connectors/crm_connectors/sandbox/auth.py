@@ -10,10 +10,10 @@ restart.
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .clock import Clock
 from .store import Store, dumps, loads
 
 
@@ -36,8 +36,14 @@ class TokenRejected(Exception):
 
 
 class TokenStore:
-    def __init__(self, store: Store, credentials: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        credentials: dict[str, dict[str, Any]] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.store = store
+        self.clock = clock or Clock()
         if credentials is None:
             from .emulators import credentials as registered
 
@@ -73,7 +79,7 @@ class TokenStore:
         if row is None or row[0] == "refresh":
             raise TokenRejected("invalid")
         kind, expires_at, info = row
-        if expires_at is not None and expires_at <= time.time():
+        if expires_at is not None and expires_at <= self.clock.time():
             raise TokenRejected("expired")
         return Principal(vendor, token, kind, loads(info))
 
@@ -106,7 +112,7 @@ class TokenStore:
             conn.execute(
                 "INSERT INTO tokens (token, vendor, kind, expires_at, info)"
                 " VALUES (?, ?, 'access', ?, ?)",
-                (token, vendor, time.time() + lifetime, dumps(info)),
+                (token, vendor, self.clock.time() + lifetime, dumps(info)),
             )
         return token, lifetime
 
@@ -115,7 +121,7 @@ class TokenStore:
         with self.store.write() as conn:
             conn.execute(
                 "UPDATE tokens SET expires_at = ? WHERE token = ? AND kind = 'access'",
-                (time.time() - 1, token),
+                (self.clock.time() - 1, token),
             )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .app import Sandbox, SandboxConfig
-from .emulators import credentials, vendors
+from .emulators import credentials, emulators, vendors
 from .faults import Fault
 
 
@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=8700,
-        help="web page and control API; HubSpot, Salesforce and Intercom listen on the next three"
-        " ports; 0 picks free ports",
+        help="web page and control API; each CRM listens on this port plus its offset ("
+        + ", ".join(f"{name} +{e.port_offset}" for name, e in emulators().items())
+        + "); 0 picks free ports",
     )
     serve.add_argument("--vendors", default=",".join(vendors()), help="comma-separated subset")
     serve.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed cert")

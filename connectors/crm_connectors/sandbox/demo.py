@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         env = _env(sandbox.urls, keys, workdir, db)
         _meltano(env, workdir, "install")
         print(
-            "\nmeltano run tap-crm target-health (HubSpot search paced to 5 requests/s) ...",
+            "\nmeltano run tap-crm target-health (paced to each CRM's real rate limits) ...",
             flush=True,
         )
         before = _calls(sandbox)

@@ -36,7 +36,7 @@ import orjson
 from .auth import Principal, TokenRejected
 
 if TYPE_CHECKING:
-    from .app import Context
+    from .context import Context
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,14 @@ class VendorApp:
                 self._memo.clear()
             self._memo[key] = value
 
+    # -- time (the sandbox's clock: tests advance it instead of sleeping) -------------------
+
+    def now_ms(self) -> int:
+        return int(self.ctx.clock.time() * 1000)
+
+    def now_s(self) -> int:
+        return int(self.ctx.clock.time())
+
     def configure(self, options: dict[str, Any]) -> None:
         """Apply options (at start and on ``POST /_sandbox/options``); rebuild limiters here."""
         self.options = options
@@ -389,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             vendor=app.vendor,
         )
-        if req.path.startswith("/_sandbox/"):
+        if req.path.startswith("/_sandbox/") and ctx.admin is not None:
             resp = ctx.admin.handle(req)
             self._send(resp, truncate=False)
             return

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, deque
 from typing import Any
+
+from .clock import Clock
 
 #: Calls the timeline keeps (the oldest go first); about 100 bytes each.
 TIMELINE_SIZE = 100_000
 
 
 class Stats:
-    def __init__(self, timeline_size: int = TIMELINE_SIZE) -> None:
+    def __init__(self, timeline_size: int = TIMELINE_SIZE, clock: Clock | None = None) -> None:
+        self._clock = clock or Clock()
         self._lock = threading.Lock()
         self._calls: Counter[tuple[str, str, str, int]] = Counter()
         self._faults: Counter[tuple[str, str]] = Counter()
@@ -23,7 +25,7 @@ class Stats:
         self._recorded = 0
 
     def record(self, vendor: str, method: str, route: str, status: int, nbytes: int) -> None:
-        at = time.time()
+        at = self._clock.time()
         with self._lock:
             self._calls[(vendor, method, route, status)] += 1
             self._bytes += nbytes

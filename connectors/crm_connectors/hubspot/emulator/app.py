@@ -11,7 +11,6 @@ import base64
 import math
 import re
 import threading
-import time
 import urllib.parse
 import uuid
 from collections.abc import Iterable
@@ -79,10 +78,6 @@ _QUERY_PROPS = {
     "feedback_submissions": ("hs_content",),
     "tasks": ("hs_task_subject", "hs_task_body"),
 }
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _validation(message: str, **extra: Any) -> ApiError:
@@ -188,7 +183,7 @@ class HubSpotEmulator(VendorApp):
                     .fetchone()
                 )
                 if row and row[0] is not None:
-                    minutes = max(0, int((time.time() - float(row[0])) // 60))
+                    minutes = max(0, int((self.ctx.clock.time() - float(row[0])) // 60))
             return ApiError(
                 401,
                 "EXPIRED_AUTHENTICATION",
@@ -258,7 +253,7 @@ class HubSpotEmulator(VendorApp):
             # server that never throttles would only make a header-driven client wait for
             # nothing (tap-crm's pacer stops pacing the window when none come).
             return []
-        now = time.time()
+        now = self.ctx.clock.time()
         if "search" in route.tags:
             # Search has its own per-token budget and no standard headers [§1.4].
             decision = self._search.take(principal.token, now)
@@ -349,7 +344,7 @@ class HubSpotEmulator(VendorApp):
             )
             .fetchone()
         )
-        if row is None or (row[0] is not None and float(row[0]) <= time.time()):
+        if row is None or (row[0] is not None and float(row[0]) <= self.ctx.clock.time()):
             raise ApiError(404, "OBJECT_NOT_FOUND", "Access token not found or expired")
         return json_response(
             {
@@ -363,7 +358,7 @@ class HubSpotEmulator(VendorApp):
                            if s not in (self.options.get("missing_scopes") or ())],
                 "hub_id": HUB_ID,
                 "app_id": 1_234_567,
-                "expires_in": max(0, int(float(row[0]) - time.time())),
+                "expires_in": max(0, int(float(row[0]) - self.ctx.clock.time())),
                 "user_id": 9_000_001,
                 "token_type": "access",
             }
@@ -808,15 +803,14 @@ class HubSpotEmulator(VendorApp):
     def _archived_arg(req: Request) -> bool:
         return (req.arg("archived") or "false").lower() == "true"
 
-    @staticmethod
     def _batch_envelope(
-        results: list[dict[str, Any]], errors: list[dict[str, Any]], started: int
+        self, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: int
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "status": "COMPLETE",
             "results": results,
             "startedAt": iso_ms(started),
-            "completedAt": iso_ms(_now_ms()),
+            "completedAt": iso_ms(self.now_ms()),
         }
         if errors:
             body["numErrors"] = len(errors)
@@ -915,7 +909,7 @@ class HubSpotEmulator(VendorApp):
         props = self._clean(obj, body.get("properties"))
         self._required_on_create(obj, props)
         links = self._create_associations(obj, body.get("associations"))
-        now = _now_ms()
+        now = self.now_ms()
         with self.store.write() as conn:
             self._unique_conflict(obj, props, None)
             rid = self._new_ids(obj, 1)[0]
@@ -935,7 +929,7 @@ class HubSpotEmulator(VendorApp):
             if row is None:
                 raise self._object_not_found(rid)
             self._unique_conflict(obj, props, row[1])
-            row = self._update(conn, obj, row, props, _now_ms())
+            row = self._update(conn, obj, row, props, self.now_ms())
         return json_response(self._render(obj, row, list(props)))
 
     @route("DELETE", "/crm/v3/objects/{t}/{rid}")
@@ -943,7 +937,7 @@ class HubSpotEmulator(VendorApp):
         obj = self._object(t)
         self._writable(obj)
         with self.store.write() as conn:
-            self._archive(conn, obj, rid, _now_ms())
+            self._archive(conn, obj, rid, self.now_ms())
         return empty_response(204)
 
     def _archive(self, conn: Any, obj: str, rid: str, now: int) -> bool:
@@ -976,7 +970,7 @@ class HubSpotEmulator(VendorApp):
                 raise self._object_not_found(primary_id)
             if other is None or other[4] != LIVE:
                 raise self._object_not_found(other_id)
-            now = _now_ms()
+            now = self.now_ms()
             p_props = orjson.loads(primary[5]).get("properties", {})
             o_data = orjson.loads(other[5])
             fill: dict[str, str | None] = {
@@ -1022,7 +1016,7 @@ class HubSpotEmulator(VendorApp):
         return handler(req, obj, req.json_object())
 
     def _batch_read(self, req: Request, obj: str, body: dict[str, Any]) -> Response:
-        started = _now_ms()
+        started = self.now_ms()
         history = body.get("propertiesWithHistory") or []
         inputs = self._inputs(
             body, limit_key="batch_history_max_inputs" if history else "batch_max_inputs"
@@ -1058,7 +1052,7 @@ class HubSpotEmulator(VendorApp):
         return json_response(self._batch_envelope(results, errors, started), 207 if errors else 200)
 
     def _batch_create(self, req: Request, obj: str, body: dict[str, Any]) -> Response:
-        started = _now_ms()
+        started = self.now_ms()
         inputs = self._inputs(body)
         prepared = []
         for item in inputs:
@@ -1067,7 +1061,7 @@ class HubSpotEmulator(VendorApp):
             links = self._create_associations(obj, item.get("associations"))
             prepared.append((props, links, item.get("objectWriteTraceId")))
         self._no_duplicate_unique(obj, [p for p, _, _ in prepared])
-        now = _now_ms()
+        now = self.now_ms()
         results = []
         with self.store.write() as conn:
             for props, _links, _trace in prepared:
@@ -1097,7 +1091,7 @@ class HubSpotEmulator(VendorApp):
                 seen.add(key)
 
     def _batch_update(self, req: Request, obj: str, body: dict[str, Any]) -> Response:
-        started = _now_ms()
+        started = self.now_ms()
         inputs = self._inputs(body)
         prepared = []
         ids = [str(item.get("id", "")) for item in inputs]
@@ -1115,7 +1109,7 @@ class HubSpotEmulator(VendorApp):
             )
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
-        now = _now_ms()
+        now = self.now_ms()
         with self.store.write() as conn:
             for rid, id_property, props, trace in prepared:
                 row = self._resolve(obj, rid, id_property=id_property)
@@ -1139,7 +1133,7 @@ class HubSpotEmulator(VendorApp):
         return json_response(self._batch_envelope(results, errors, started), 207 if errors else 200)
 
     def _batch_upsert(self, req: Request, obj: str, body: dict[str, Any]) -> Response:
-        started = _now_ms()
+        started = self.now_ms()
         inputs = self._inputs(body)
         defs = self._defs(obj)
         prepared = []
@@ -1164,7 +1158,7 @@ class HubSpotEmulator(VendorApp):
         if len(set(keys)) != len(keys):
             raise _validation("Duplicate IDs found in batch input; ids must be unique")
         results = []
-        now = _now_ms()
+        now = self.now_ms()
         with self.store.write() as conn:
             creates = [x for x in prepared if self._find_by_property(obj, x[0], x[1]) is None]
             new_ids = iter(self._new_ids(obj, len(creates)) if creates else [])
@@ -1188,7 +1182,7 @@ class HubSpotEmulator(VendorApp):
 
     def _batch_archive(self, req: Request, obj: str, body: dict[str, Any]) -> Response:
         inputs = self._inputs(body)
-        now = _now_ms()
+        now = self.now_ms()
         with self.store.write() as conn:
             for item in inputs:
                 self._archive(conn, obj, str(item.get("id", "")), now)
@@ -1317,7 +1311,7 @@ class HubSpotEmulator(VendorApp):
         lag = int(opts.get("search_index_lag_ms") or 0)
         if lag:
             where.append("updated_ms <= ?")
-            args.append(_now_ms() - lag)
+            args.append(self.now_ms() - lag)
         ors = []
         for g in groups:
             filters = (g or {}).get("filters") or []
@@ -1381,7 +1375,7 @@ class HubSpotEmulator(VendorApp):
         # until the next write (memo), so deep paging does not count the whole table each time.
         query_key: tuple[Any, ...] = (obj, sql_where, tuple(args), order_sql)
         if lag:  # the visible set moves with the clock: nothing can be reused
-            query_key = (*query_key, _now_ms())
+            query_key = (*query_key, self.now_ms())
         total = int(
             self.memo(
                 ("search-total", *query_key[:3]),
@@ -1496,7 +1490,7 @@ class HubSpotEmulator(VendorApp):
 
     @route("PUT", "/crm/v4/objects/{t}/{rid}/associations/default/{to_t}/{to_id}")
     def v4_create_default(self, req: Request, t: str, rid: str, to_t: str, to_id: str) -> Response:
-        started = _now_ms()
+        started = self.now_ms()
         obj, to = self._assoc_pair(t, to_t)
         if self._resolve(obj, rid) is None:
             raise self._object_not_found(rid)
@@ -1526,7 +1520,7 @@ class HubSpotEmulator(VendorApp):
 
     @route("POST", "/crm/v4/associations/{t}/{to_t}/batch/read")
     def v4_batch_read(self, req: Request, t: str, to_t: str) -> Response:
-        started = _now_ms()
+        started = self.now_ms()
         obj, to = self._assoc_pair(t, to_t)
         inputs = self._inputs(req.json_object(), limit_key="batch_max_inputs")
         results, errors = [], []
@@ -1685,7 +1679,7 @@ class HubSpotEmulator(VendorApp):
             description=str(body.get("description") or ""),
             order=int(body.get("displayOrder", -1)),
         )
-        now = iso_ms(_now_ms())
+        now = iso_ms(self.now_ms())
         d["createdAt"] = d["updatedAt"] = now
         d["hidden"] = bool(body.get("hidden", False))
         d["formField"] = bool(body.get("formField", False))
@@ -1734,7 +1728,7 @@ class HubSpotEmulator(VendorApp):
                      "displayOrder": o.get("displayOrder", i), "hidden": bool(o.get("hidden"))}
                     for i, o in enumerate(body["options"] or [])
                 ]  # fmt: skip
-            d["updatedAt"] = iso_ms(_now_ms())
+            d["updatedAt"] = iso_ms(self.now_ms())
             self._save_custom(obj, d)
         return json_response(d)
 
@@ -1747,7 +1741,7 @@ class HubSpotEmulator(VendorApp):
             if d.get("hubspotDefined"):
                 raise _validation(f"Property {name} is HubSpot-defined and cannot be archived")
             d["archived"] = True
-            d["archivedAt"] = iso_ms(_now_ms())
+            d["archivedAt"] = iso_ms(self.now_ms())
             self._save_custom(obj, d)
         return empty_response(204)
 
@@ -1756,7 +1750,7 @@ class HubSpotEmulator(VendorApp):
         obj = self._object(t)
         if op in ("create", "archive"):
             self._require_scope(f"crm.schemas.{obj}.write")
-        started = _now_ms()
+        started = self.now_ms()
         inputs = self._inputs(req.json_object())
         results, errors = [], []
         with self._meta_lock:
@@ -1804,7 +1798,7 @@ class HubSpotEmulator(VendorApp):
                         and not old.get("archived")
                     ):
                         self._save_custom(
-                            obj, {**old, "archived": True, "archivedAt": iso_ms(_now_ms())}
+                            obj, {**old, "archived": True, "archivedAt": iso_ms(self.now_ms())}
                         )
                 return empty_response(204)
         raise self.not_found_error(req)

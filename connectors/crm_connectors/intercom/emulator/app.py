@@ -12,7 +12,6 @@ import bisect
 import math
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,10 +59,6 @@ DATE_OPERATORS = frozenset(("=", "<", ">"))
 VISIBLE = (LIVE, ARCHIVED)  # contacts: archived ones are still readable, flagged archived:true
 JsonObj = dict[str, Any]
 Predicate = Callable[[JsonObj], bool]
-
-
-def _now_s() -> int:
-    return int(time.time())
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> ApiError:
@@ -337,7 +332,7 @@ class IntercomEmulator(VendorApp):
         self, req: Request, route: Route, principal: Principal | None
     ) -> list[tuple[str, str]]:
         # Rate-limit headers only on authenticated responses [§3.7]; per app, fixed windows.
-        decision = self.limiter.take("app", time.time())
+        decision = self.limiter.take("app", self.ctx.clock.time())
         enforce = self.options.get("rate_limits", True)
         headers = [
             ("X-RateLimit-Limit", str(decision.limit)),
@@ -360,7 +355,7 @@ class IntercomEmulator(VendorApp):
         return data
 
     def _save(self, obj: str, rid: str, data: JsonObj, state: int = LIVE) -> None:
-        now = time.time()
+        now = self.ctx.clock.time()
         row = self.store.get(VENDOR, obj, rid)
         created_ms = row[2] if row else int(data.get("created_at", now) * 1000)
         self.store.put(
@@ -868,7 +863,7 @@ class IntercomEmulator(VendorApp):
                 data[key] = value
         email = data.get("email") or ""
         data["email_domain"] = email.partition("@")[2]
-        data["updated_at"] = _now_s()
+        data["updated_at"] = self.now_s()
 
     @route("GET", "/contacts")
     def list_contacts(self, req: Request) -> Response:
@@ -895,7 +890,7 @@ class IntercomEmulator(VendorApp):
         if not (body.get("email") or body.get("external_id") or "role" in body):
             raise _invalid("One of email, external_id or role is required")
         self._check_unique(body, None)
-        now = _now_s()
+        now = self.now_s()
         key = self.store.next_ids(COUNTER_CONTACT)[0]
         cid = object_id(CONTACT_KIND, key, now)
         url = f"/contacts/{cid}"
@@ -957,7 +952,7 @@ class IntercomEmulator(VendorApp):
     def _set_archived(self, contact_id: str, archived: bool) -> Response:
         data = self._contact(contact_id)
         data["archived"] = archived
-        data["updated_at"] = _now_s()
+        data["updated_at"] = self.now_s()
         self._save("contacts", contact_id, data, ARCHIVED if archived else LIVE)
         return json_response(
             {"id": contact_id, "external_id": data.get("external_id"), "type": "contact",
@@ -1007,7 +1002,7 @@ class IntercomEmulator(VendorApp):
         if all(r["id"] != company_id for r in refs):
             refs.append(company_ref(company_id))
             data["companies"]["total_count"] = len(refs)
-            data["updated_at"] = _now_s()
+            data["updated_at"] = self.now_s()
             self._save("contacts", contact_id, data, ARCHIVED if data.get("archived") else LIVE)
             self._bump_users(company_id, 1)
             company = self._load("companies", company_id) or company
@@ -1022,7 +1017,7 @@ class IntercomEmulator(VendorApp):
             raise _error(404, "company_not_found", "Company Not Found")
         data["companies"]["data"] = [r for r in refs if r["id"] != company_id]
         data["companies"]["total_count"] = len(data["companies"]["data"])
-        data["updated_at"] = _now_s()
+        data["updated_at"] = self.now_s()
         self._save("contacts", contact_id, data, ARCHIVED if data.get("archived") else LIVE)
         self._bump_users(company_id, -1)
         return json_response(self._load("companies", company_id) or company)
@@ -1041,7 +1036,7 @@ class IntercomEmulator(VendorApp):
         admin = self._load("admins", admin_id)
         if admin is None:
             raise _error(404, "admin_not_found", "Admin not found")
-        now = _now_s()
+        now = self.now_s()
         note_id = str(self.store.next_ids(COUNTER_NOTE)[0])
         note = {
             "type": "note",
@@ -1082,7 +1077,7 @@ class IntercomEmulator(VendorApp):
         if all(r["id"] != tag["id"] for r in refs):
             refs.append({"type": "tag", "id": tag["id"], "url": f"/tags/{tag['id']}"})
             contact["tags"]["total_count"] = len(refs)
-            contact["updated_at"] = _now_s()
+            contact["updated_at"] = self.now_s()
             self._save(
                 "contacts", contact_id, contact, ARCHIVED if contact.get("archived") else LIVE
             )
@@ -1117,7 +1112,7 @@ class IntercomEmulator(VendorApp):
                 data["monthly_spend"] = int(value)
             else:
                 data[key] = value
-        data["updated_at"] = _now_s()
+        data["updated_at"] = self.now_s()
 
     def _company(self, company_id: str) -> JsonObj:
         data = self._load("companies", company_id)
@@ -1139,7 +1134,7 @@ class IntercomEmulator(VendorApp):
         if not external:
             # company_id is required to create or update [spec create_or_update_company_request].
             raise _error(400, "parameter_not_found", "company_id not specified", "company_id")
-        now = _now_s()
+        now = self.now_s()
         key = self.store.next_ids(COUNTER_COMPANY)[0]
         cid = object_id(COMPANY_KIND, key, now)
         data: JsonObj = {
@@ -1209,7 +1204,7 @@ class IntercomEmulator(VendorApp):
     @route("GET", "/companies/scroll")
     def scroll_companies(self, req: Request) -> Response:
         param = req.arg("scroll_param")
-        now = time.monotonic()
+        now = self.ctx.clock.monotonic()
         ttl = float(self.options["scroll_ttl_seconds"])
         size = int(self.options["scroll_page_size"])
         with self._scroll_lock:
@@ -1339,7 +1334,7 @@ class IntercomEmulator(VendorApp):
         if created is not None and (not isinstance(created, int) or isinstance(created, bool)):
             raise _invalid("created_at must be an integer", "created_at")
         contact = self._contact(sender["id"])
-        now = _now_s()
+        now = self.now_s()
         conv_id = str(self.store.next_ids(COUNTER_CONVERSATION)[0])
         ref = {"type": "contact", "id": contact["id"], "external_id": contact.get("external_id")}
         author: JsonObj = {"type": contact["role"], "id": contact["id"], "name": contact["name"]}
@@ -1398,7 +1393,7 @@ class IntercomEmulator(VendorApp):
                 data["company_id"] = value
             else:
                 data[key] = value
-        data["updated_at"] = _now_s()
+        data["updated_at"] = self.now_s()
         self._save("conversations", conversation_id, data)
         return json_response(data)
 
@@ -1471,7 +1466,7 @@ class IntercomEmulator(VendorApp):
             raise _invalid(f"You already have '{name}' in your {model} data.", "name")
         attr_id = self.store.next_ids(COUNTER_ATTRIBUTE)[0]
         data = data_attribute(
-            attr_id, model, name, name, dtype, custom=True, created_s=_now_s(),
+            attr_id, model, name, name, dtype, custom=True, created_s=self.now_s(),
             description=body.get("description", ""), options=values,
             messenger_writable=bool(body.get("messenger_writable", False)),
         )  # fmt: skip
@@ -1501,7 +1496,7 @@ class IntercomEmulator(VendorApp):
                 ]
             else:
                 data[key] = value
-        data["updated_at"] = _now_s()
+        data["updated_at"] = self.now_s()
         self._save("data_attributes", attribute_id, data)
         return json_response(data)
 
@@ -1544,7 +1539,7 @@ class IntercomEmulator(VendorApp):
             if not ref.get("untag"):
                 tags.append({"type": "tag", "id": tag["id"], "name": name})
             company["tags"]["tags"] = tags
-            company["updated_at"] = _now_s()
+            company["updated_at"] = self.now_s()
             self._save("companies", company["id"], company)
         for ref in users:
             if not isinstance(ref, dict) or "id" not in ref:
@@ -1555,7 +1550,7 @@ class IntercomEmulator(VendorApp):
                 refs.append({"type": "tag", "id": tag["id"], "url": f"/tags/{tag['id']}"})
             contact["tags"]["data"] = refs
             contact["tags"]["total_count"] = len(refs)
-            contact["updated_at"] = _now_s()
+            contact["updated_at"] = self.now_s()
             self._save(
                 "contacts", contact["id"], contact, ARCHIVED if contact.get("archived") else LIVE
             )

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import re
 import threading
-import time
 import urllib.parse
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -73,10 +72,6 @@ ADMIN_USER = make_id(PREFIXES["User"], 1)
 ORG_ID = make_id(ORG_PREFIX, 1)
 QUERY_STATES = (LIVE,)
 QUERY_ALL_STATES = (LIVE, ARCHIVED, MERGED)  # queryAll sees the recycle bin and merge losers
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class _Rollback(Exception):
@@ -210,7 +205,7 @@ class SalesforceEmulator(VendorApp):
         self._schema: dict[str, dict[str, Any]] = {}
         self._load_schema()
         if self.store.get_meta(self.vendor, "schema_modified_ms") is None:
-            self.store.set_meta(self.vendor, "schema_modified_ms", _now_ms() // 1000 * 1000)
+            self.store.set_meta(self.vendor, "schema_modified_ms", self.now_ms() // 1000 * 1000)
         for obj, info in self._schema.items():
             for f in info["fields"]:
                 if f["custom"] and (f["externalId"] or f["unique"]):
@@ -238,7 +233,7 @@ class SalesforceEmulator(VendorApp):
             self._load_schema()
 
     def _limit_header(self) -> tuple[str, str]:
-        used = self._usage.used(time.time())
+        used = self._usage.used(self.ctx.clock.time())
         return ("Sforce-Limit-Info", f"api-usage={used}/{self._usage.limit}")
 
     def admit(
@@ -247,7 +242,7 @@ class SalesforceEmulator(VendorApp):
         if "uncounted" in route.tags:
             return []
         enforce = bool(self.options.get("rate_limits", True))
-        if not self._usage.take(time.time(), enforce):
+        if not self._usage.take(self.ctx.clock.time(), enforce):
             raise self.throttle_error(req, None)
         self._tl.admitted = req
         return [self._limit_header()]
@@ -415,7 +410,7 @@ class SalesforceEmulator(VendorApp):
         ):
             raise ApiError(400, "invalid_grant", "expired access/refresh token", oauth=True)
         token, _ = tokens.issue_access(self.vendor, float(self.options["session_ttl"]))
-        issued = str(_now_ms())
+        issued = str(self.now_ms())
         ident = f"https://login.salesforce.com/id/{ORG_ID}/{ADMIN_USER}"
         secret = str(creds.get("client_secret", "")).encode()
         signature = base64.b64encode(
@@ -459,7 +454,7 @@ class SalesforceEmulator(VendorApp):
 
     @route("GET", V + "/limits")
     def limits(self, req: Request, version: str) -> Response:
-        used = self._usage.used(time.time())
+        used = self._usage.used(self.ctx.clock.time())
         jobs = len(self._jobs)
         return json_response(
             {
@@ -683,7 +678,7 @@ class SalesforceEmulator(VendorApp):
 
     def _more(self, version: str, locator: str) -> Response:
         cursor_id, _, offset_text = locator.rpartition("-")
-        now = time.time()
+        now = self.ctx.clock.time()
         ttl = float(self.options["query_locator_ttl"])
         with self._lock:
             self._expire_cursors(now)
@@ -733,7 +728,7 @@ class SalesforceEmulator(VendorApp):
             "records": [self._present(plan.obj, r, fields, cursor.version) for r in records],
         }
         end = offset + len(records)
-        now = time.time()
+        now = self.ctx.clock.time()
         with self._lock:
             if end < cursor.total:
                 body["done"] = False
@@ -1017,7 +1012,7 @@ class SalesforceEmulator(VendorApp):
             self._check_unique(obj, values, None)
             n = self.store.next_ids(f"salesforce:{obj}")[0]
             rid = make_id(PREFIXES[obj], n)
-            now = _now_ms()
+            now = self.now_ms()
             stamp = fmt_datetime(now)
             data: dict[str, Any] = {f["name"]: None for f in self._schema[obj]["fields"]}
             for f in self._schema[obj]["fields"]:
@@ -1066,7 +1061,7 @@ class SalesforceEmulator(VendorApp):
             if state != LIVE:
                 raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
             self._check_unique(obj, values, norm)
-            now = _now_ms()
+            now = self.now_ms()
             data.update(values)
             data["LastModifiedDate"] = data["SystemModstamp"] = fmt_datetime(now)
             data["LastModifiedById"] = ADMIN_USER
@@ -1084,7 +1079,7 @@ class SalesforceEmulator(VendorApp):
             norm, state, data = loaded
             if state != LIVE:
                 raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
-            now = _now_ms()
+            now = self.now_ms()
             data["IsDeleted"] = True
             data["SystemModstamp"] = fmt_datetime(now)
             created = parse_datetime(data["CreatedDate"]) or now
@@ -1223,7 +1218,7 @@ class SalesforceEmulator(VendorApp):
             raise ApiError(400, "INVALID_REPLICATION_DATE", "start and end must be ISO 8601 dates")
         # "The API ignores the seconds portion of the specified dateTime value."
         start, end = start // 60_000 * 60_000, end // 60_000 * 60_000
-        now = _now_ms()
+        now = self.now_ms()
         earliest = (now - days * 86_400_000) // 86_400_000 * 86_400_000
         if start >= end:
             raise ApiError(
@@ -1617,7 +1612,7 @@ class SalesforceEmulator(VendorApp):
             raise ApiError(400, "INVALIDJOB", "invalid columnDelimiter or lineEnding")
         n = self.store.next_ids("salesforce:job")[0]
         job_id = make_id(JOB_PREFIX, n)
-        stamp = fmt_datetime(_now_ms())
+        stamp = fmt_datetime(self.now_ms())
         info = {
             "id": job_id,
             "operation": operation,
@@ -1632,7 +1627,7 @@ class SalesforceEmulator(VendorApp):
             "lineEnding": line_ending,
             "columnDelimiter": delimiter,
         }
-        job = _Job(job_id, info, plan, version, time.time())
+        job = _Job(job_id, info, plan, version, self.ctx.clock.time())
         with self._lock:
             self._jobs[job_id] = job
         return json_response(dict(info))
@@ -1642,14 +1637,14 @@ class SalesforceEmulator(VendorApp):
         if info["state"] in ("JobComplete", "Aborted", "Failed"):
             return
         delay = float(self.options["bulk_query_delay"])
-        if time.time() - job.created >= delay:
+        if self.ctx.clock.time() - job.created >= delay:
             job.seqs = self._collect(job.plan)
             info.update(
                 state="JobComplete",
                 numberRecordsProcessed=len(job.seqs),
                 retries=0,
-                totalProcessingTime=int((time.time() - job.created) * 1000),
-                systemModstamp=fmt_datetime(_now_ms()),
+                totalProcessingTime=int((self.ctx.clock.time() - job.created) * 1000),
+                systemModstamp=fmt_datetime(self.now_ms()),
             )
         elif job.polled:
             info["state"] = "InProgress"
@@ -1830,7 +1825,9 @@ class SalesforceEmulator(VendorApp):
             custom = self.store.get_meta(self.vendor, "custom_fields", {})
             custom.setdefault(obj, []).append(new)
             self.store.set_meta(self.vendor, "custom_fields", custom)
-            self.store.set_meta(self.vendor, "schema_modified_ms", _now_ms() // 1000 * 1000 + 1000)
+            self.store.set_meta(
+                self.vendor, "schema_modified_ms", self.now_ms() // 1000 * 1000 + 1000
+            )
             fid = make_id(CUSTOM_FIELD_PREFIX, self.store.next_ids("salesforce:customfield")[0])
         self._load_schema()
         if new["externalId"] or new["unique"]:
