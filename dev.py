@@ -6,7 +6,8 @@
     python3 dev.py bench     run the benchmarks in bench/ and print their table
 
 Each command first makes sure `.venv/` exists and holds this project installed in editable mode
-with its development extras; it reinstalls only when pyproject.toml has changed.
+with its development extras, and the CRM sandbox (sandbox/); it reinstalls only when either
+pyproject.toml has changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ STAMP = VENV / ".installed-from"
 
 
 def _ensure_env() -> None:
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        b"".join((ROOT / p).read_bytes() for p in ("pyproject.toml", "sandbox/pyproject.toml"))
+    ).hexdigest()
     if PY.exists() and STAMP.exists() and STAMP.read_text() == digest:
         return
     if not PY.exists():
@@ -35,7 +38,15 @@ def _ensure_env() -> None:
     print("dev.py: installing the project and its dev extras into .venv", flush=True)
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    # The plugins with their development extras, then the sandbox (its own distribution). The two
+    # share the package crm_connectors; the sandbox's "compat" editable install puts the
+    # connectors folder on sys.path, so the package is one folder of sources (two of setuptools'
+    # default import hooks would each claim the package for itself).
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    subprocess.run(
+        [*pip, "--config-settings", "editable_mode=compat", "-e", str(ROOT / "sandbox")],
+        check=True,
+    )
     STAMP.write_text(digest)
 
 

@@ -4,7 +4,7 @@ the best the quota allows, and the throttled (429) responses it got.
 tap-crm syncs every HubSpot stream (properties, the objects' archived lists and searches, owners,
 the company associations) with its own pacer and real settings: search keeps HubSpot's
 5 requests/s (``hubspot_search_requests_per_second`` is *not* lifted as in the unlimited runs).
-The sandbox enforces both budgets of a private app [CRM-API.md §1.4, §1.8]: the rolling burst
+The sandbox enforces both budgets of a private app [hubspot/API.md §1.4, §1.8]: the rolling burst
 window of ``limit`` calls per ``interval_ms`` (HubSpot's 100 per 10 s, or that rate scaled down
 to a shorter window so a short run holds many windows) over every call but search, and search's
 own ``search_per_second``, which HubSpot sends no headers for.
@@ -34,14 +34,14 @@ from typing import Any
 import httpx
 from common import run_singer, start_sandbox, stop, tap_command, tap_config
 
-#: HubSpot's search budget: 5 requests/s per token, in its own window [CRM-API.md §1.4].
+#: HubSpot's search budget: 5 requests/s per token, in its own window [hubspot/API.md §1.4].
 SEARCH_PER_SECOND = 5
 BURST, SEARCH = "burst", "search"
 
 
 def budget_of(route: str) -> str:
     """Which HubSpot budget a call counts against: search, or the burst window (every other
-    call) [CRM-API.md §1.4, §1.8]."""
+    call) [hubspot/API.md §1.4, §1.8]."""
     return SEARCH if route.split("?")[0].rstrip("/").endswith("/search") else BURST
 
 

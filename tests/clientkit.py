@@ -94,7 +94,7 @@ def client(
     if vendor == "salesforce":
         base = (creds.instance_url if isinstance(creds, SalesforceOAuth) else base) + SF_API
     if vendor == "intercom":
-        headers["Intercom-Version"] = "2.14"  # [CRM-API.md §3.1]
+        headers["Intercom-Version"] = "2.14"  # [intercom/API.md §3.1]
     if sleeper is not None:
         kw.setdefault("sleep", sleeper)
         kw.setdefault("on_retry", sleeper.retries.append)

@@ -1,5 +1,6 @@
 """The status -> error table, per vendor, over real HTTP against the sandbox; messages never
-carry tokens, bodies or field values (CRM-API.md §1.8-1.9, §2.8-2.9, §3.7-3.8)."""
+carry tokens, bodies or field values (hubspot/API.md §1.8-1.9, salesforce/API.md §2.8-2.9,
+intercom/API.md §3.7-3.8)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def test_given_unknown_token_when_reading_then_auth_error_names_setting_and_hide
 FAULT_TABLE = [
     ("hubspot", {"kind": "rate_limit"}, RateLimited, "RATE_LIMIT"),
     ("intercom", {"kind": "rate_limit"}, RateLimited, "rate_limit_exceeded"),
-    # Salesforce's throttle is 403 REQUEST_LIMIT_EXCEEDED: the daily allocation, fatal [§2.8]...
+    # Salesforce's throttle is 403 REQUEST_LIMIT_EXCEEDED: the daily allocation, fatal
+    # [salesforce/API.md §2.8]...
     ("salesforce", {"kind": "rate_limit"}, QuotaExhausted, "REQUEST_LIMIT_EXCEEDED"),
     # ...unless the server says when to come back.
     ("salesforce", {"kind": "rate_limit", "retry_after": 3}, RateLimited, "REQUEST_LIMIT_EXCEEDED"),
@@ -183,7 +185,8 @@ def test_given_existing_email_when_creating_intercom_contact_then_write_conflict
     assert caught.value.status == 409 and "dup@example.com" not in str(caught.value)
 
 
-# Rows the sandbox does not emulate, from the documented bodies [CRM-API.md §1.1, §1.9, §2.8].
+# Rows the sandbox does not emulate, from the documented bodies [hubspot/API.md §1.1, §1.9,
+# salesforce/API.md §2.8].
 @pytest.mark.parametrize(
     ("vendor", "status", "body", "headers_retry_after", "expected"),
     [

@@ -1,6 +1,6 @@
 """OAuth token managers against the sandbox's token endpoints: refresh before expiry, once on
-401, never twice in a row, and a bad credential names the setting to fix (CRM-API.md §1.1,
-§2.1)."""
+401, never twice in a row, and a bad credential names the setting to fix (hubspot/API.md
+§1.1, salesforce/API.md §2.1)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_given_401_after_refresh_when_reading_then_auth_error_after_one_refresh(
     with client(sandbox, vendor, creds=oauth) as api, pytest.raises(AuthError) as caught:
         _read(api, vendor)
     assert oauth.refreshes == 2  # the first token, then exactly one renewal
-    assert caught.value.setting == "refresh_token"
+    assert caught.value.setting == f"{vendor}_refresh_token"
     assert statuses(sandbox, vendor, READ_ROUTE[vendor], total=2) == {"401": 2}
 
 
@@ -122,6 +122,7 @@ def test_given_bad_credential_when_refreshing_then_auth_error_names_setting(
     with pytest.raises(AuthError) as caught:
         oauth.token()
     err = caught.value
+    setting = f"{vendor}_{setting}"  # the setting a user sets
     assert err.setting == setting and f"'{setting}'" in str(err)
     assert err.status == 400
     assert CANARY not in str(err) and CANARY not in caplog.text
@@ -160,6 +161,7 @@ def test_given_missing_refresh_token_when_configuring_then_config_error_names_se
     sandbox = make_sandbox(vendors=(vendor,), size=0)
     with pytest.raises(ConfigError) as caught:
         _manager(sandbox, vendor, refresh_token=Secret(""))
-    assert caught.value.setting == "refresh_token" and "'refresh_token'" in str(caught.value)
+    setting = f"{vendor}_refresh_token"
+    assert caught.value.setting == setting and f"'{setting}'" in str(caught.value)
     with pytest.raises(ConfigError):
         StaticToken("", setting="private_app_token")

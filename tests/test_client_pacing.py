@@ -1,7 +1,8 @@
 """Pacing: with the sandbox enforcing scaled-down real limits, a burst through the pacer is never
 throttled, and the pacer waits no longer in total than the limit requires (its waits are
 recorded, not timed: throughput itself is measured in bench/, never asserted here); the Salesforce
-guard stops before the org's daily allocation is gone (CRM-API.md §1.4, §1.8, §2.8, §3.7)."""
+guard stops before the org's daily allocation is gone (hubspot/API.md §1.4, §1.8,
+salesforce/API.md §2.8, intercom/API.md §3.7)."""
 
 from __future__ import annotations
 

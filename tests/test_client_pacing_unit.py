@@ -69,7 +69,7 @@ def test_given_daily_remaining_at_reserve_when_pacing_hubspot_then_quota_exhaust
     pacer.after(httpx.Response(200, headers={"X-HubSpot-RateLimit-Daily-Remaining": "100"}))
     with pytest.raises(QuotaExhausted):
         pacer.before("GET /crm/v3/objects/{t}")
-    pacer.before("POST /crm/v3/objects/{t}/search")  # search has no daily budget [§1.8]
+    pacer.before("POST /crm/v3/objects/{t}/search")  # no daily budget [hubspot/API.md §1.8]
 
 
 def test_given_window_spent_when_pacing_intercom_then_waits_for_reset() -> None:

@@ -1,7 +1,7 @@
 """Every fault kind, and every bad request, looks the way each vendor's API makes it look.
 
-One test body per behaviour, run against each CRM (the shapes are in CRM-API.md §1.8-1.9, §2.8-2.9,
-§3.7-3.8).
+One test body per behaviour, run against each CRM (the shapes are in hubspot/API.md §1.8-1.9,
+salesforce/API.md §2.8-2.9, intercom/API.md §3.7-3.8).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_given_rate_limit_fault_when_reading_then_vendor_throttle_shape(
     vendor, sandbox, headers = vendor_sandbox
     _fault(sandbox, vendor, kind="rate_limit", max_times=1, retry_after=retry_after)
     resp = httpx.get(sandbox.urls[vendor] + READ[vendor], headers=headers)
-    # Salesforce signals an exhausted allocation with 403, never 429 [CRM-API.md §2.8].
+    # Salesforce signals an exhausted allocation with 403, never 429 [salesforce/API.md §2.8].
     assert resp.status_code == (403 if vendor == "salesforce" else 429)
     code = _envelope(vendor, resp.json())
     assert (

@@ -1,4 +1,4 @@
-"""Contract tests of the HubSpot emulator over real loopback HTTP (CRM-API.md §1)."""
+"""Contract tests of the HubSpot emulator over real loopback HTTP (hubspot/API.md §1)."""
 
 from __future__ import annotations
 

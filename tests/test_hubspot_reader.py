@@ -366,7 +366,7 @@ def test_given_1pct_of_contacts_patched_when_reading_from_bookmark_then_about_th
     assert all(r.data["jobtitle"] == "Chief Health Officer" for r, _ in again if not r.deleted)
     assert full_calls > 50
     # ~1% of the records: the changed ones' search pages plus the archived list, re-listed
-    # each run (it has no modification filter) [CRM-API.md §1.6].
+    # each run (it has no modification filter) [hubspot/API.md §1.6].
     assert inc_calls <= full_calls * 0.03 + 2, (inc_calls, full_calls)
     # One query for the rest of the bookmark's millisecond, then one per 200 changed records.
     assert inc_searches == 1 + -(-len(changed) // 200)
@@ -374,7 +374,7 @@ def test_given_1pct_of_contacts_patched_when_reading_from_bookmark_then_about_th
 
 class ReversedTies(httpx.HTTPTransport):
     """Search pages come back in reverse order: HubSpot documents no order among ties
-    [CRM-API.md §1.4], so the reader must not rely on the sandbox's id tie-break."""
+    [hubspot/API.md §1.4], so the reader must not rely on the sandbox's id tie-break."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
@@ -410,7 +410,7 @@ def test_given_write_inside_settle_horizon_when_reading_then_next_run_gets_it(
     )
     assert reply.status_code == 200
     with hubspot(sandbox) as client:
-        # Search may not show a write for a few seconds [CRM-API.md §1.4]: a read leaves the
+        # Search may not show a write for a few seconds [hubspot/API.md §1.4]: a read leaves the
         # last minute for the next run rather than moving its watermark past it.
         early = drain(resource(client, archived=False, settle_ms=60_000))
         later = drain(resource(client, archived=False, settle_ms=0), early[-1][1])

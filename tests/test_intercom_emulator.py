@@ -1,4 +1,4 @@
-"""Contract tests of the Intercom emulator over real loopback HTTP (CRM-API.md §3)."""
+"""Contract tests of the Intercom emulator over real loopback HTTP (intercom/API.md §3)."""
 
 from __future__ import annotations
 

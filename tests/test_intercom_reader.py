@@ -62,8 +62,8 @@ def companies(client: IntercomClient, **kw: Any) -> CompaniesResource:
 
 
 def visible_ids(sandbox: Sandbox, obj: str) -> set[str]:
-    # Contacts: live and archived are listed (archived flagged) [BEHAVIOR.md]; companies and
-    # conversations: live only.
+    # Contacts: live and archived are listed (archived flagged) [intercom/API.md §3.5];
+    # companies and conversations: live only.
     states = "(0,1)" if obj == "contacts" else "(0)"
     rows = sandbox.store.conn().execute(
         f"SELECT id FROM records WHERE vendor='intercom' AND object=? AND state IN {states}",
@@ -224,7 +224,7 @@ def test_given_update_later_on_watermark_day_when_reading_incrementally_then_it_
         second = put_contact(sandbox, ids[1], {"name": "Second Edit"})
         if second["updated_at"] // DAY_S != first["updated_at"] // DAY_S:
             pytest.skip("crossed UTC midnight between the two edits")
-        # The trap is real: "> watermark" matches from the next calendar day [§3.4].
+        # The trap is real: "> watermark" matches from the next calendar day [intercom/API.md §3.4].
         naive = client.search_page(
             "contacts", {"field": "updated_at", "operator": ">", "value": first["updated_at"]}
         )

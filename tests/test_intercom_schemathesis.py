@@ -70,7 +70,7 @@ def _relax(spec: dict[str, Any]) -> dict[str, Any]:
     schemas["company"]["properties"]["custom_attributes"].pop("additionalProperties", None)
     attr = schemas["data_attribute"]["properties"]
     # GET /data_attributes?model=conversation returns conversation attributes; "options" and
-    # "datetime" are data types the create request accepts [CRM-API.md §3.6].
+    # "datetime" are data types the create request accepts [intercom/API.md §3.6].
     attr["model"]["enum"] = [*attr["model"]["enum"], "conversation"]
     attr["data_type"]["enum"] = [*attr["data_type"]["enum"], "datetime", "options"]
     _walk(spec)

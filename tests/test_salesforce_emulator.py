@@ -1,4 +1,4 @@
-"""Contract tests of the Salesforce emulator over real loopback HTTP [CRM-API.md §2]."""
+"""Contract tests of the Salesforce emulator over real loopback HTTP [salesforce/API.md §2]."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ from tap_crm.settings import CONFIG_SCHEMA
 from target_health.target import CONFIG_SCHEMA as TARGET_CONFIG
 
 #: Which sandbox record states each vendor's API returns to the tap, and which of those it
-#: flags as deleted [BEHAVIOR.md of each emulator]: HubSpot search + the archived list; Salesforce
-#: queryAll (recycle bin and merged-away rows, IsDeleted); Intercom search (archived contacts).
+#: flags as deleted [hubspot/API.md §1.6, salesforce/API.md §2.2, intercom/API.md §3.5]:
+#: HubSpot search + the archived list; Salesforce queryAll (recycle bin and merged-away rows,
+#: IsDeleted); Intercom search (archived contacts).
 RETURNED = {
     "hubspot": ((LIVE, ARCHIVED), (ARCHIVED,)),
     "salesforce": ((LIVE, ARCHIVED, MERGED), (ARCHIVED, MERGED)),
@@ -159,7 +160,7 @@ def test_fields_added_after_the_catalog_are_left_out_until_rediscovery(
     ("change", "setting"),
     [
         ({"hubspot_access_token": "pat-wrong-token"}, "hubspot_access_token"),
-        ({"salesforce_refresh_token": "wrong-refresh"}, "refresh_token"),
+        ({"salesforce_refresh_token": "wrong-refresh"}, "salesforce_refresh_token"),
         ({"intercom_access_token": "wrong-intercom-token"}, "intercom_access_token"),
         ({"salesforce_objects": ["Subscripton__c"]}, "salesforce_objects"),
         ({"pii_keys": None}, "pii_keys"),

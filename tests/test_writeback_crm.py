@@ -51,7 +51,8 @@ CREATE_ROUTE = {
     "salesforce": "POST /services/data/{version}/tooling/sobjects/CustomField",
     "intercom": "POST /data_attributes",
 }
-#: Records per write call: each API's maximum [CRM-API.md §1.5, §2.5, §3.3].
+#: Records per write call: each API's maximum [hubspot/API.md §1.5, salesforce/API.md §2.5,
+#: intercom/API.md §3.3].
 BATCH_MAX = {"hubspot": 100, "salesforce": 200, "intercom": 1}
 #: Records per read call: HubSpot batch/read 100, Salesforce one SOQL per 200 ids, Intercom 1.
 READ_BATCH = {"hubspot": 100, "salesforce": 200, "intercom": 1}

@@ -42,11 +42,16 @@ class StaticToken:
 
 
 class RefreshingToken:
-    """The expiry bookkeeping shared by the OAuth managers; subclasses implement ``_fetch``."""
+    """The expiry bookkeeping shared by the OAuth managers; subclasses implement ``_fetch``
+    (the token endpoint's call) and ``_lifetime``, and may change the grant (``_grant``; the
+    refresh-token grant by default) and the credentials it needs (``REQUIRED``)."""
 
     vendor = ""
     #: Vendor error code of the token endpoint -> the setting to fix.
     SETTINGS: dict[str, str] = {}
+    #: The credentials the grant needs, and the prefix of their setting names in errors.
+    REQUIRED: tuple[str, ...] = ("client_id", "client_secret", "refresh_token")
+    PREFIX = ""
 
     def __init__(
         self,
@@ -54,27 +59,29 @@ class RefreshingToken:
         *,
         client_id: str,
         client_secret: Secret,
-        refresh_token: Secret,
+        refresh_token: Secret | None = None,
         skew: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        for setting, value in (
-            ("client_id", client_id),
-            ("client_secret", client_secret),
-            ("refresh_token", refresh_token),
-        ):
-            if not value:
-                raise ConfigError(f"{self.vendor} OAuth needs a {setting}", setting=setting)
+        given = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        }
+        for name in self.REQUIRED:
+            if not given[name]:
+                setting = f"{self.PREFIX}{name}"
+                raise ConfigError(f"{self.vendor} OAuth needs a {name}", setting=setting)
         self._http = token_client
         self._client_id = client_id
         self._client_secret = client_secret
-        self._refresh_token = refresh_token
+        self._refresh_token = refresh_token or Secret("")
         self._skew = skew
         self._clock = clock
         self._lock = threading.Lock()
         self._token: Secret | None = None
         self._expires_at = 0.0
-        self.setting = "refresh_token"
+        self.setting = f"{self.PREFIX}{self.REQUIRED[-1]}"
         self.refreshes = 0
 
     def close(self) -> None:
@@ -95,18 +102,21 @@ class RefreshingToken:
             self._refresh()
             return True
 
-    def _refresh(self) -> None:
-        form = {
+    def _grant(self) -> dict[str, str]:
+        """The token request's form: the refresh-token grant."""
+        return {
             "grant_type": "refresh_token",
             "client_id": self._client_id,
             "client_secret": self._client_secret.reveal(),
             "refresh_token": self._refresh_token.reveal(),
         }
+
+    def _refresh(self) -> None:
         try:
-            body = self._fetch(form)
+            body = self._fetch(self._grant())
         except CrmError as err:
             if err.status in (400, 401):
-                setting = self.SETTINGS.get(err.code, "refresh_token")
+                setting = self.SETTINGS.get(err.code, self.setting)
                 raise AuthError(
                     "token refresh rejected",
                     setting=setting,

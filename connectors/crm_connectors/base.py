@@ -182,15 +182,24 @@ class Followups(Protocol):
 
     ``kind`` is ``"task"`` (a subject and a body, due on a date) or ``"tag"`` (a name only,
     shared by the accounts of one transition). Creates are not repeated by the HTTP layer once
-    sent; after an ambiguous failure the caller finds the follow-up by a ``marker`` in its
-    subject (letters, digits and ``-``)."""
+    sent, unless the API makes them idempotent; after an ambiguous failure the caller finds the
+    follow-up by its ``marker`` (letters, digits and ``-``), given at create time."""
 
     crm: str
     followup_kind: str
 
     def create_followup(
-        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
-    ) -> str: ...
+        self,
+        record_id: str,
+        subject: str,
+        body: str,
+        *,
+        marker: str,
+        due: dt.date | None = None,
+    ) -> str:
+        """Create one follow-up on the record; ``marker`` (also in the subject) is what
+        :meth:`find_followup` finds it by. Returns its id."""
+        ...
 
     def find_followup(self, record_id: str, marker: str) -> str | None: ...
 

@@ -59,7 +59,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 class Credentials(Protocol):
-    """Where the bearer token comes from (see :mod:`crm_connectors.auth`)."""
+    """Where the token comes from (see :mod:`crm_connectors.auth`). It is sent as
+    ``Authorization: Bearer <token>``, or with the credentials' own ``scheme`` attribute
+    (``Basic``) when they have one."""
 
     #: The setting an :class:`AuthError` tells the user to fix.
     setting: str
@@ -408,7 +410,8 @@ class ApiClient:
     ) -> tuple[httpx.Response, Any]:
         merged = dict(headers or {})
         if token is not None:
-            merged["Authorization"] = f"Bearer {token.reveal()}"
+            scheme = getattr(self.credentials, "scheme", "Bearer")
+            merged["Authorization"] = f"{scheme} {token.reveal()}"
         kw: dict[str, Any] = {"vendor": self.vendor, "method": method, "route": route}
         self.pacer.before(route)
         began = time.perf_counter()

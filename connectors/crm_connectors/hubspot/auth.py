@@ -19,11 +19,12 @@ class HubSpotOAuth(RefreshingToken):
     """HubSpot OAuth 2.0 refresh-token flow."""
 
     vendor = "hubspot"
+    PREFIX = "hubspot_"
     # 400 {"status": "BAD_REFRESH_TOKEN" | "BAD_CLIENT_ID" | "BAD_CLIENT_SECRET", ...}.
     SETTINGS = {
-        "BAD_REFRESH_TOKEN": "refresh_token",
-        "BAD_CLIENT_ID": "client_id",
-        "BAD_CLIENT_SECRET": "client_secret",
+        "BAD_REFRESH_TOKEN": "hubspot_refresh_token",
+        "BAD_CLIENT_ID": "hubspot_client_id",
+        "BAD_CLIENT_SECRET": "hubspot_client_secret",
     }
 
     def __init__(

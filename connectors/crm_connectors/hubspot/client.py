@@ -19,20 +19,20 @@ from ..pacing import Pacer
 from .errors import RULES
 from .pacing import HubSpotPacer
 
-#: The real API host [CRM-API.md §1]; tests pass the sandbox's URL.
+#: The real API host [API.md §1.0]; tests pass the sandbox's URL.
 DEFAULT_BASE_URL = "https://api.hubapi.com"
-#: List pages hold at most 100 records [CRM-API.md §1.3].
+#: List pages hold at most 100 records [API.md §1.3].
 LIST_MAX = 100
-#: Search pages hold at most 200 records [CRM-API.md §1.3].
+#: Search pages hold at most 200 records [API.md §1.3].
 SEARCH_MAX = 200
-#: Batch endpoints take at most 100 inputs [CRM-API.md §1.5].
+#: Batch endpoints take at most 100 inputs [API.md §1.5].
 BATCH_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of a list or search: its results, the next ``after`` (None on the last page,
-    which has no ``paging`` key [CRM-API.md §1.3]) and search's ``total``."""
+    which has no ``paging`` key [API.md §1.3]) and search's ``total``."""
 
     results: list[dict[str, Any]]
     after: str | None
@@ -72,7 +72,7 @@ class HubSpotClient(VendorClient):
         archived: bool = False,
     ) -> Page:
         """``GET /crm/v3/objects/{t}``: one page in id order; ``archived=True`` returns *only*
-        archived records [CRM-API.md §1.6]."""
+        archived records [API.md §1.6]."""
         params: dict[str, Any] = {"limit": min(limit, LIST_MAX), "archived": str(archived).lower()}
         if after:
             params["after"] = after
@@ -117,7 +117,7 @@ class HubSpotClient(VendorClient):
     ) -> list[dict[str, Any]]:
         """``POST /crm/v4/associations/{from}/{to}/batch/read`` for up to 100 ids: results
         ``{from:{id}, to:[{toObjectId, associationTypes}]}``. Ids with no associations come back
-        as 207 errors ``NO_ASSOCIATIONS_FOUND`` [BEHAVIOR.md, Associations], which are not
+        as 207 errors ``NO_ASSOCIATIONS_FOUND`` [API.md, Associations], which are not
         failures for a reader and are ignored."""
         inputs = [{"id": str(i)} for i in ids]
         if not inputs:

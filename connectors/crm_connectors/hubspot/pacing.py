@@ -18,7 +18,7 @@ class HubSpotPacer:
     """HubSpot: the rolling 10-second window, the search budget and the daily guard.
 
     Until the first rate-limit headers arrive, the window is the lowest private-app tier
-    (100 per 10 s [CRM-API.md §1.8]). HubSpot sends ``X-HubSpot-RateLimit-*`` on every
+    (100 per 10 s [API.md §1.8]). HubSpot sends ``X-HubSpot-RateLimit-*`` on every
     non-search response, so a server whose first ``headerless_after`` successful non-search
     responses carry none publishes no burst limit (a sandbox with limits off, a mock): the
     pacer then stops holding calls back for a window it would only be guessing, rather than
@@ -40,7 +40,7 @@ class HubSpotPacer:
         sleep: Sleep = time.sleep,
         margin: float = 0.005,
     ) -> None:
-        # Search: 5 requests/s per token, no headers [CRM-API.md §1.4].
+        # Search: 5 requests/s per token, no headers [API.md §1.4].
         self._burst = Rolling(default_max, default_interval)
         self._search = Rolling(search_per_second, 1.0)
         self._daily_reserve = daily_reserve

@@ -9,17 +9,17 @@ Object reads (:class:`HubSpotResource`), in the order a run does them:
    ascending, each page restarting after the last id seen), then continue at ``modified GT W``.
 2. **Keyset pages by modification.** Search sorted ascending on the modified property with
    ``GTE`` (or ``GT``) the lower bound and ``LTE`` a settle horizon, 200 per page, always at
-   ``after=0``. HubSpot documents no order among ties on one millisecond [CRM-API.md §1.4], so a
+   ``after=0``. HubSpot documents no order among ties on one millisecond [API.md §1.4], so a
    full page's last millisecond may be cut short: those trailing records are held back and the
    next page restarts at ``GTE`` that millisecond. Everything before it is complete and is emitted
    grouped by millisecond, in id order, each with ``Bookmark(ms, id)``. Offsets are never used,
-   so the 10,000-result cap [CRM-API.md §1.4] is never reached, and a record edited mid-read
+   so the 10,000-result cap [API.md §1.4] is never reached, and a record edited mid-read
    cannot shift a page boundary and be skipped (it moves past the horizon; the next run reads it).
 3. **Tie blocks.** When a whole page shares one millisecond (more ties than a page holds, e.g.
    a bulk import of 10,300 contacts on one ms), no keyset by time can progress: that millisecond
    is read with the id-keyset pass, then the read continues at ``GT`` it. Never loops (each query
    starts strictly after what the previous one returned), never skips.
-4. **Archived records** (search leaves them out [CRM-API.md §1.4, §1.6]): the ``archived=true``
+4. **Archived records** (search leaves them out [API.md §1.4, §1.6]): the ``archived=true``
    list, once per run and *before* the search passes above, emitted with ``deleted=True``; only
    those archived at or after the run's starting watermark (all on a first run). They carry the
    starting bookmark unchanged. Read first, because their lower bound is the starting watermark:
@@ -35,7 +35,7 @@ run repeats those archived at or after its starting watermark.
 **First run: a list backfill.** With no bookmark and no ``start_date``, every live record is
 read through the list endpoint (``GET /crm/v3/objects/{t}``, 100 per page, id order) after the
 archived pass: list calls share the burst window (100-190 per 10 s, so up to 1,900 records/s)
-where search is held to 5 requests/s (1,000 records/s) [CRM-API.md §1.8], so a first sync takes
+where search is held to 5 requests/s (1,000 records/s) [API.md §1.8], so a first sync takes
 about half the time and leaves the search budget alone. The list is ordered by id, not by
 modification, so its records carry ``Bookmark(cursor="list:T0:<after>")``: T0 is the settle
 horizon when the backfill began and ``<after>`` the page the record came from, so a resumed run
@@ -47,7 +47,7 @@ a property list too long for a URL, the first run is a search from ``start_date`
 same path as an incremental read.
 
 Settle horizon: search shows new writes only after an index lag of a few seconds
-[CRM-API.md §1.4], so a read only takes records modified ``settle_ms`` or more before it
+[API.md §1.4], so a read only takes records modified ``settle_ms`` or more before it
 started; otherwise a late-indexed record behind the watermark would be skipped for good.
 """
 
@@ -96,12 +96,12 @@ _DATETIME = {"type": ["string", "null"], "format": "date-time"}
 
 def modified_property(obj: str) -> str:
     """Contacts call it ``lastmodifieddate``, other objects ``hs_lastmodifieddate``
-    [CRM-API.md §1.2]."""
+    [API.md §1.2]."""
     return "lastmodifieddate" if obj == "contacts" else "hs_lastmodifieddate"
 
 
 def json_type(hubspot_type: str) -> dict[str, Any]:
-    """The JSON Schema of a property by its HubSpot ``type`` [CRM-API.md §1.7]. Values are sent as
+    """The JSON Schema of a property by its HubSpot ``type`` [API.md §1.7]. Values are sent as
     strings; :func:`convert` turns them into these types. Unknown types stay strings."""
     if hubspot_type == "number":
         return {"type": ["number", "null"]}
@@ -115,7 +115,7 @@ def json_type(hubspot_type: str) -> dict[str, Any]:
 
 
 def convert(value: Any, hubspot_type: str) -> Any:
-    """One property value (always a string on the wire [CRM-API.md §1.2]) as its schema type.
+    """One property value (always a string on the wire [API.md §1.2]) as its schema type.
     Empty strings are no value. A value that does not parse stays ``None`` and is logged by
     property type only (values may be personal data)."""
     if value is None or value == "":
@@ -136,7 +136,7 @@ def convert(value: Any, hubspot_type: str) -> Any:
                 return lowered == "true"
             raise ValueError("not a boolean")
         if hubspot_type == "date":
-            # Older API versions sent date values as epoch-ms strings [BEHAVIOR.md].
+            # Older API versions sent date values as epoch-ms strings [API.md, Property values].
             return ms_to_iso(int(text))[:10] if text.isdigit() else text[:10]
         if hubspot_type == "datetime":
             return canonical_iso(text)
@@ -296,7 +296,7 @@ class HubSpotResource:
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": list(names),
             "limit": self.page_size,
-            "after": "0",  # keyset: every page is a new query [CRM-API.md §1.4]
+            "after": "0",  # keyset: every page is a new query [API.md §1.4]
         }
         return self.client.search_page(self.obj, body).results
 
@@ -340,8 +340,8 @@ class HubSpotResource:
                     low, inclusive = edge, False
                     break
                 # The page's last millisecond may continue on the next page: hold it back and
-                # restart at GTE it (search returns ties in no documented order [CRM-API.md
-                # §1.4]); ``following`` already asked for that page.
+                # restart at GTE it (search returns ties in no documented order [API.md §1.4]);
+                # ``following`` already asked for that page.
                 yield from self._emit(whole)
             else:
                 return
@@ -390,7 +390,7 @@ class HubSpotResource:
         names: Sequence[str] | None = None,
         types: dict[str, str] | None = None,
     ) -> Iterator[Record]:
-        """Archived records (``archived=true`` returns only those [CRM-API.md §1.6]) archived at
+        """Archived records (``archived=true`` returns only those [API.md §1.6]) archived at
         or after ``since`` (all when None), as ``deleted=True`` records."""
         types = types if types is not None else self.property_types()
         names = names if names is not None else sorted(types)

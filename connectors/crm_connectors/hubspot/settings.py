@@ -6,6 +6,7 @@ access tokens are renewed before they expire) [API.md §1.1].
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,11 +62,14 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 
 def client(config: Mapping[str, Any], **client_kw: Any) -> HubSpotClient:
+    """The client; ``client_kw`` are VendorClient's (a ``pacer`` given replaces HubSpot's)."""
     base_url = str(config.get("hubspot_base_url") or DEFAULT_BASE_URL)
-    pacer = HubSpotPacer(
-        search_per_second=int(config.get("hubspot_search_requests_per_second") or 5)
-    )
-    return HubSpotClient(credentials(config), base_url=base_url, pacer=pacer, **client_kw)
+    if "pacer" not in client_kw:
+        client_kw["pacer"] = HubSpotPacer(
+            search_per_second=int(config.get("hubspot_search_requests_per_second") or 5),
+            sleep=client_kw.get("sleep", time.sleep),
+        )
+    return HubSpotClient(credentials(config), base_url=base_url, **client_kw)
 
 
 def connect(config: Mapping[str, Any], **client_kw: Any) -> HubSpotConnector:

@@ -17,7 +17,7 @@ health"), created first. HubSpot stores values as text; "" clears one [API.md §
 - **write**: ``batch/update`` of 100 with ``objectWriteTraceId`` per input, which results and
   errors echo, so they tie back to inputs even when HubSpot answers for a merged-away id with
   its survivor's id [API.md §1.5]. HubSpot rejects a whole batch (400 ``VALIDATION_ERROR``) for
-  one invalid value [FIDELITY.md, Objects]: the batch is split until the bad record stands alone.
+  one invalid value [API.md, Property values]: the batch is split until the bad record stands alone.
 - **setup**: a create that exists answers 409; a 409 for a property that is *archived* under
   that name means the name is taken until someone restores it (Settings > Properties >
   Archived). 403 ``MISSING_SCOPES`` lists the scope to grant.
@@ -43,7 +43,7 @@ from .settings import client
 
 GROUP = "customer_health"
 GROUP_LABEL = "Customer health"
-#: HubSpot's default association type of a task to a company [FIDELITY.md, Associations].
+#: HubSpot's default association type of a task to a company [API.md, Associations].
 TASK_TO_COMPANY = 192
 _FIELD_TYPE = {"number": "number", "enum": "select", "text": "text", "datetime": "date"}
 
@@ -216,7 +216,13 @@ class HubSpotWriter(Writer):
     # -- follow-ups (tasks) ---------------------------------------------------------------------
 
     def create_followup(
-        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+        self,
+        record_id: str,
+        subject: str,
+        body: str,
+        *,
+        marker: str,
+        due: dt.date | None = None,
     ) -> str:
         company = self.client.get_object(self.object, record_id, ["hubspot_owner_id"])
         owner = (company.get("properties") or {}).get("hubspot_owner_id")

@@ -1,5 +1,5 @@
 """The Intercom 2.14 client of the connector: :class:`ApiClient` + :class:`IntercomPacer` + a
-static access token, with ``Intercom-Version: 2.14`` on every call [CRM-API.md §3.1].
+static access token, with ``Intercom-Version: 2.14`` on every call [API.md §3.1].
 
 Small typed methods, one per call the readers make, each passing ``route=`` as a template so
 logs and errors hold no ids. Search POSTs are reads and are retried as idempotent. Scroll pages
@@ -20,20 +20,20 @@ from ..pacing import Pacer
 from .errors import RULES
 from .pacing import IntercomPacer
 
-#: The real API host (US region) [CRM-API.md §3]; tests pass the sandbox's URL.
+#: The real API host (US region) [API.md §3.0]; tests pass the sandbox's URL.
 DEFAULT_BASE_URL = "https://api.intercom.io"
-#: The API version this connector is written against [CRM-API.md §3.1].
+#: The API version this connector is written against [API.md §3.1].
 VERSION = "2.14"
-#: Search and list pages hold at most 150 records [CRM-API.md §3.2, §3.4].
+#: Search and list pages hold at most 150 records [API.md §3.2, §3.4].
 PER_PAGE_MAX = 150
-#: Data attribute models with custom attributes on the objects we read [CRM-API.md §3.6].
+#: Data attribute models with custom attributes on the objects we read [API.md §3.6].
 MODELS = ("contact", "company", "conversation")
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
     """One search page: its records and the next body cursor (None on the last page, which has
-    no ``pages.next`` [CRM-API.md §3.2])."""
+    no ``pages.next`` [API.md §3.2])."""
 
     results: list[dict[str, Any]]
     starting_after: str | None
@@ -42,7 +42,7 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class ScrollPage:
-    """One ``GET /companies/scroll`` page; empty ``results`` means the end [CRM-API.md §3.2]."""
+    """One ``GET /companies/scroll`` page; empty ``results`` means the end [API.md §3.2]."""
 
     results: list[dict[str, Any]]
     scroll_param: str | None
@@ -79,7 +79,7 @@ class IntercomClient(VendorClient):
     ) -> Page:
         """``POST /{contacts|conversations}/search``. The cursor goes in the body's
         ``pagination``; in the query string it is ignored and page 1 comes back
-        [CRM-API.md §3.2]."""
+        [API.md §3.2]."""
         if obj not in ("contacts", "conversations"):
             raise ValueError(f"Intercom has no search for {obj!r}")
         pagination: dict[str, Any] = {"per_page": min(per_page, PER_PAGE_MAX)}
@@ -105,7 +105,7 @@ class IntercomClient(VendorClient):
     def scroll_page(self, scroll_param: str | None = None) -> ScrollPage:
         """``GET /companies/scroll``: without a param it opens the app's one scroll (400
         ``scroll_exists`` while another is open), with one it returns the next page (404 once
-        the param expired, after 1 minute idle) [CRM-API.md §3.2]. Not retried on server or
+        the param expired, after 1 minute idle) [API.md §3.2]. Not retried on server or
         network errors (see the module doc); throttles are, as Intercom rejects them unread."""
         params = {"scroll_param": scroll_param} if scroll_param else None
         reply = self.api.request(
@@ -133,7 +133,7 @@ class IntercomClient(VendorClient):
 
     def data_attributes(self, model: str) -> list[dict[str, Any]]:
         """``GET /data_attributes?model=…``: live (non-archived) attributes of one model, built-in
-        and custom, with their ``data_type`` [CRM-API.md §3.6]."""
+        and custom, with their ``data_type`` [API.md §3.6]."""
         if model not in MODELS:
             raise ValueError(f"unknown data attribute model {model!r}")
         reply = self.api.request(

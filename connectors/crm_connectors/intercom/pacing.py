@@ -11,7 +11,7 @@ from ..pacing import Clock, Gate, Sleep, header_int
 
 
 class IntercomPacer:
-    """Intercom: fixed windows (10 s by default) from ``X-RateLimit-*`` [CRM-API.md §3.7]."""
+    """Intercom: fixed windows (10 s by default) from ``X-RateLimit-*`` [API.md §3.7]."""
 
     def __init__(
         self,

@@ -3,22 +3,22 @@ through the scroll API, admins and tags as full tables. No Singer here; tap-crm 
 
 **Contacts and conversations** (:class:`SearchResource`). Search matches timestamp fields by
 *calendar day*: ``updated_at > T`` matches from the start of the day after T's day, so it misses
-every change made later on T's own day [CRM-API.md §3.4]. The query is therefore
+every change made later on T's own day [API.md §3.4]. The query is therefore
 ``updated_at > (start of W's UTC day - 1 day)``, which matches from the start of W's day, sorted
 ``updated_at`` ascending (the sort uses the full value), 150 per page with the cursor in the
 *body* (``pagination.starting_after``; in the query string it is ignored and page 1 comes back,
-which is also why python-intercom's search pager loops [BEHAVIOR.md]). Records are then filtered
+which is also why python-intercom's search pager loops [API.md §3.9]). Records are then filtered
 client-side on ``updated_at * 1000 >= W``. Each record is emitted with ``Bookmark(updated_at ms,
 None)``: search cannot order ties inside one second by id, so ``last_id`` stays None and a
 resumed read re-reads the watermark's second (at least once, never lost). Records updated
 ``settle_ms`` or less before the read started are left for the next run, as new records take a
-while to be searchable [CRM-API.md §3.4].
+while to be searchable [API.md §3.4].
 
-Archived contacts are still listed and searchable with ``archived: true`` [BEHAVIOR.md]; they
+Archived contacts are still listed and searchable with ``archived: true`` [API.md §3.5]; they
 are emitted with ``deleted=True`` (base.py: "archived / IsDeleted / merged away: emitted with a
 flag") and the ``archived`` field kept, so an unarchive (a later update) emits them again with
 ``deleted=False``. Deleted and merged contacts disappear from search: Intercom has no "deleted
-since" feed [CRM-API.md §3.5], so they are not reported.
+since" feed [API.md §3.5], so they are not reported.
 
 **Companies** (:class:`CompaniesResource`) have no search; ``GET /companies/scroll`` reads all of
 them, and those with ``updated_at * 1000 >= W`` are emitted. See the class for the scroll rules.
@@ -56,8 +56,8 @@ _KINDS: dict[str, dict[str, Any]] = {
     "array": {"type": ["array", "null"]},
 }
 
-#: Intercom data attribute ``data_type`` -> our field kind [CRM-API.md §3.6]. Intercom reports
-#: even its built-in timestamps as ``date`` (unix seconds) [BEHAVIOR.md], so date and datetime
+#: Intercom data attribute ``data_type`` -> our field kind [API.md §3.6]. Intercom reports
+#: even its built-in timestamps as ``date`` (unix seconds) [API.md §3.6], so date and datetime
 #: are both emitted as date-time strings; options are strings.
 DATA_TYPES = {
     "string": "string",
@@ -110,7 +110,7 @@ BASE_FIELDS: dict[str, dict[str, str]] = {
              "applied_by": "object"},
 }  # fmt: skip
 
-#: Data attribute model per object with custom attributes [CRM-API.md §3.6].
+#: Data attribute model per object with custom attributes [API.md §3.6].
 MODEL = {"contacts": "contact", "companies": "company", "conversations": "conversation"}
 
 #: PII marks (``x-pii``), chosen as in the HubSpot connector: what identifies or describes a
@@ -311,7 +311,7 @@ class SearchResource(_Typed):
     @staticmethod
     def query_value(since_ms: int) -> int:
         """The ``updated_at >`` value that matches from the start of ``since``'s UTC day: the
-        start of the day before, as ``>`` T matches from the day after T's [CRM-API.md §3.4]."""
+        start of the day before, as ``>`` T matches from the day after T's [API.md §3.4]."""
         day = since_ms // 1000 // DAY_S * DAY_S
         return max(day - DAY_S, 0)
 
@@ -346,7 +346,7 @@ class SearchResource(_Typed):
 
 class CompaniesResource(_Typed):
     """Every company through ``GET /companies/scroll``, emitting those updated at or after the
-    watermark (companies have no search [CRM-API.md §3.2]).
+    watermark (companies have no search [API.md §3.2]).
 
     - **One open scroll per app**: opening one while another is open gives 400 ``scroll_exists``
       (e.g. a killed run's scroll); the read waits ``scroll_wait`` seconds and retries until the

@@ -147,7 +147,13 @@ class IntercomWriter(Writer):
         return list((company.get("tags") or {}).get("tags") or [])
 
     def create_followup(
-        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+        self,
+        record_id: str,
+        subject: str,
+        body: str,
+        *,
+        marker: str,
+        due: dt.date | None = None,
     ) -> str:
         tag = self.client.tag_companies(subject, [{"id": record_id}])
         return f"{record_id}/{tag['id']}"

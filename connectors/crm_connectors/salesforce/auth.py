@@ -20,11 +20,12 @@ class SalesforceOAuth(RefreshingToken):
     """Salesforce OAuth 2.0 refresh-token flow; also says where the org's API lives."""
 
     vendor = "salesforce"
+    PREFIX = "salesforce_"
     # 400 {"error": "invalid_grant" | "invalid_client_id" | "invalid_client", ...}.
     SETTINGS = {
-        "invalid_grant": "refresh_token",
-        "invalid_client_id": "client_id",
-        "invalid_client": "client_secret",
+        "invalid_grant": "salesforce_refresh_token",
+        "invalid_client_id": "salesforce_client_id",
+        "invalid_client": "salesforce_client_secret",
     }
 
     def __init__(

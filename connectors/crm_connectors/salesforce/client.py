@@ -2,7 +2,7 @@
 :class:`SalesforceOAuth`.
 
 The API host is the ``instance_url`` of the token response, not the login host
-[CRM-API.md §2.1]; every call goes to ``{instance_url}/services/data/vNN.0``. Each method passes
+[API.md §2.1]; every call goes to ``{instance_url}/services/data/vNN.0``. Each method passes
 ``route=`` as a *template* (``GET /query/{locator}``), never with ids or SOQL in it, so logs and
 errors stay free of record data. A ``/query`` GET is a read and is retried like any GET.
 """
@@ -18,16 +18,16 @@ from .auth import SalesforceOAuth
 from .errors import RULES
 from .pacing import SalesforcePacer
 
-#: Spring '26 [CRM-API.md §2.1].
+#: Spring '26 [API.md §2.1].
 API_VERSION = "66.0"
-#: ``Sforce-Query-Options: batchSize`` is clamped to [200, 2000] [CRM-API.md §2.2].
+#: ``Sforce-Query-Options: batchSize`` is clamped to [200, 2000] [API.md §2.2].
 BATCH_MAX = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class QueryPage:
     """One page of ``/query`` or ``/queryAll``: its records, ``totalSize`` and the host-relative
-    ``nextRecordsUrl`` (None on the last page, where ``done`` is true [CRM-API.md §2.2])."""
+    ``nextRecordsUrl`` (None on the last page, where ``done`` is true [API.md §2.2])."""
 
     records: list[dict[str, Any]]
     total: int
@@ -37,7 +37,7 @@ class QueryPage:
 @dataclass(frozen=True, slots=True)
 class BulkPage:
     """One page of Bulk 2.0 query results: CSV text and the next ``Sforce-Locator`` (None when
-    the header says ``null`` [CRM-API.md §2.7])."""
+    the header says ``null`` [API.md §2.7])."""
 
     csv: str
     locator: str | None
@@ -88,7 +88,7 @@ class SalesforceClient(VendorClient):
 
     def query(self, soql: str, *, deleted: bool = False, batch_size: int = BATCH_MAX) -> QueryPage:
         """The first page of ``/query`` (``/queryAll`` with ``deleted``: the recycle bin and
-        merged rows too [CRM-API.md §2.2])."""
+        merged rows too [API.md §2.2])."""
         endpoint = "/queryAll" if deleted else "/query"
         body = self.api.request(
             "GET",
@@ -112,7 +112,7 @@ class SalesforceClient(VendorClient):
     # -- Bulk API 2.0 query -----------------------------------------------------------------------
 
     def create_query_job(self, soql: str, *, deleted: bool = False) -> dict[str, Any]:
-        """``POST /jobs/query``: a ``query``/``queryAll`` job over CSV [CRM-API.md §2.7]. Sent as
+        """``POST /jobs/query``: a ``query``/``queryAll`` job over CSV [API.md §2.7]. Sent as
         idempotent: a retry after a lost answer at worst leaves an unused job, which expires."""
         body = self.api.request(
             "POST",

@@ -14,7 +14,7 @@ _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 class SalesforcePacer:
-    """Salesforce: a guard on the org's rolling 24-hour API allocation [CRM-API.md §2.8].
+    """Salesforce: a guard on the org's rolling 24-hour API allocation [API.md §2.8].
 
     ``min_remaining`` keeps that many calls for everyone else in the org; ``max_share`` caps
     the share of the allocation (``M``) this run may use. Either trips ``QuotaExhausted``

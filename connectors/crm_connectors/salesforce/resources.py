@@ -4,18 +4,18 @@ here; tap-crm adapts these to streams.
 Reads (:class:`SalesforceResource`):
 
 1. **REST, keyset by (SystemModstamp, Id).** ``queryAll`` (the recycle bin too, so deleted rows
-   arrive with ``IsDeleted`` true and are emitted ``deleted=True`` [CRM-API.md §2.2]) with
+   arrive with ``IsDeleted`` true and are emitted ``deleted=True`` [API.md §2.2]) with
    ``WHERE SystemModstamp > W OR (SystemModstamp = W AND Id > 'last')
    ORDER BY SystemModstamp ASC, Id ASC``, ``Sforce-Query-Options: batchSize=2000``, following
    ``nextRecordsUrl``. Datetime literals are unquoted (a quoted one is an INVALID_FIELD error
-   [CRM-API.md §2.2]). Every record is emitted with ``Bookmark(ms, Id)``: ties on one
+   [API.md §2.2]). Every record is emitted with ``Bookmark(ms, Id)``: ties on one
    millisecond are ordered by Id, so a resume inside a tie block repeats and loses nothing.
 2. **Expired locators.** ``INVALID_QUERY_LOCATOR`` (idle past ~15 min, or released as the
-   oldest of ~10 open cursors [CRM-API.md §2.2]) restarts the query from the last bookmark
+   oldest of ~10 open cursors [API.md §2.2]) restarts the query from the last bookmark
    emitted, not from scratch.
 3. **Bulk API 2.0 backfill.** On a first run (no watermark), a ``SELECT COUNT()`` decides:
    above ``bulk_threshold`` rows a ``queryAll`` job is created, polled with backoff, and its
-   CSV results paged by ``Sforce-Locator`` [CRM-API.md §2.7], typed from describe. Job results
+   CSV results paged by ``Sforce-Locator`` [API.md §2.7], typed from describe. Job results
    have no order, so bulk records carry the starting bookmark, except the last one, which
    carries ``Bookmark(job start, None)``: from then on everything older than the job is known
    emitted. A REST pass from the job's start time (``>=``) then catches changes made during it.
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Task", "User", "NPS_Response__c")
 
-#: The replication key: changes on every write, system ones included [CRM-API.md §2.2].
+#: The replication key: changes on every write, system ones included [API.md §2.2].
 MODSTAMP = "SystemModstamp"
 
 #: Fields marked PII (``x-pii``), per object: names, emails, phones, postal address parts and
@@ -98,7 +98,7 @@ _TYPED = frozenset({*_NUMBER, "int", "boolean", "date", "datetime"})
 
 
 def json_type(sf_type: str, nillable: bool = True) -> dict[str, Any]:
-    """The JSON Schema of a describe field type [CRM-API.md §2.3]; unknown types are strings."""
+    """The JSON Schema of a describe field type [API.md §2.3]; unknown types are strings."""
     if sf_type in _NUMBER:
         out: dict[str, Any] = {"type": "number"}
     elif sf_type == "int":
@@ -117,7 +117,7 @@ def json_type(sf_type: str, nillable: bool = True) -> dict[str, Any]:
 
 
 def soql_datetime(ms: int) -> str:
-    """A SOQL datetime literal, unquoted [CRM-API.md §2.2]."""
+    """A SOQL datetime literal, unquoted [API.md §2.2]."""
     return ms_to_iso(ms)
 
 
@@ -304,7 +304,7 @@ class SalesforceResource:
         if bookmark.last_id is None:
             return f" WHERE {MODSTAMP} >= {stamp}"
         last = bookmark.last_id.replace("\\", "\\\\").replace("'", "\\'")
-        # AND and OR mixed need parentheses in SOQL [CRM-API.md §2.2].
+        # AND and OR mixed need parentheses in SOQL [API.md §2.2].
         return f" WHERE {MODSTAMP} > {stamp} OR ({MODSTAMP} = {stamp} AND Id > '{last}')"
 
     def _count(self, bookmark: Bookmark) -> int:
@@ -334,7 +334,7 @@ class SalesforceResource:
                 restarts += 1
                 if restarts > 100:
                     raise
-                # The cursor expired (idle or released) [CRM-API.md §2.2]: a new query from
+                # The cursor expired (idle or released) [API.md §2.2]: a new query from
                 # the last record emitted loses and repeats nothing.
                 log.info("salesforce %s: query locator expired, resuming", self.sobject)
 

@@ -74,10 +74,13 @@ def configured(config: Mapping[str, Any]) -> bool:
 
 
 def client(config: Mapping[str, Any], **client_kw: Any) -> SalesforceClient:
+    """The client; ``client_kw`` are VendorClient's (a ``pacer`` given replaces the guard)."""
+    client_kw.setdefault(
+        "pacer", SalesforcePacer(min_remaining=int(config.get("salesforce_quota_reserve", 1000)))
+    )
     return SalesforceClient(
         credentials(config),
         api_version=str(config.get("salesforce_api_version") or API_VERSION),
-        pacer=SalesforcePacer(min_remaining=int(config.get("salesforce_quota_reserve", 1000))),
         **client_kw,
     )
 

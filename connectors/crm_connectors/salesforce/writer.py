@@ -255,7 +255,13 @@ class SalesforceWriter(Writer):
     # -- follow-ups (Tasks) ---------------------------------------------------------------------
 
     def create_followup(
-        self, record_id: str, subject: str, body: str, *, due: dt.date | None = None
+        self,
+        record_id: str,
+        subject: str,
+        body: str,
+        *,
+        marker: str,
+        due: dt.date | None = None,
     ) -> str:
         if not _ID.match(record_id):
             raise NotFound("not an Account id", vendor=self.crm, route="POST /sobjects/Task")

@@ -24,6 +24,40 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Expected:
+    """What a full read of one stream must give: every record once, these flagged deleted."""
+
+    ids: frozenset[str]
+    deleted: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class KitHooks:
+    """What the conformance kit (crm_connectors.testing) needs to know of an emulator to check
+    its connector against it."""
+
+    #: ``expected(store)``: per checked stream, the records a full read returns.
+    expected: Callable[[Any], Mapping[str, Expected]]
+    #: ``edit(url, credentials, stream, ids)``: change those records through the vendor's own
+    #: API, as a CRM user would; False when the stream is not one it edits.
+    edit: Callable[[str, Mapping[str, Any], str, list[str]], bool]
+    #: The stream of the account object (write-back's records).
+    account_stream: str
+    #: Per stream, custom fields discovery must type: ``{stream: {path: JSON type}}``, the path
+    #: dotted into nested objects (``custom_attributes.seats``).
+    typed_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Sandbox stats routes (``METHOD template``) of the writer's write calls.
+    write_routes: frozenset[str] = frozenset()
+    #: App options under which the credentials may not create fields.
+    deny_writes: Mapping[str, Any] = field(default_factory=dict)
+    #: A glob of the data API's paths (faults there, not on token endpoints).
+    api_paths: str = "*"
+    #: Seconds to let pass on the sandbox's clock after an edit before it is readable (an
+    #: export's exclusion window).
+    settle_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class EmulatorSpec:
     name: str
     #: The emulator of the vendor's API (a VendorApp subclass).
@@ -40,8 +74,8 @@ class EmulatorSpec:
     port_offset: int
     #: Which accounts live in this CRM, and what they hold there.
     world: CrmProfile
-    #: Options of the app worth naming in ``crm-sandbox serve --help``.
-    notes: str = field(default="")
+    #: The conformance kit's hooks (None: the kit checks only what needs no hook).
+    kit: KitHooks | None = None
 
 
 @functools.cache

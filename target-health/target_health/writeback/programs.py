@@ -402,7 +402,11 @@ def run_programs(
                 journal.claim(t, mark, new=not state)
                 sent = True
                 object_id = writer.create_followup(
-                    t.record_id, subject, body, due=day + dt.timedelta(days=t.rule.due_days)
+                    t.record_id,
+                    subject,
+                    body,
+                    marker=mark,
+                    due=day + dt.timedelta(days=t.rule.due_days),
                 )
             except CrmError as err:
                 if sent and _surely_not_sent(err):

@@ -8,6 +8,7 @@ from typing import Any
 from ...sandbox.emulators import EmulatorSpec
 from ...sandbox.world import CrmProfile
 from .app import HubSpotEmulator
+from .kit import KIT
 from .seed import Seeder
 
 
@@ -36,4 +37,5 @@ EMULATOR = EmulatorSpec(
     world=CrmProfile(
         "hubspot", 0.6, frozenset({"deals", "tickets", "nps"}), removal="archived", ties=True
     ),
+    kit=KIT,
 )

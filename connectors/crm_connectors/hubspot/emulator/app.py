@@ -1,8 +1,9 @@
 """HubSpot CRM v3 emulator: objects, batch, search, properties, associations (v3 + v4), owners,
 OAuth, rate limits and HubSpot's error envelope.
 
-Contract sources: ../shared/CRM-API.md §1 (cited as [§1.x]), HubSpot's public docs and the
-models of the official ``hubspot-api-client``. BEHAVIOR.md lists what is and is not emulated.
+Contract sources: ../API.md §1 (cited as [API.md §1.4] and so on), HubSpot's public docs
+and the models of the official ``hubspot-api-client``. FIDELITY.md lists what is and is not
+emulated.
 """
 
 from __future__ import annotations
@@ -101,22 +102,23 @@ class HubSpotEmulator(VendorApp):
     vendor = VENDOR
     DEFAULT_OPTIONS: ClassVar[dict[str, Any]] = {
         "rate_limits": True,
-        # Private apps on Professional/Enterprise: 190 requests per rolling 10 s [§1.8].
+        # Private apps on Professional/Enterprise: 190 requests per rolling 10 s [API.md §1.8].
         "burst_limit": 190,
         "burst_interval_ms": 10_000,
-        # Public OAuth apps: 110 per 10 s per account [§1.8].
+        # Public OAuth apps: 110 per 10 s per account [API.md §1.8].
         "oauth_burst_limit": 110,
-        # Daily: 1,000,000 (Enterprise) for private apps; OAuth apps have no daily limit [§1.8].
+        # Daily: 1,000,000 (Enterprise) for private apps; OAuth apps have no daily limit
+        # [API.md §1.8].
         "daily_limit": 1_000_000,
-        # Search: 5 requests/s per token, its own budget [§1.4].
+        # Search: 5 requests/s per token, its own budget [API.md §1.4].
         "search_per_second": 5,
-        # List limit: default 10, max 100 [§1.3]; "reject" -> 400, "clamp" -> serve 100.
+        # List limit: default 10, max 100 [API.md §1.3]; "reject" -> 400, "clamp" -> serve 100.
         "list_default_limit": 10,
         "list_max_limit": 100,
         "list_limit_policy": "reject",
         "search_max_limit": 200,
         "search_result_cap": 10_000,
-        # 2024-08-26 changelog: 5 groups, 10 filters per group, 25 filters in total [§1.4].
+        # 2024-08-26 changelog: 5 groups, 10 filters per group, 25 filters in total [API.md §1.4].
         "search_max_groups": 5,
         "search_max_filters_per_group": 10,
         "search_max_filters": 25,
@@ -157,7 +159,8 @@ class HubSpotEmulator(VendorApp):
     def render_error(self, req: Request, err: ApiError) -> Response:
         body: dict[str, Any] = {"status": "error", "message": err.message}
         if err.code == "RATE_LIMIT":
-            # 429 body: {status, message, errorType, correlationId, policyName, requestId} [§1.8]
+            # 429 body: {status, message, errorType, correlationId, policyName, requestId}
+            # [API.md §1.8]
             body["errorType"] = "RATE_LIMIT"
             body["correlationId"] = str(uuid.uuid4())
             body["policyName"] = err.extra.get("policyName", "TEN_SECONDLY_ROLLING")
@@ -249,13 +252,13 @@ class HubSpotEmulator(VendorApp):
             return []
         if not self.options.get("rate_limits", True):
             # Limits off: nothing is enforced, so no limit is advertised either. Real HubSpot
-            # always enforces and sends the headers [§1.8]; headers counting down to 0 on a
+            # always enforces and sends the headers [API.md §1.8]; headers counting down to 0 on a
             # server that never throttles would only make a header-driven client wait for
             # nothing (tap-crm's pacer stops pacing the window when none come).
             return []
         now = self.ctx.clock.time()
         if "search" in route.tags:
-            # Search has its own per-token budget and no standard headers [§1.4].
+            # Search has its own per-token budget and no standard headers [API.md §1.4].
             decision = self._search.take(principal.token, now)
             if not decision.allowed:
                 raise self._rate_error("SECONDLY")
@@ -268,7 +271,7 @@ class HubSpotEmulator(VendorApp):
             ("X-HubSpot-RateLimit-Remaining", str(burst.remaining)),
             ("X-HubSpot-RateLimit-Interval-Milliseconds", str(self.options["burst_interval_ms"])),
         ]
-        # Legacy secondly headers: still sent, not enforced [§1.8].
+        # Legacy secondly headers: still sent, not enforced [API.md §1.8].
         secondly = max(1, math.ceil(burst.limit * 1000 / int(self.options["burst_interval_ms"])))
         headers.append(("X-HubSpot-RateLimit-Secondly", str(secondly)))
         headers.append(
@@ -277,7 +280,8 @@ class HubSpotEmulator(VendorApp):
         if not burst.allowed:
             raise self._rate_error("TEN_SECONDLY_ROLLING", headers)
         if not oauth:
-            # Daily headers are not sent for OAuth apps [§1.8]; the daily budget is per account.
+            # Daily headers are not sent for OAuth apps [API.md §1.8]; the daily budget is per
+            # account.
             daily = self._daily.take("portal", now)
             headers.append(("X-HubSpot-RateLimit-Daily", str(daily.limit)))
             headers.append(("X-HubSpot-RateLimit-Daily-Remaining", str(daily.remaining)))
@@ -470,7 +474,7 @@ class HubSpotEmulator(VendorApp):
             return self._find_by_property(obj, id_property, rid, want)
         row = self._row(obj, rid)
         hops = 0
-        # Merged-away ids resolve to the surviving record on GET [§1.6].
+        # Merged-away ids resolve to the surviving record on GET [API.md §1.6].
         while row is not None and row[4] == MERGED and hops < 10 and not archived:
             target = orjson.loads(row[5]).get("mergedInto")
             row = self._row(obj, str(target)) if target else None
@@ -492,7 +496,7 @@ class HubSpotEmulator(VendorApp):
         computed = {"hs_object_id": 1, "createdate": 2, modified_property(obj): 3}
         wanted = list(DEFAULT_PROPERTIES[obj]) if names is None else list(names)
         sources = {name: 0 for name in wanted if name in defs and name not in computed}
-        sources.update(computed)  # the defaults always come back [§1.2]
+        sources.update(computed)  # the defaults always come back [API.md §1.2]
         plan = sorted(sources.items())
         if plans.get("props") is not props or len(plans) > 256:
             plans.clear()
@@ -822,7 +826,7 @@ class HubSpotEmulator(VendorApp):
         if not isinstance(inputs, list):
             raise _validation("Invalid input JSON: 'inputs' is required and must be an array")
         maximum = int(self.options[limit_key])
-        # Batch endpoints take at most 100 inputs [§1.5].
+        # Batch endpoints take at most 100 inputs [API.md §1.5].
         if len(inputs) > maximum:
             raise _validation(
                 f"Too many inputs: {len(inputs)}. The maximum number of inputs supported in a"
@@ -869,7 +873,8 @@ class HubSpotEmulator(VendorApp):
         results = [self._render(obj, r, names) for r in rows[:limit]]
         body: dict[str, Any] = {"results": self._with_associations(obj, results, req)}
         if len(rows) > limit:
-            # The cursor is opaque (base64 of the next id); no paging key on the last page [§1.3].
+            # The cursor is opaque (base64 of the next id); no paging key on the last page
+            # [API.md §1.3].
             token = base64.urlsafe_b64encode(str(int(rows[limit][1])).encode()).decode().rstrip("=")
             body["paging"] = {
                 "next": {
@@ -1143,7 +1148,7 @@ class HubSpotEmulator(VendorApp):
             if not id_property or not value:
                 raise _validation("Each upsert input needs 'id' and 'idProperty'")
             d = defs.get(id_property)
-            # idProperty must be a unique property (or email for contacts) [§1.5].
+            # idProperty must be a unique property (or email for contacts) [API.md §1.5].
             if d is None or not (
                 d.get("hasUniqueValue") or (obj == "contacts" and id_property == "email")
             ):
@@ -1290,7 +1295,7 @@ class HubSpotEmulator(VendorApp):
         except ValueError:
             raise _validation(f"Invalid after: {body.get('after')!r}") from None
         cap = int(opts["search_result_cap"])
-        # 10,000 results per query at most; paging beyond gives 400 [§1.4].
+        # 10,000 results per query at most; paging beyond gives 400 [API.md §1.4].
         if after + limit > cap:
             raise _validation(
                 f"The search endpoints are limited to {cap} total results for any given query;"
@@ -1366,7 +1371,7 @@ class HubSpotEmulator(VendorApp):
             order.append(f"{expr} {direction}")
             sort_cols.append(expr)
         # Ties (same millisecond) are broken by id, in the first sort's direction, so paging is
-        # stable; HubSpot documents no tie order (dedupe by id) [§1.4].
+        # stable; HubSpot documents no tie order (dedupe by id) [API.md §1.4].
         order.append(f"id {tie_dir}")
         sql_where = " AND ".join(where)
         order_sql = ", ".join(order)
@@ -1658,7 +1663,7 @@ class HubSpotEmulator(VendorApp):
         if body["groupName"] not in self._groups(obj):
             raise _validation(f"Property group {body['groupName']!r} does not exist")
         if name in self._properties().get(obj, {}):
-            # Creating an existing property gives 409 [§1.7].
+            # Creating an existing property gives 409 [API.md §1.7].
             raise ApiError(
                 409,
                 "OBJECT_ALREADY_EXISTS",

@@ -2,9 +2,9 @@
 emulator and the seeder).
 
 Facts: object type ids 0-1 contacts, 0-2 companies, 0-3 deals, 0-5 tickets, 0-19
-feedback_submissions, 0-27 tasks [CRM-API.md §1.2; HubSpot "Understanding the CRM" docs].
+feedback_submissions, 0-27 tasks [API.md §1.2; HubSpot "Understanding the CRM" docs].
 Property types ``bool date datetime enumeration number phone_number string`` with field types
-[CRM-API.md §1.7]. Default (unlabeled) HUBSPOT_DEFINED association type ids follow HubSpot's
+[API.md §1.7]. Default (unlabeled) HUBSPOT_DEFINED association type ids follow HubSpot's
 "Associations v4" reference table.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 VENDOR = "hubspot"
 
-#: Object name -> object type id [CRM-API.md §1.2].
+#: Object name -> object type id [API.md §1.2].
 OBJECT_TYPE_IDS = {
     "contacts": "0-1",
     "companies": "0-2",
@@ -27,7 +27,7 @@ OBJECT_TYPE_IDS = {
     "tasks": "0-27",
 }
 TYPE_ID_OBJECTS = {v: k for k, v in OBJECT_TYPE_IDS.items()}
-#: feedback_submissions is read-only in the public API [CRM-API.md §1.2].
+#: feedback_submissions is read-only in the public API [API.md §1.2].
 READ_ONLY_OBJECTS = frozenset({"feedback_submissions"})
 #: Singular names used in association type names ("contact_to_company").
 SINGULAR = {
@@ -122,7 +122,7 @@ def _day_text(day: int) -> str:
 
 
 def iso_ms(ms: int) -> str:
-    """HubSpot's datetime format: ``2019-10-30T03:30:17.883Z`` [CRM-API.md §1.2 examples]."""
+    """HubSpot's datetime format: ``2019-10-30T03:30:17.883Z`` [API.md §1.2 examples]."""
     day, rest = divmod(ms, 86_400_000)  # the date part is cached: the seeder formats millions
     hour, rest = divmod(rest, 3_600_000)
     minute, rest = divmod(rest, 60_000)

@@ -4,7 +4,7 @@ feedback_submissions), associations, owners and the portal's custom property def
 Ids are deterministic (``schema.record_id(object, key)``), rows are buffered and written in large
 batches, and property values are stored as the strings HubSpot returns: numbers as ``"123.45"``,
 datetime properties as ISO-8601 with milliseconds, date properties as ``YYYY-MM-DD``
-[CRM-API.md §1.2].
+[API.md §1.2].
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 from ...sandbox.emulators import EmulatorSpec
 from ...sandbox.world import CrmProfile
 from .app import IntercomEmulator
+from .kit import KIT
 from .seed import Seeder
 
 
@@ -27,4 +28,5 @@ EMULATOR = EmulatorSpec(
     client_settings=_client_settings,
     port_offset=3,
     world=CrmProfile("intercom", 0.4, frozenset({"tickets"}), removal="archived"),
+    kit=KIT,
 )

@@ -1,8 +1,10 @@
 """The Intercom 2.x emulator: contacts, companies, conversations, admins, data attributes, tags
 and notes, with Intercom's pagination, day-granular search, scroll lock, rate limits and errors.
 
-Sources: ../shared/CRM-API.md §3 ("[§3.x]") and the 2.14 OpenAPI spec ("[spec]").
-See BEHAVIOR.md beside this file for what is and is not emulated.
+Sources: ../API.md §3 (cited as [API.md §3.4] and so on) and Intercom's 2.14 OpenAPI
+description, cited as "[spec]" or "[spec <operation or schema>]": the file
+tests/specs/intercom/2.14/api.intercom.io.yaml in this repository.
+See FIDELITY.md beside this file for what is and is not emulated.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ VERSIONS = frozenset([f"1.{i}" for i in range(5)] + [f"2.{i}" for i in range(17)
 DAY = 86_400
 #: Search operators [spec single_filter_search_request].
 OPERATORS = frozenset(("=", "!=", "IN", "NIN", "<", "<=", ">", ">=", "~", "!~", "^", "$"))
-#: Date fields accept only =, <, > [spec SearchContacts description, CRM-API.md §3.4].
+#: Date fields accept only =, <, > [spec SearchContacts description, API.md §3.4].
 DATE_OPERATORS = frozenset(("=", "<", ">"))
 VISIBLE = (LIVE, ARCHIVED)  # contacts: archived ones are still readable, flagged archived:true
 JsonObj = dict[str, Any]
@@ -197,12 +199,12 @@ class _Scroll:
 class IntercomEmulator(VendorApp):
     vendor = VENDOR
     DEFAULT_OPTIONS: ClassVar[dict[str, Any]] = {
-        # 10,000 calls/min per app, split evenly into 10-second windows [§3.7].
+        # 10,000 calls/min per app, split evenly into 10-second windows [API.md §3.7].
         "calls_per_minute": 10_000,
         "window_seconds": 10,
-        # Version used when the Intercom-Version header is absent (the app's default) [§3.1].
+        # Version used when the Intercom-Version header is absent (the app's default) [API.md §3.1].
         "default_version": "2.14",
-        # per_page caps and defaults [§3.2]: contacts/search ≤150, conversations default 20.
+        # per_page caps and defaults [API.md §3.2]: contacts/search ≤150, conversations default 20.
         "max_per_page": 150,
         "contacts_per_page": 50,
         "search_per_page": 50,
@@ -213,7 +215,7 @@ class IntercomEmulator(VendorApp):
         # One scroll per app; the param expires after 1 minute idle [spec scrollOverAllCompanies].
         "scroll_ttl_seconds": 60.0,
         "scroll_page_size": 100,
-        # Search nesting: 2 levels, 15 filters per group [§3.4].
+        # Search nesting: 2 levels, 15 filters per group [API.md §3.4].
         "search_max_depth": 2,
         "search_max_filters": 15,
         # Scopes the access token lacks, e.g. ["write_data_attributes"]: a call that needs one
@@ -317,7 +319,7 @@ class IntercomEmulator(VendorApp):
 
     def authenticate(self, req: Request, route: Route) -> Principal:
         principal = super().authenticate(req, route)
-        # An unknown Intercom-Version is a 400 [§3.1 intercom_version_invalid].
+        # An unknown Intercom-Version is a 400 [API.md §3.1 intercom_version_invalid].
         version = req.header("Intercom-Version")
         if version is not None and version not in VERSIONS:
             raise _error(
@@ -331,7 +333,7 @@ class IntercomEmulator(VendorApp):
     def admit(
         self, req: Request, route: Route, principal: Principal | None
     ) -> list[tuple[str, str]]:
-        # Rate-limit headers only on authenticated responses [§3.7]; per app, fixed windows.
+        # Rate-limit headers only on authenticated responses [API.md §3.7]; per app, fixed windows.
         decision = self.limiter.take("app", self.ctx.clock.time())
         enforce = self.options.get("rate_limits", True)
         headers = [
@@ -439,7 +441,7 @@ class IntercomEmulator(VendorApp):
         if not isinstance(raw, int) or isinstance(raw, bool):
             raise _invalid(f"{field} must be an integer", field)
         cap = int(self.options["max_per_page"])
-        # per_page is capped at 150 [§3.2]; larger values are rejected, not clamped.
+        # per_page is capped at 150 [API.md §3.2]; larger values are rejected, not clamped.
         if not 1 <= raw <= cap:
             raise _invalid(f"{field} must be between 1 and {cap}", field)
         return raw
@@ -522,13 +524,13 @@ class IntercomEmulator(VendorApp):
         op = node.get("operator")
         if isinstance(op, str) and op in ("AND", "OR"):
             if depth >= int(self.options["search_max_depth"]):
-                # At most 2 levels of nesting [§3.4].
+                # At most 2 levels of nesting [API.md §3.4].
                 raise _invalid("Nesting of filters is limited to 2 levels", "query")
             value = node.get("value")
             if not isinstance(value, list) or not value:
                 raise _invalid(f"{op} requires a non-empty array of filters", "query")
             if len(value) > int(self.options["search_max_filters"]):
-                # At most 15 filters per AND/OR group [§3.4].
+                # At most 15 filters per AND/OR group [API.md §3.4].
                 raise _invalid(
                     f"A group can have at most {self.options['search_max_filters']} filters",
                     "query",
@@ -561,12 +563,12 @@ class IntercomEmulator(VendorApp):
         is_date = field in date_fields
         if is_date:
             if op not in DATE_OPERATORS:
-                # Date fields reject != >= <= IN NIN [§3.4, spec].
+                # Date fields reject != >= <= IN NIN [API.md §3.4, spec].
                 raise _invalid(f"Operator '{op}' is not supported for date field '{field}'", field)
             number = _as_number(value)
             if number is None:
                 raise _invalid(f"'{field}' requires a unix timestamp value", field)
-            # Timestamps are matched by calendar day in the workspace timezone (UTC) [§3.4]:
+            # Timestamps are matched by calendar day in the workspace timezone (UTC) [API.md §3.4]:
             # '>' from the start of the next day, '<' before the day, '=' the whole day.
             start = int(number) // DAY * DAY
             end = start + DAY
@@ -669,7 +671,8 @@ class IntercomEmulator(VendorApp):
             pagination = {}
         if not isinstance(pagination, dict):
             raise _invalid("pagination must be an object", "pagination")
-        # For search the cursor goes in the BODY; a query-string starting_after is ignored [§3.2].
+        # For search the cursor goes in the BODY; a query-string starting_after is ignored
+        # [API.md §3.2].
         if "per_page" in pagination and pagination["per_page"] is None:
             raise _invalid("per_page must be an integer", "per_page")
         per_page = self._per_page(pagination.get("per_page"), default_per_page, "per_page")
@@ -837,7 +840,7 @@ class IntercomEmulator(VendorApp):
         return data
 
     def _check_unique(self, body: JsonObj, own_id: str | None) -> None:
-        # Duplicate email or external_id -> 409 conflict [§3.2, Intercom-OpenAPI PR #543].
+        # Duplicate email or external_id -> 409 conflict [API.md §3.2, Intercom-OpenAPI PR #543].
         for field in ("email", "external_id"):
             value = body.get(field)
             if not value:
@@ -867,7 +870,7 @@ class IntercomEmulator(VendorApp):
 
     @route("GET", "/contacts")
     def list_contacts(self, req: Request) -> Response:
-        # Merged (and deleted) contacts are not listed [§3.2].
+        # Merged (and deleted) contacts are not listed [API.md §3.2].
         raw, total, pages = self._cursor_rows(
             req, "contacts", VISIBLE, int(self.options["contacts_per_page"])
         )
@@ -943,7 +946,7 @@ class IntercomEmulator(VendorApp):
         for ref in data["companies"]["data"]:
             self._bump_users(ref["id"], -1)
         self._save("contacts", contact_id, data, PURGED)
-        # [§3.2] DELETE returns {id, external_id, type:"contact", deleted:true}.
+        # [API.md §3.2] DELETE returns {id, external_id, type:"contact", deleted:true}.
         return json_response(
             {"id": contact_id, "external_id": data.get("external_id"), "type": "contact",
              "deleted": True}
@@ -1457,7 +1460,7 @@ class IntercomEmulator(VendorApp):
         options = body.get("options")
         values: list[str] | None = None
         if dtype == "options":
-            # An options attribute needs at least two options [§3.6].
+            # An options attribute needs at least two options [API.md §3.6].
             if not isinstance(options, list) or len(options) < 2:
                 raise _invalid("options must contain at least two values", "options")
             values = [str(o.get("value")) if isinstance(o, dict) else str(o) for o in options]

@@ -8,6 +8,7 @@ from typing import Any
 from ...sandbox.emulators import EmulatorSpec
 from ...sandbox.world import CrmProfile
 from .app import SalesforceEmulator
+from .kit import KIT
 from .seed import Seeder
 
 
@@ -34,4 +35,5 @@ EMULATOR = EmulatorSpec(
     client_settings=_client_settings,
     port_offset=2,
     world=CrmProfile("salesforce", 0.45, frozenset({"deals", "tickets", "nps"}), removal="deleted"),
+    kit=KIT,
 )

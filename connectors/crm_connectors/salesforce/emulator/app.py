@@ -1,7 +1,8 @@
 """The Salesforce REST API (v66.0; any vXX.X from v20.0) as the sandbox serves it.
 
-Contracts: ../shared/CRM-API.md §2 and the Postman fragments in specs/salesforce. What is
-emulated and what is not is listed in ``BEHAVIOR.md`` beside this file.
+Contracts: ../API.md §2 (cited as [API.md §2.2] and so on) and the official Postman request
+templates it cites. What is emulated and what is not is listed in ``FIDELITY.md`` beside
+this file.
 
 Records live in the shared ``records`` table as ``{Field: value}`` (JSON-typed, datetimes as
 ``2026-01-01T00:00:00.000+0000``); ``updated_ms`` is ``SystemModstamp``; the recycle bin is
@@ -84,7 +85,7 @@ class _Rollback(Exception):
 
 class _DailyUsage:
     """Salesforce's daily API allocation: a rolling 24-hour count of calls per org
-    [CRM-API.md §2.8]."""
+    [API.md §2.8]."""
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
@@ -164,20 +165,20 @@ class SalesforceEmulator(VendorApp):
     vendor = "salesforce"
     DEFAULT_OPTIONS: ClassVar[dict[str, Any]] = {
         # Daily API request allocation, a rolling 24 h window; 403 REQUEST_LIMIT_EXCEEDED when
-        # exhausted [CRM-API.md §2.8]. Real orgs: 15,000 + per-licence amounts; 100,000 here.
+        # exhausted [API.md §2.8]. Real orgs: 15,000 + per-licence amounts; 100,000 here.
         "daily_api_requests": 100_000,
         "api_window_seconds": 86_400,
-        "api_version": "66.0",  # Spring '26 [CRM-API.md §2.1]
-        # Sforce-Query-Options batchSize: min 200, max 2000, default 2000 [CRM-API.md §2.2].
+        "api_version": "66.0",  # Spring '26 [API.md §2.1]
+        # Sforce-Query-Options batchSize: min 200, max 2000, default 2000 [API.md §2.2].
         "query_batch_default": 2000,
         "query_batch_min": 200,
         "query_batch_max": 2000,
         # Query locators expire after ~15 min idle; ~10 open per user, the oldest is released.
         "query_locator_ttl": 900.0,
         "max_open_locators": 10,
-        "collections_max": 200,  # sObject Collections [CRM-API.md §2.5]
+        "collections_max": 200,  # sObject Collections [API.md §2.5]
         "collections_retrieve_max": 2000,
-        "composite_max": 25,  # Composite subrequests [CRM-API.md §2.6]
+        "composite_max": 25,  # Composite subrequests [API.md §2.6]
         "session_ttl": 7200.0,  # session timeout, 2 h by default [auth.py]
         # Bulk 2.0 query jobs: seconds from creation to JobComplete (0: the first poll).
         "bulk_query_delay": 0.0,
@@ -186,11 +187,11 @@ class SalesforceEmulator(VendorApp):
         "updated_window_days": 30,
         "deleted_window_days": 15,
         # Real orgs hide a new custom field from the API user until field-level security is
-        # granted (POST /sobjects/FieldPermissions) [CRM-API.md §2.10]. Off by default here.
+        # granted (POST /sobjects/FieldPermissions) [API.md §2.10]. Off by default here.
         "custom_field_requires_fls": False,
         # The API user's "Customize Application" permission (with "Manage Profiles and Permission
         # Sets"): without it, Tooling CustomField creates and FieldPermissions grants get 403
-        # INSUFFICIENT_ACCESS [CRM-API.md §2.9: 403 is insufficient access].
+        # INSUFFICIENT_ACCESS [API.md §2.9: 403 is insufficient access].
         "customize_application": True,
         "rate_limits": True,
     }
@@ -431,7 +432,8 @@ class SalesforceEmulator(VendorApp):
 
     @route("GET", "/services/data", auth=False, tags=("uncounted",))
     def versions(self, req: Request) -> Response:
-        # Does not count against the allocation and carries no Sforce-Limit-Info [§2.1, §2.8].
+        # Does not count against the allocation and carries no Sforce-Limit-Info
+        # [API.md §2.1, §2.8].
         top = int(float(self.options.get("api_version", "66.0")))
         out = []
         for v in range(MIN_VERSION, top + 1):
@@ -495,7 +497,7 @@ class SalesforceEmulator(VendorApp):
             if c.op == "cmp" and lit is not None:
                 column = _TIME_COLUMNS.get(c.field)
                 if column and lit.kind == "datetime" and c.cmp != "!=":
-                    # SystemModstamp is indexed: the updated_ms column [CRM-API.md §2.2].
+                    # SystemModstamp is indexed: the updated_ms column [API.md §2.2].
                     clauses.append(f"{column} {c.cmp} ?")
                     keyset_clauses.append(f"+{column} {c.cmp} ?")
                     params.append(lit.value)
@@ -631,7 +633,7 @@ class SalesforceEmulator(VendorApp):
         header = req.header("Sforce-Query-Options") or ""
         m = re.search(r"batchSize\s*=\s*(\d+)", header, re.IGNORECASE)
         if m:
-            # Not guaranteed to be honoured; kept within [200, 2000] [CRM-API.md §2.2].
+            # Not guaranteed to be honoured; kept within [200, 2000] [API.md §2.2].
             size = int(m.group(1))
         lo, hi = int(self.options["query_batch_min"]), int(self.options["query_batch_max"])
         return max(lo, min(hi, size))
@@ -1083,7 +1085,7 @@ class SalesforceEmulator(VendorApp):
             data["IsDeleted"] = True
             data["SystemModstamp"] = fmt_datetime(now)
             created = parse_datetime(data["CreatedDate"]) or now
-            # To the recycle bin: still visible to queryAll and /deleted [CRM-API.md §2.2].
+            # To the recycle bin: still visible to queryAll and /deleted [API.md §2.2].
             self.store.put(
                 self.vendor, obj, norm, data, created_ms=created, updated_ms=now, state=ARCHIVED
             )
@@ -1188,7 +1190,7 @@ class SalesforceEmulator(VendorApp):
         f = self._ext_field(obj, ext_field)
         body = req.json_object()
         if any(k.lower() == f["name"].lower() for k in body):
-            # The body must not carry the external id field [CRM-API.md §2.4].
+            # The body must not carry the external id field [API.md §2.4].
             raise ApiError(
                 400,
                 "INVALID_FIELD",
@@ -1204,7 +1206,7 @@ class SalesforceEmulator(VendorApp):
             raise
         if created:
             return json_response({"id": rid, "success": True, "errors": [], "created": True}, 201)
-        if int(float(version[1:])) < 46:  # 204 before API 46.0 [CRM-API.md §2.4]
+        if int(float(version[1:])) < 46:  # 204 before API 46.0 [API.md §2.4]
             return empty_response(204)
         return json_response({"id": rid, "success": True, "errors": [], "created": False})
 
@@ -1292,7 +1294,7 @@ class SalesforceEmulator(VendorApp):
         self, all_or_none: bool, ops: list[Callable[[], dict[str, Any]]]
     ) -> list[dict[str, Any]]:
         """Run per-record operations in one transaction; allOrNone rolls all back on a failure
-        and marks the other rows ALL_OR_NONE_OPERATION_ROLLED_BACK [CRM-API.md §2.5]."""
+        and marks the other rows ALL_OR_NONE_OPERATION_ROLLED_BACK [API.md §2.5]."""
         results: list[dict[str, Any]] = []
         try:
             with self.store.write():
@@ -1375,7 +1377,7 @@ class SalesforceEmulator(VendorApp):
         obj = self._require_obj(sobject)
         f = self._fields(obj).get(ext_field.lower())
         if f is None or not f["externalId"]:
-            # "Only external ids are supported. Don't use record ids." [CRM-API.md §2.5]
+            # "Only external ids are supported. Don't use record ids." [API.md §2.5]
             raise ApiError(
                 400,
                 "INVALID_FIELD",
@@ -1529,7 +1531,7 @@ class SalesforceEmulator(VendorApp):
             for r in results:
                 if r["httpStatusCode"] < 400:
                     r.update(body=[halted], httpStatusCode=400, httpHeaders={})
-        # The whole call counts as one API request [CRM-API.md §2.6].
+        # The whole call counts as one API request [API.md §2.6].
         return json_response({"compositeResponse": results})
 
     def _sub_request(
@@ -1703,7 +1705,7 @@ class SalesforceEmulator(VendorApp):
         with self._lock:
             self._advance(job)
         if job.info["state"] != "JobComplete" or job.seqs is None:
-            # The job must be JobComplete [CRM-API.md §2.7: 412 JOB_NOT_COMPLETE].
+            # The job must be JobComplete [API.md §2.7: 412 JOB_NOT_COMPLETE].
             raise ApiError(412, "JOB_NOT_COMPLETE", "The job is not in JobComplete state")
         if version != job.version:
             raise ApiError(

@@ -12,7 +12,7 @@ from typing import Any
 
 # -- ids ----------------------------------------------------------------------------------------
 
-#: Key prefixes (the first three characters of every record id) [CRM-API.md §2.11].
+#: Key prefixes (the first three characters of every record id) [API.md §2.11].
 PREFIXES: dict[str, str] = {
     "Account": "001",
     "Contact": "003",

@@ -245,7 +245,7 @@ class Seeder:
                     " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                     (f"salesforce:{obj}", key),
                 )
-            # External id lookups (upsert) go through an expression index [CRM-API.md §2.4].
+            # External id lookups (upsert) go through an expression index [API.md §2.4].
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS salesforce_xid_Account_External_Account_Id__c"
                 " ON records (json_extract(data, '$.External_Account_Id__c'))"

@@ -1,6 +1,6 @@
 """A SOQL subset: parse, check against the object's fields, and evaluate on stored records.
 
-Supported (what a sync sends) [CRM-API.md §2.2, §2.11]::
+Supported (what a sync sends) [API.md §2.2, §2.11]::
 
     SELECT field, ... | COUNT() | COUNT(field)
     FROM Object
