@@ -169,44 +169,31 @@ def run_measured(cmd: Sequence[str], log: Path, **kwargs: Any) -> dict[str, Any]
 # -- tap-crm -------------------------------------------------------------------------------------
 
 from crm_connectors.pii import new_key  # noqa: E402
-from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS  # noqa: E402
+from crm_connectors.sandbox.emulators import client_settings  # noqa: E402
 
-#: tap-crm settings per CRM against the sandbox (rate limits off there: the tap's own search
-#: pacing for HubSpot is lifted too, so the figures measure the tap, not HubSpot's 5/s).
-TAP_CRMS: dict[str, dict[str, Any]] = {
-    "hubspot": {
-        "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
-        "hubspot_search_settle_seconds": 0,
-        "hubspot_search_requests_per_second": 10_000,
-    },
-    "salesforce": {
-        "salesforce_client_id": DEFAULT_CREDENTIALS["salesforce"]["client_id"],
-        "salesforce_client_secret": DEFAULT_CREDENTIALS["salesforce"]["client_secret"],
-        "salesforce_refresh_token": DEFAULT_CREDENTIALS["salesforce"]["refresh_token"],
-    },
-    "intercom": {
-        "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
-        "intercom_search_settle_seconds": 0,
-    },
-}
-URL_SETTINGS = {
-    "hubspot": "hubspot_base_url",
-    "salesforce": "salesforce_login_url",
-    "intercom": "intercom_base_url",
+#: The CRMs the bench compares (each has peer taps in bench/peers).
+BENCH_CRMS = ("hubspot", "salesforce", "intercom")
+#: Settings over each emulator's client settings (rate limits are off in the bench's sandbox:
+#: the tap's own search pacing for HubSpot is lifted too, so the figures measure the tap, not
+#: HubSpot's 5/s).
+BENCH_SETTINGS: dict[str, dict[str, Any]] = {
+    "hubspot": {"hubspot_search_requests_per_second": 10_000},
 }
 _PII_KEYS = {"pii_keys": f"b1:{new_key()}", "pii_hmac_keys": f"h1:{new_key()}"}
+
+
+def crm_settings(urls: dict[str, str], crms: Sequence[str] = BENCH_CRMS) -> dict[str, Any]:
+    """The connector settings of ``crms`` for the sandbox at ``urls`` (its credentials)."""
+    out = client_settings(urls, tuple(crms))
+    for crm in crms:
+        out |= BENCH_SETTINGS.get(crm, {})
+    return out
 
 
 def tap_config(crm: str, urls: dict[str, str], **overrides: Any) -> dict[str, Any]:
     """tap-crm's config for one CRM of the sandbox at ``urls``, PII encrypted (one key pair per
     bench run)."""
-    return {
-        "crms": [crm],
-        URL_SETTINGS[crm]: urls[crm],
-        **_PII_KEYS,
-        **TAP_CRMS[crm],
-        **overrides,
-    }
+    return {"crms": [crm], **_PII_KEYS, **crm_settings(urls, (crm,)), **overrides}
 
 
 def tap_command(

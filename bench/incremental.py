@@ -3,9 +3,10 @@
 For each CRM: a full sync of every stream (its STATE kept), then 1% of the records of every CRM
 object stream (every 100th live record of the full sync's output) is edited through the vendor's
 own API, as CRM users and integrations would (HubSpot ``batch/update``, Salesforce ``composite/
-sobjects``, Intercom ``PUT`` per record), then tap-crm runs again from the saved STATE. Reported:
-records and API calls of both runs (the edits' own calls are not counted), seconds, and the
-rerun's calls as a share of the full sync's, with the routes the rerun called.
+sobjects``, Intercom ``PUT`` per record: each emulator's KitHooks.edit), then tap-crm runs
+again from the saved STATE. Reported: records and API calls of both runs (the edits' own calls
+are not counted), seconds, and the rerun's calls as a share of the full sync's, with the routes
+the rerun called.
 
 Both runs get a catalog from discovery with every stream selected, as Meltano passes its cached
 catalog on every run: the field types discovery wrote into it spare each run the metadata calls
@@ -16,8 +17,6 @@ catalog on every run: the field types discovery wrote into it spare each run the
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +32,24 @@ from common import (
 
 from crm_connectors.hubspot.resources import OBJECTS as HUBSPOT_OBJECTS
 from crm_connectors.salesforce.resources import OBJECTS as SALESFORCE_OBJECTS
-from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+from crm_connectors.sandbox.emulators import emulators
 
-SF_VERSION = "v66.0"
-
-#: Per CRM: stream -> (API object, the field an edit sets, the record's id key).
-EDITED: dict[str, dict[str, tuple[str, str, str]]] = {
+#: Per CRM: the streams whose records are edited, and each record's id key. The edits go
+#: through the vendor's own API (the emulator's conformance-kit hook, KitHooks.edit).
+EDITED: dict[str, dict[str, str]] = {
     "hubspot": {
-        "hubspot_companies": ("companies", "description", "id"),
-        "hubspot_contacts": ("contacts", "jobtitle", "id"),
-        "hubspot_deals": ("deals", "description", "id"),
-        "hubspot_tickets": ("tickets", "subject", "id"),
+        "hubspot_companies": "id",
+        "hubspot_contacts": "id",
+        "hubspot_deals": "id",
+        "hubspot_tickets": "id",
     },
     "salesforce": {
-        "salesforce_Account": ("Account", "Description", "Id"),
-        "salesforce_Contact": ("Contact", "Title", "Id"),
-        "salesforce_Opportunity": ("Opportunity", "Description", "Id"),
-        "salesforce_Case": ("Case", "Subject", "Id"),
+        "salesforce_Account": "Id",
+        "salesforce_Contact": "Id",
+        "salesforce_Opportunity": "Id",
+        "salesforce_Case": "Id",
     },
-    "intercom": {
-        "intercom_contacts": ("contacts", "name", "id"),
-        "intercom_companies": ("companies", "plan", "id"),
-    },
+    "intercom": {"intercom_contacts": "id", "intercom_companies": "id"},
 }
 
 
@@ -101,57 +96,18 @@ def _sample(output: Path, crm: str, share: int) -> dict[str, list[str]]:
                 continue
             seen[stream] += 1
             if seen[stream] % share == 0:
-                picked[stream].append(str(record[streams[stream][2]]))
+                picked[stream].append(str(record[streams[stream]]))
     return picked
-
-
-def _chunks(ids: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def _edit(crm: str, urls: dict[str, str], picked: dict[str, list[str]]) -> int:
     """Edit the picked records through the CRM's API; returns how many were edited."""
-    stamp = f"bench edit {time.time_ns()}"
+    emulator = emulators()[crm]
+    assert emulator.kit is not None
     edited = 0
-    with httpx.Client(timeout=60) as client:
-        if crm == "hubspot":
-            token = DEFAULT_CREDENTIALS["hubspot"]["private_app_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            for stream, ids in picked.items():
-                obj, field, _ = EDITED[crm][stream]
-                for chunk in _chunks(ids, 100):
-                    body = {"inputs": [{"id": i, "properties": {field: stamp}} for i in chunk]}
-                    url = f"{urls['hubspot']}/crm/v3/objects/{obj}/batch/update"
-                    client.post(url, json=body, headers=headers).raise_for_status()
-                    edited += len(chunk)
-        elif crm == "salesforce":
-            creds = DEFAULT_CREDENTIALS["salesforce"]
-            token = client.post(
-                f"{urls['salesforce']}/services/oauth2/token",
-                data={"grant_type": "refresh_token", "client_id": creds["client_id"],
-                      "client_secret": creds["client_secret"],
-                      "refresh_token": creds["refresh_token"]},
-            ).json()  # fmt: skip
-            headers = {"Authorization": f"Bearer {token['access_token']}"}
-            url = f"{token['instance_url']}/services/data/{SF_VERSION}/composite/sobjects"
-            for stream, ids in picked.items():
-                obj, field, _ = EDITED[crm][stream]
-                for chunk in _chunks(ids, 200):
-                    records = [{"attributes": {"type": obj}, "id": i, field: stamp} for i in chunk]
-                    resp = client.patch(url, json={"allOrNone": False, "records": records},
-                                        headers=headers)  # fmt: skip
-                    resp.raise_for_status()
-                    edited += sum(1 for r in resp.json() if r.get("success"))
-        else:
-            token = DEFAULT_CREDENTIALS["intercom"]["access_token"]
-            headers = {"Authorization": f"Bearer {token}", "Intercom-Version": "2.14"}
-            for stream, ids in picked.items():
-                obj, field, _ = EDITED[crm][stream]
-                for rid in ids:
-                    url = f"{urls['intercom']}/{obj}/{rid}"
-                    client.put(url, json={field: stamp}, headers=headers).raise_for_status()
-                    edited += 1
+    for stream, ids in picked.items():
+        if ids and emulator.kit.edit(urls[crm], emulator.credentials, stream, ids):
+            edited += len(ids)
     return edited
 
 

@@ -39,9 +39,10 @@ from typing import Any
 
 import httpx
 from common import (
+    BENCH_CRMS,
     ROOT,
-    TAP_CRMS,
     api_calls,
+    crm_settings,
     rss_mb,
     run_measured,
     run_singer,
@@ -358,13 +359,7 @@ def bench_writeback(store_db: Path, workdir: Path, db: Path) -> list[dict[str, A
 
     proc, urls = start_sandbox(db, workdir)
     try:
-        config: dict[str, Any] = {
-            "hubspot_base_url": urls["hubspot"],
-            "salesforce_login_url": urls["salesforce"],
-            "intercom_base_url": urls["intercom"],
-        }
-        for settings in TAP_CRMS.values():
-            config |= settings
+        config: dict[str, Any] = {"crms": list(BENCH_CRMS), **crm_settings(urls)}
         store = open_store(f"sqlite:///{store_db}")
         crm_writers = writers(config)
         for writer in crm_writers:
@@ -680,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     combined = workdir / "incremental-all.jsonl"
     with combined.open("wb") as out:
-        for crm in TAP_CRMS:
+        for crm in BENCH_CRMS:
             out.write((workdir / f"incremental-{crm}.jsonl").read_bytes())
     target = run_target(combined, workdir, "health-bench")
     report.section(

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from tapkit import Ids, discover, run_tap, select, tap_config
 
+from crm_connectors import registry
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED
 from tap_crm.settings import CONFIG_SCHEMA
 from target_health.target import CONFIG_SCHEMA as TARGET_CONFIG
@@ -210,9 +211,18 @@ def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive(
     project = yaml.safe_load((Path(__file__).parents[1] / "meltano.yml").read_text())
     plugin = next(p for p in project["plugins"][kind] if p["name"] == name)
     declared = {s["name"]: s for s in plugin["settings"]}
-    settings = schema["properties"]
-    # then both name the same settings (Meltano passes only declared ones from the environment)
+    # then it declares the plugin's own settings and every setting of each CRM the project
+    # uses (Meltano passes only declared ones from the environment); a CRM whose connector is
+    # installed but not used in this project is declared not at all
+    crm_settings = {
+        spec.name: set(spec.settings) | (set(spec.writer_settings) if kind == "loaders" else set())
+        for spec in registry.specs()
+    }
+    used = {crm for crm, names in crm_settings.items() if names & set(declared)}
+    unused = set().union(*(crm_settings[c] for c in set(crm_settings) - used))
+    settings = {k: v for k, v in schema["properties"].items() if k not in unused}
     assert set(declared) == set(settings)
+    assert used, "meltano.yml uses no CRM"
     # and exactly the secret ones are sensitive, with kinds that match the JSON types
     # (number settings are integer in Meltano: its "decimal" kind fails on values from the
     # environment in Meltano 4.4 - Decimal is not JSON serializable; whole numbers suffice;
