@@ -55,6 +55,9 @@ class KitHooks:
     #: Seconds to let pass on the sandbox's clock after an edit before it is readable (an
     #: export's exclusion window).
     settle_seconds: float = 0.0
+    #: The API's passing throttles always say how long to wait: one without ``Retry-After``
+    #: means a quota is used up (a fatal error), so the faults check leaves it out.
+    bare_throttle_is_quota: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ class CrmProfile:
     removal: str = "archived"
     #: Whether the bulk-import block of contacts sharing one millisecond lives here.
     ties: bool = False
+    #: One of the world's first CRMs, drawn from each account's main random stream. Any other
+    #: CRM draws everything of its own from a stream of its own (which accounts and contacts
+    #: live there, their lifecycle, and its own tickets), so adding a CRM to the world changes
+    #: no record of the others, and the same seed gives the same world in them.
+    core: bool = False
 
 
 _HOLDS = ("deals", "tickets", "nps")
@@ -71,6 +76,9 @@ PLAN_WEIGHTS = (0.55, 0.35, 0.10)
 USAGE_MONTHS = 12
 #: Every MERGE_EVERY-th account is a merge target: live in every CRM.
 MERGE_EVERY = 97
+#: Share of an account's tickets that a CRM added to the world (CrmProfile.core False) takes,
+#: when the account lives there and that CRM holds tickets.
+TAKEN_TICKETS = 0.6
 #: Contact keys are account key * 1000 + index, so an account holds at most 999 contacts.
 TIE_STRIDE_MAX = 950
 
@@ -447,7 +455,9 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
     profiles = spec.crms
     if not profiles:
         raise ValueError("a world needs at least one CRM")
-    all_crms = tuple(p.name for p in profiles)
+    core = [p for p in profiles if p.core] or list(profiles)
+    added = [p for p in profiles if p not in core]
+    core_crms = tuple(p.name for p in core)
     removal = {p.name: p.removal for p in profiles}
     holds = {what: {p.name for p in profiles if what in p.holds} for what in _HOLDS}
     tie_crm = next((p.name for p in profiles if p.ties), "")
@@ -491,13 +501,20 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             edge = "long"
             name = (name + " ") * 20 + "International Holdings"
         full_name = f"{name} {legal}".strip() if edge != "non_ascii" else name
-        crms = tuple(p.name for p in profiles if rand() < p.share)
+        crms = tuple(p.name for p in core if rand() < p.share)
         if not crms:
-            crms = (all_crms[key % len(all_crms)],)
+            crms = (core_crms[key % len(core_crms)],)
         if key % MERGE_EVERY == 0:
-            crms = all_crms  # merge targets live everywhere, so duplicates can merge into them
+            crms = core_crms  # merge targets live everywhere, so duplicates can merge into them
         elif extra_ties and tie_crm not in crms:
             crms = (tie_crm, *crms)
+        # Each added CRM: its own stream per account (see CrmProfile.core).
+        own = {
+            p.name: random.Random(f"{spec.seed}/{key}/{p.name}")
+            for p in added
+            if key % MERGE_EVERY == 0
+            or random.Random(f"{spec.seed}/{key}/{p.name}/in").random() < p.share
+        }
         renewal_ms = now + randint(grb, -30, 365) * DAY_MS
         churned_on = None
         if label == "churned":
@@ -524,14 +541,15 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             churned_on=churned_on,
             payment_issue=rand() < pay_rate,
             owner=below(grb, len(OWNERS)),
-            crms=crms,
+            crms=(*crms, *own),
             description=("Long description. " * 600).strip() if edge == "long" else None,
             edge=edge,
         )
         # Lifecycle edge cases, per CRM: ~0.5% archived/deleted, ~0.3% merged into the
         # previous merge target (a live account present in every CRM).
-        for crm in crms if key % MERGE_EVERY else ():
-            r = rand()
+        lifecycle_draws = [(crm, rand) for crm in crms] + [(c, r.random) for c, r in own.items()]
+        for crm, draw in lifecycle_draws if key % MERGE_EVERY else ():
+            r = draw()
             if r < 0.005:
                 account.lifecycle[crm] = removal[crm]
             elif r < 0.008 and key > MERGE_EVERY:
@@ -569,6 +587,16 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
             )
             for crm in () if tie else contact.crms:  # the tie block stays live, whole
                 r = rand()
+                if r < 0.01:
+                    contact.lifecycle[crm] = removal[crm]
+                elif r < 0.015 and contacts:
+                    contact.lifecycle[crm] = "merged"
+                    contact.merged_into = contacts[0].key
+            for crm, stream in () if tie else own.items():  # added CRMs: their own draws
+                if stream.random() >= 0.9:
+                    continue
+                contact.crms = (*contact.crms, crm)
+                r = stream.random()
                 if r < 0.01:
                     contact.lifecycle[crm] = removal[crm]
                 elif r < 0.015 and contacts:
@@ -624,7 +652,10 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                 )  # fmt: skip
 
         # Tickets over the last 180 days, each in one of the account's CRMs that hold tickets.
+        # An added CRM that holds tickets takes some of them, by its own draws (the tickets
+        # themselves, and the other CRMs' draws, stay what they are without it).
         ticket_crms = [c for c in crms if c in holds["tickets"]] or list(crms)
+        takers = [(c, r.random) for c, r in own.items() if c in holds["tickets"]]
         tickets: list[Ticket] = []
         for _ in range(randint(grb, *tix_range)):
             ids["ticket"] += 1
@@ -652,6 +683,10 @@ def generate(spec: WorldSpec, start: int = 1, stop: int | None = None) -> Iterat
                     crm=choice(grb, ticket_crms),
                 )
             )
+            for crm, draw in takers:
+                if draw() < TAKEN_TICKETS:
+                    tickets[-1].crm = crm
+                    break
 
         # NPS: one or two survey waves answered by a few contacts.
         nps: list[NpsResponse] = []

@@ -35,7 +35,12 @@ EMULATOR = EmulatorSpec(
     client_settings=_client_settings,
     port_offset=1,
     world=CrmProfile(
-        "hubspot", 0.6, frozenset({"deals", "tickets", "nps"}), removal="archived", ties=True
+        "hubspot",
+        0.6,
+        frozenset({"deals", "tickets", "nps"}),
+        removal="archived",
+        ties=True,
+        core=True,
     ),
     kit=KIT,
 )

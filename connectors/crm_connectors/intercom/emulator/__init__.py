@@ -27,6 +27,6 @@ EMULATOR = EmulatorSpec(
     credentials={"access_token": "sandbox-intercom-token"},
     client_settings=_client_settings,
     port_offset=3,
-    world=CrmProfile("intercom", 0.4, frozenset({"tickets"}), removal="archived"),
+    world=CrmProfile("intercom", 0.4, frozenset({"tickets"}), removal="archived", core=True),
     kit=KIT,
 )

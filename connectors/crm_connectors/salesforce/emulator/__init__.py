@@ -34,6 +34,8 @@ EMULATOR = EmulatorSpec(
     },
     client_settings=_client_settings,
     port_offset=2,
-    world=CrmProfile("salesforce", 0.45, frozenset({"deals", "tickets", "nps"}), removal="deleted"),
+    world=CrmProfile(
+        "salesforce", 0.45, frozenset({"deals", "tickets", "nps"}), removal="deleted", core=True
+    ),
     kit=KIT,
 )

@@ -67,4 +67,6 @@ KIT = KitHooks(
     write_routes=frozenset({"PATCH /services/data/{version}/composite/sobjects"}),
     deny_writes={"customize_application": False},
     api_paths="/services/data/*",
+    # REQUEST_LIMIT_EXCEEDED without Retry-After is the daily allocation [API.md §2.8]
+    bare_throttle_is_quota=True,
 )
