@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_connectors.sandbox.app import Sandbox
-from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+from crm_connectors.sandbox.emulators import client_settings, vendors
 
 #: Fixed test keys (never used outside tests): key id "t1" (AES-256) and "h1" (HMAC).
 ENC_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -29,34 +29,14 @@ PII_HMAC_KEYS = f"h1:{HMAC_KEY}"
 
 
 def tap_config(sandbox: Sandbox, crms: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
-    """A config reading ``crms`` (default: every vendor the sandbox serves) with the sandbox's
-    credentials, no settle delay (the sandbox indexes at once) and the test PII keys."""
-    urls = sandbox.urls
-    chosen = [c for c in ("hubspot", "salesforce", "intercom") if c in urls]
-    if crms is not None:
-        chosen = [c for c in chosen if c in set(crms)]
-    config: dict[str, Any] = {"crms": chosen, "pii_keys": PII_KEYS, "pii_hmac_keys": PII_HMAC_KEYS}
-    if "hubspot" in chosen:
-        config |= {
-            "hubspot_access_token": DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
-            "hubspot_base_url": urls["hubspot"],
-            "hubspot_search_settle_seconds": 0,
-        }
-    if "salesforce" in chosen:
-        sf = DEFAULT_CREDENTIALS["salesforce"]
-        config |= {
-            "salesforce_client_id": sf["client_id"],
-            "salesforce_client_secret": sf["client_secret"],
-            "salesforce_refresh_token": sf["refresh_token"],
-            "salesforce_login_url": urls["salesforce"],
-        }
-    if "intercom" in chosen:
-        config |= {
-            "intercom_access_token": DEFAULT_CREDENTIALS["intercom"]["access_token"],
-            "intercom_base_url": urls["intercom"],
-            "intercom_search_settle_seconds": 0,
-        }
-    return config | extra
+    """A config reading ``crms`` (default: every CRM the sandbox serves) with the sandbox's
+    credentials and its emulators' client settings (no settle delay: the sandbox indexes at
+    once), and the test PII keys."""
+    served = [c for c in vendors() if c in sandbox.urls]  # (urls also holds the admin API)
+    chosen = tuple(c for c in served if crms is None or c in set(crms))
+    config: dict[str, Any] = {"crms": list(chosen)}
+    config |= {"pii_keys": PII_KEYS, "pii_hmac_keys": PII_HMAC_KEYS}
+    return config | client_settings(sandbox.urls, chosen) | extra
 
 
 @dataclass

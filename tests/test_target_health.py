@@ -38,7 +38,7 @@ PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.
 
 @pytest.fixture(scope="module")
 def tap_output(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[str, Any]]]:
-    """tap-crm's messages over a 60-account sandbox of the three CRMs (one sync per module)."""
+    """tap-crm's messages over a 60-account sandbox of every CRM (one sync per module)."""
     from crm_connectors.sandbox.app import Sandbox, SandboxConfig
     from crm_connectors.sandbox.seed import seed
 
@@ -73,10 +73,15 @@ def run_target(
 
 
 EXPECTED_ENTITIES = {
-    "account": ("hubspot_companies", "salesforce_Account", "intercom_companies"),
-    "contact": ("hubspot_contacts", "salesforce_Contact", "intercom_contacts"),
+    "account": (
+        "hubspot_companies",
+        "salesforce_Account",
+        "intercom_companies",
+        "zendesk_organizations",
+    ),
+    "contact": ("hubspot_contacts", "salesforce_Contact", "intercom_contacts", "zendesk_users"),
     "deal": ("hubspot_deals", "salesforce_Opportunity"),
-    "ticket": ("hubspot_tickets", "salesforce_Case"),
+    "ticket": ("hubspot_tickets", "salesforce_Case", "zendesk_tickets"),
     "conversation": ("intercom_conversations",),
     "nps_response": ("hubspot_feedback_submissions", "salesforce_NPS_Response__c"),
 }

@@ -192,7 +192,8 @@ def seed(
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> dict[str, object]:
-    """Seed a new database at ``db_path``; refuses one that already holds records.
+    """Seed a new database at ``db_path`` with the world ``spec`` as ``vendors`` (default: all of
+    its CRMs) hold it (``WorldSpec.serving``); refuses one that already holds records.
 
     From 40,000 accounts the work is split by account range over ``workers`` processes (default:
     the CPU count, at most 4), each writing its own part file; the parts are then merged with
@@ -201,6 +202,7 @@ def seed(
     db_path = Path(db_path)
     if vendors is None:
         vendors = tuple(p.name for p in spec.crms)
+    spec = spec.serving(vendors)
     store = Store(db_path)
     if store.conn().execute("SELECT 1 FROM records LIMIT 1").fetchone():
         store.close()

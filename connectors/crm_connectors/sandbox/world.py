@@ -24,7 +24,7 @@ import math
 import random
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 _T = TypeVar("_T")
@@ -94,6 +94,11 @@ class WorldSpec:
     #: The CRMs of the world and each one's share of the accounts (an account is in at least
     #: one). Default: every installed emulator's profile.
     crms: tuple[CrmProfile, ...] = field(default_factory=registered_profiles)
+
+    def serving(self, vendors: Sequence[str]) -> WorldSpec:
+        """This world as a sandbox of ``vendors`` holds it: the first CRMs (``core``) stay, as
+        they shape every account; an added CRM that is not served takes nothing."""
+        return replace(self, crms=tuple(p for p in self.crms if p.core or p.name in vendors))
 
     @property
     def anchor_ms(self) -> int:
