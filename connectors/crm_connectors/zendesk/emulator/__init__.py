@@ -1,0 +1,42 @@
+"""Zendesk Support's emulator for the sandbox (not installed with the plugins): see FIDELITY.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...sandbox.emulators import EmulatorSpec
+from ...sandbox.world import CrmProfile
+from .app import ZendeskEmulator
+from .kit import KIT
+from .seed import Seeder
+
+
+def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "zendesk_subdomain": "sandbox",
+        "zendesk_base_url": url,
+        "zendesk_email": creds["email"],
+        "zendesk_api_token": creds["api_token"],
+    }
+
+
+EMULATOR = EmulatorSpec(
+    name="zendesk",
+    app=ZendeskEmulator,
+    seeder=Seeder,
+    credentials={
+        # HTTP Basic "{email}/token:{api_token}" [API.md §1.2]; the email is the seeded admin.
+        "email": "sandbox-admin@example.com",
+        "api_token": "sandbox-zendesk-token",
+        # OAuth client for the client_credentials grant at POST /oauth/tokens [API.md §1.4].
+        "client_id": "sandbox-zendesk-client",
+        "client_secret": "sandbox-zendesk-secret",
+        # Access tokens live 30 minutes by default [API.md §1.4].
+        "access_token_ttl": 1800,
+    },
+    client_settings=_client_settings,
+    port_offset=4,
+    world=CrmProfile("zendesk", 0.35, frozenset({"tickets"}), removal="deleted"),
+    kit=KIT,
+)
