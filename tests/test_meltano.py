@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from tapkit import PII_HMAC_KEYS, PII_KEYS, parse_messages
 
-from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+from crm_connectors import registry
+from crm_connectors.sandbox.emulators import client_settings, vendors
 from target_health.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,14 +52,29 @@ def _meltano(
     )
 
 
-def _tap_env(sandbox: Any) -> dict[str, str]:
-    """The dev environment's tap settings pointed at ``sandbox`` (free ports), PII test keys."""
+def _dev_config(kind: str, name: str) -> dict[str, Any]:
+    """The dev environment's config of one plugin in meltano.yml."""
+    yaml = pytest.importorskip("yaml")
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    dev = next(e for e in project["environments"] if e["name"] == "dev")
+    plugin = next(p for p in dev["config"]["plugins"][kind] if p["name"] == name)
+    return dict(plugin["config"])
+
+
+def _sandbox_env(sandbox: Any, kind: str, name: str) -> dict[str, str]:
+    """The settings pointing a plugin at ``sandbox`` (free ports) that meltano.yml's dev
+    environment does not already hold (its credentials are the sandbox's: they stay)."""
+    dev, prefix = _dev_config(kind, name), name.upper().replace("-", "_")
     return {
-        "TAP_CRM_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
-        "TAP_CRM_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
-        "TAP_CRM_INTERCOM_BASE_URL": sandbox.urls["intercom"],
-        "TAP_CRM_HUBSPOT_SEARCH_SETTLE_SECONDS": "0",
-        "TAP_CRM_INTERCOM_SEARCH_SETTLE_SECONDS": "0",
+        f"{prefix}_{key.upper()}": str(value)
+        for key, value in client_settings(sandbox.urls).items()
+        if dev.get(key) != value
+    }
+
+
+def _tap_env(sandbox: Any) -> dict[str, str]:
+    """The dev environment's tap settings pointed at ``sandbox``, PII test keys."""
+    return _sandbox_env(sandbox, "extractors", "tap-crm") | {
         "TAP_CRM_PII_KEYS": PII_KEYS,
         "TAP_CRM_PII_HMAC_KEYS": PII_HMAC_KEYS,
     }
@@ -72,29 +88,29 @@ def installed() -> None:
 
 def test_meltano_invoke_dev_environment_syncs_the_sandbox(installed: None, make_sandbox) -> None:
     # Given a sandbox on free ports and the dev environment's settings overridden by environment
-    sandbox = make_sandbox(size=20)
+    sandbox = make_sandbox(vendors=vendors(), size=20)
     env = _tap_env(sandbox)
     # when Meltano invokes the tap
     done = _meltano("--environment", "dev", "invoke", "tap-crm", env=env)
-    # then it syncs records from all three CRMs
+    # then it syncs records from every CRM
     assert done.returncode == 0, done.stderr[-3000:]
     messages = parse_messages(done.stdout)
     crms = {m["stream"].split("_")[0] for m in messages if m["type"] == "RECORD"}
-    assert crms == {"hubspot", "salesforce", "intercom"}
+    assert crms == set(vendors())
     # with PII encrypted under the key from the environment
     contact = next(
         m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == "hubspot_contacts"
     )
     assert contact["email"].startswith("enc:v1:t1:")
     # and none of the credentials meltano.yml holds, nor the keys, in Meltano's logs
-    secrets = [
-        DEFAULT_CREDENTIALS["hubspot"]["private_app_token"],
-        DEFAULT_CREDENTIALS["salesforce"]["client_secret"],
-        DEFAULT_CREDENTIALS["salesforce"]["refresh_token"],
-        DEFAULT_CREDENTIALS["intercom"]["access_token"],
-        PII_KEYS.split(":", 1)[1],
-        PII_HMAC_KEYS.split(":", 1)[1],
-    ]
+    secret_settings = {
+        key for spec in registry.specs() for key, schema in spec.settings.items()
+        if schema.get("secret")
+    }  # fmt: skip
+    dev = _dev_config("extractors", "tap-crm")
+    secrets = [str(v) for k, v in dev.items() if k in secret_settings]
+    assert len(secrets) >= len(vendors())
+    secrets += [PII_KEYS.split(":", 1)[1], PII_HMAC_KEYS.split(":", 1)[1]]
     for secret in secrets:
         assert secret not in done.stderr
 
@@ -103,32 +119,31 @@ def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
     installed: None, make_sandbox, tmp_path: Path
 ) -> None:
     # Given a sandbox, a store in a temporary directory and Meltano's state kept there too
-    sandbox = make_sandbox(size=20)
+    sandbox = make_sandbox(vendors=vendors(), size=20)
     db = tmp_path / "health.sqlite"
-    env = _tap_env(sandbox) | {
+    env = _tap_env(sandbox) | _sandbox_env(sandbox, "loaders", "target-health")
+    env |= {
         "TARGET_HEALTH_DATABASE_URL": f"sqlite:///{db}",
-        "TARGET_HEALTH_HUBSPOT_BASE_URL": sandbox.urls["hubspot"],
-        "TARGET_HEALTH_SALESFORCE_LOGIN_URL": sandbox.urls["salesforce"],
-        "TARGET_HEALTH_INTERCOM_BASE_URL": sandbox.urls["intercom"],
         "TARGET_HEALTH_MAX_INVALID_SHARE": "0.01",
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
     }
     # when Meltano runs the pipeline
     first = _meltano("--environment", "dev", "run", "tap-crm", "target-health", env=env)
-    # then it succeeds and the store holds the canonical model of all three CRMs
+    # then it succeeds and the store holds the canonical model of every CRM
     assert first.returncode == 0, first.stderr[-3000:]
     store = open_store(f"sqlite:///{db}")
     counts = store.counts()
     assert counts["account"] > 0 and counts["deal"] > 0 and counts["nps_response"] > 0
     crms = {row[0] for row in store.query("SELECT DISTINCT crm FROM records")}
-    assert crms == {"hubspot", "salesforce", "intercom"}
+    assert crms == set(vendors())
     # and Meltano kept the tap's state, so a second run resumes and stores nothing new
     state = _meltano("state", "list", env=env)
     assert "tap-crm-to-target-health" in state.stdout + state.stderr
-    # and the dev environment wrote the scores back into the three CRMs
+    # and the dev environment wrote the scores back into every CRM
     first_run = json.loads(store.query("SELECT counts FROM runs")[0][0])
     assert first_run["writeback"]["records"] > 0 and not first_run["writeback"]["failed"]
-    assert set(first_run["writeback"]["calls"]) == {"hubspot", "salesforce", "intercom"}
+    calls = first_run["writeback"]["calls"]
+    assert set(calls) == set(vendors()) and all(calls.values()), calls
     second = _meltano("--environment", "dev", "run", "tap-crm", "target-health", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     runs = [json.loads(c) for (c,) in store.query("SELECT counts FROM runs ORDER BY started_at")]

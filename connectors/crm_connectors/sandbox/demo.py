@@ -1,10 +1,10 @@
 """``python3 dev.py demo``: the main job, ``meltano run tap-crm target-health``, on the sandbox.
 
-Seeds a deterministic customer base into ``demo-data/``, serves HubSpot, Salesforce and Intercom
+Seeds a deterministic customer base into ``demo-data/``, serves every installed CRM's emulator
 on loopback with the vendors' real rate limits, and runs the project's own meltano.yml (``dev``
-environment) against them: tap-crm reads the three CRMs, target-health validates, maps, stores
+environment) against them: tap-crm reads every CRM, target-health validates, maps, stores
 (SQLite: ``demo-data/health.sqlite``), measures health as of the world's "now" and writes the
-scores back into the three CRMs. Then it prints what happened: API calls per CRM, records stored,
+scores back into each CRM. Then it prints what happened: API calls per CRM, records stored,
 quarantined, records written back, bands against the seed's ground truth, NPS and retention, one
 critical account with its reasons; and an incremental rerun (which writes nothing). The
 sandbox keeps serving (its web page shows every record) until Ctrl-C, unless ``--no-serve``.
