@@ -1,6 +1,6 @@
 """The Zendesk emulator driven by zenpy (PyPI ``zenpy``, code no one here wrote), pointed at the
-sandbox with ``ZENPY_FORCE_NETLOC`` / ``ZENPY_FORCE_SCHEME`` [API.md §10.1]. Every test reads its
-outcome back through the API and compares it with what was written or seeded."""
+sandbox with ``ZENPY_FORCE_NETLOC`` / ``ZENPY_FORCE_SCHEME`` [zendesk/API.md §10.1]. Every test
+reads its outcome back through the API and compares it with what was written or seeded."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ no_wall_clock_sleep = contract.no_wall_clock_sleep
 def _zenpy(zd: Zd, monkeypatch: pytest.MonkeyPatch) -> Zenpy:
     monkeypatch.setenv("ZENPY_FORCE_NETLOC", urllib.parse.urlsplit(zd.url).netloc)
     monkeypatch.setenv("ZENPY_FORCE_SCHEME", "http")
-    # zenpy waits out a 429's Retry-After with time.sleep(1) per second [API.md §10.4]: those
-    # waits move the sandbox clock instead.
+    # zenpy waits out a 429's Retry-After with time.sleep(1) per second [zendesk/API.md §10.4]:
+    # those waits move the sandbox clock instead.
     monkeypatch.setattr("zenpy.lib.api.sleep", zd.ctx.clock.sleep)
     return Zenpy(subdomain="sandbox", email=CREDS["email"], token=CREDS["api_token"],
                  disable_cache=True)  # fmt: skip
@@ -84,7 +84,7 @@ def test_given_zenpy_incremental_exports_then_every_seeded_ticket_and_user_is_re
     users = list(zen.users.incremental(start_time=0))
     assert {u.id for u in users} == _ids(zd, "users", everything)
     assert {u.id for u in users if not u.active} == _ids(zd, "users", (ARCHIVED, MERGED))
-    # Time-based: pages overlap at the boundary second, so dedupe by id [API.md §9]
+    # Time-based: pages overlap at the boundary second, so dedupe by id [zendesk/API.md §9]
     by_time = list(zen.tickets.incremental(start_time=0, paginate_by_time=True, per_page=40))
     assert {t.id for t in by_time} == _ids(zd, "tickets", everything)
     assert len(by_time) >= len(tickets)
@@ -95,7 +95,7 @@ def test_given_zenpy_organizations_incremental_from_zero_then_all_organizations_
     zen: Zenpy,
 ) -> None:
     # zenpy stops a time-based export once end_time is within 5 minutes of its clock
-    # [API.md §10.3]; the seeded world ends weeks ago, so every page is read.
+    # [zendesk/API.md §10.3]; the seeded world ends weeks ago, so every page is read.
     orgs = list(zen.organizations.incremental(start_time=0))
     assert {o.id for o in orgs} == _ids(zd, "organizations", (LIVE, MERGED, PURGED))
     assert sum(1 for o in orgs if getattr(o, "deleted_at", None)) == 1
