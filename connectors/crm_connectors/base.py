@@ -30,7 +30,7 @@ repeat records, it must never skip one):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -106,6 +106,18 @@ class CatalogTyped(Protocol):
         """Take the types from a catalog (``catalog_types()`` of an earlier discovery) instead
         of the API. False, and nothing changed, when ``saved`` does not have that form."""
         ...
+
+
+def saved_types(saved: Any, kinds: Container[str] | None = None) -> dict[str, str] | None:
+    """``saved`` as ``{field: kind}`` when it has that form (non-empty strings, each kind one of
+    ``kinds`` if given): the check of :meth:`CatalogTyped.use_catalog_types` for a catalog's
+    types of that shape; None otherwise."""
+    if not isinstance(saved, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v and (kinds is None or v in kinds)
+        for k, v in saved.items()
+    ):
+        return None
+    return dict(saved)
 
 
 class Connector(Protocol):

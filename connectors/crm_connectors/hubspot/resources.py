@@ -59,7 +59,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..base import Bookmark, Record, Resource
+from ..base import Bookmark, Record, Resource, saved_types
 from ..readahead import read_ahead
 from ..timefmt import canonical_iso, iso_to_ms, ms_to_iso
 from .client import SEARCH_MAX, HubSpotClient
@@ -213,11 +213,10 @@ class HubSpotResource:
         return dict(self.property_types())
 
     def use_catalog_types(self, saved: Any) -> bool:
-        if not isinstance(saved, dict) or not all(
-            isinstance(k, str) and k and isinstance(v, str) and v for k, v in saved.items()
-        ):
+        types = saved_types(saved)
+        if types is None:
             return False
-        self._types = dict(saved)
+        self._types = types
         return True
 
     def schema(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..base import Bookmark, Record, Resource
+from ..base import Bookmark, Record, Resource, saved_types
 from ..errors import FatalError, NetworkError, NotFound, ServerError
 from ..readahead import read_ahead
 from .client import PER_PAGE_MAX, IntercomClient, ScrollPage
@@ -234,16 +234,10 @@ class _Typed:
         return dict(self.custom_types()) if self.obj in MODEL else None
 
     def use_catalog_types(self, saved: Any) -> bool:
-        if (
-            self.obj not in MODEL
-            or not isinstance(saved, dict)
-            or not all(
-                isinstance(k, str) and k and isinstance(v, str) and v in _KINDS
-                for k, v in saved.items()
-            )
-        ):
+        types = saved_types(saved, _KINDS) if self.obj in MODEL else None
+        if types is None:
             return False
-        self._custom = dict(saved)
+        self._custom = types
         return True
 
     def schema(self) -> dict[str, Any]:

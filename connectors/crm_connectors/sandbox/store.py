@@ -98,6 +98,32 @@ def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
 
 
+class RowBuffer:
+    """A seeder's records of one vendor, written with :meth:`Store.insert_many` in batches of
+    ``batch`` per object; ``counts`` holds how many of each were written."""
+
+    def __init__(self, store: Store, vendor: str, batch: int) -> None:
+        self.store, self.vendor, self.batch = store, vendor, batch
+        self.rows: dict[str, list[tuple[str, int, int, int, str]]] = {}
+        self.counts: dict[str, int] = {}
+
+    def put(self, obj: str, rid: object, created_ms: int, updated_ms: int, state: int,
+            data: Any) -> None:  # fmt: skip
+        rows = self.rows.setdefault(obj, [])
+        rows.append((str(rid), created_ms, updated_ms, state, orjson.dumps(data).decode()))
+        if len(rows) >= self.batch:
+            self.flush(obj)
+
+    def flush(self, obj: str | None = None) -> None:
+        """Write the rows held of ``obj`` (default: of every object)."""
+        for name in [obj] if obj is not None else list(self.rows):
+            rows = self.rows.get(name)
+            if rows:
+                written = self.store.insert_many(self.vendor, name, rows)
+                self.counts[name] = self.counts.get(name, 0) + written
+                rows.clear()
+
+
 class Store:
     """Thread-safe access to the sandbox database: one connection per thread, one writer at a time.
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, Store
+from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, RowBuffer, Store
 from crm_connectors.sandbox.world import OWNERS, Account, Bundle, Contact, Ticket, WorldSpec
 
 from .model import (
@@ -287,27 +287,11 @@ class Seeder:
     def __init__(self, store: Store, spec: WorldSpec) -> None:
         self.store = store
         self.spec = spec
-        self.rows: dict[str, list[tuple[str, int, int, int, str]]] = {
-            "companies": [],
-            "contacts": [],
-            "conversations": [],
-        }
-        self.counts = dict.fromkeys(self.rows, 0)
-        self.max_key = dict.fromkeys(self.rows, 0)
-
-    def _put(
-        self, obj: str, rid: str, created_ms: int, updated_ms: int, state: int, data: Any
-    ) -> None:
-        buf = self.rows[obj]
-        buf.append((rid, created_ms, updated_ms, state, orjson.dumps(data).decode()))
-        if len(buf) >= BATCH:
-            self._flush(obj)
-
-    def _flush(self, obj: str) -> None:
-        buf = self.rows[obj]
-        if buf:
-            self.counts[obj] += self.store.insert_many(VENDOR, obj, buf)
-            buf.clear()
+        objects = ("companies", "contacts", "conversations")
+        self.buffer = RowBuffer(store, VENDOR, BATCH)
+        self.buffer.counts.update(dict.fromkeys(objects, 0))
+        self._put = self.buffer.put
+        self.max_key = dict.fromkeys(objects, 0)
 
     def add(self, bundle: Bundle) -> None:
         a = bundle.account
@@ -343,8 +327,7 @@ class Seeder:
             self.max_key["conversations"] = max(self.max_key["conversations"], t.key)
 
     def finish(self) -> dict[str, int]:
-        for obj in self.rows:
-            self._flush(obj)
+        self.buffer.flush()
         now_s = self.spec.anchor_ms // 1000
         admins = [admin_record(i) for i in range(len(OWNERS))]
         self.store.insert_many(
@@ -389,4 +372,4 @@ class Seeder:
                     " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                     (name, value),
                 )
-        return {**self.counts, "admins": len(admins), "data_attributes": len(attrs)}
+        return {**self.buffer.counts, "admins": len(admins), "data_attributes": len(attrs)}

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, Store
+from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, RowBuffer, Store
 from crm_connectors.sandbox.world import DAY_MS, OWNERS, Account, Bundle, Ticket, WorldSpec
 
 from .model import (
@@ -53,7 +53,6 @@ from .model import (
 )
 
 BATCH = 10_000
-Row = tuple[str, int, int, int, str]
 #: Organizations: a deleted or merged account is a deleted organization (kept for the export
 #: with ``deleted_at``, see FIDELITY.md). Users: deleted, archived and merged contacts are
 #: users with ``active: false`` (a merged-away Zendesk user is deleted) [API.md §3.5].
@@ -77,14 +76,10 @@ class Seeder:
         self.spec = spec
         self.anchor_s = spec.anchor_ms // 1000
         self.setup_s = (spec.anchor_ms - _SETUP_DAYS * DAY_MS) // 1000
-        self.rows: dict[str, list[Row]] = {
-            "organizations": [],
-            "users": [],
-            "tickets": [],
-            "ticket_metrics": [],
-            "satisfaction_ratings": [],
-        }
-        self.counts = dict.fromkeys(self.rows, 0)
+        objects = ("organizations", "users", "tickets", "ticket_metrics", "satisfaction_ratings")
+        self.buffer = RowBuffer(store, VENDOR, BATCH)
+        self.buffer.counts.update(dict.fromkeys(objects, 0))
+        self._put = self.buffer.put
         self.max_key = {"account": 0, "contact": 0, "ticket": 0}
         #: Organization names are unique [API.md §5.1]; the world repeats some, so a repeat
         #: carries its external id. Unique per seeding process (parallel parts may repeat).
@@ -113,19 +108,6 @@ class Seeder:
                             updated_s=self.setup_s, last_login_s=self.anchor_s)
             )  # fmt: skip
         return out
-
-    def _put(self, obj: str, rid: int, created_ms: int, updated_ms: int, state: int,
-             data: JsonObj) -> None:  # fmt: skip
-        buf = self.rows[obj]
-        buf.append((str(rid), created_ms, updated_ms, state, _json(data)))
-        if len(buf) >= BATCH:
-            self._flush(obj)
-
-    def _flush(self, obj: str) -> None:
-        buf = self.rows[obj]
-        if buf:
-            self.counts[obj] += self.store.insert_many(VENDOR, obj, buf)
-            buf.clear()
 
     def _unique_name(self, a: Account) -> str:
         name = a.name
@@ -257,8 +239,7 @@ class Seeder:
         return org_fields, ticket_fields, option_n
 
     def finish(self) -> dict[str, int]:
-        for obj in self.rows:
-            self._flush(obj)
+        self.buffer.flush()
         org_fields, ticket_fields, options = self._definitions()
         at = self.setup_s * 1000
         with self.store.write() as conn:
@@ -285,8 +266,8 @@ class Seeder:
                     (name, value),
                 )
         return {
-            **self.counts,
-            "users": self.counts["users"] + len(self.staff),
+            **self.buffer.counts,
+            "users": self.buffer.counts["users"] + len(self.staff),
             "organization_fields": len(org_fields),
             "ticket_fields": len(ticket_fields),
         }
