@@ -32,6 +32,7 @@ from crm_connectors.http import RetryPolicy
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.faults import Fault
 from crm_connectors.sandbox.world import WorldSpec
+from target_health.runlock import exclusive
 from target_health.store import Store, open_store
 from target_health.writeback import plan as wb
 from target_health.writeback.crm import writers
@@ -252,6 +253,86 @@ def test_kill_9_during_apply_then_a_rerun_converges(
         # then the CRMs hold exactly what an uninterrupted run writes: nothing is left to plan
         assert wb.make_plan(store, writers(config)).items == []
         _assert_crms_hold_the_scores(store, config)
+
+
+def test_two_applies_at_once_write_each_change_once(make_sandbox: Any, tmp_path: Path) -> None:
+    with pipeline(make_sandbox, tmp_path, size=30) as (sandbox, _, config, _):
+        target_config = json.loads((tmp_path / "target.json").read_text()) | config
+        (tmp_path / "apply.json").write_text(json.dumps(target_config))
+        cmd = [sys.executable, "-m", "target_health.target", "apply", "--config",
+               str(tmp_path / "apply.json"), "--json"]  # fmt: skip
+        # Given every CRM write counted
+        _count_writes(sandbox)
+        # when two applies start at once on the same store
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=300) for p in procs]
+        # then both succeed: one writes the plan, the other waited and found nothing left
+        assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+        results = sorted((json.loads(out) for out, _ in outs), key=lambda r: r["items"])
+        assert results[0]["items"] == 0 and results[1]["items"] > 0
+        assert not any(results[0]["calls"].values()) and not results[1]["failed"]
+        # and each CRM got the write calls of one run, no more
+        writes = _writes(sandbox)
+        assert writes == {crm: results[1]["calls"].get(crm, 0) for crm in WRITE_ROUTES}
+        assert all(writes.values())
+
+
+def test_apply_stops_in_one_line_naming_the_run_that_holds_the_store(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path, size=20) as (sandbox, store, config, _):
+        target_config = json.loads((tmp_path / "target.json").read_text()) | config
+        target_config["writeback"] = {"lock_wait_seconds": 0}
+        (tmp_path / "apply.json").write_text(json.dumps(target_config))
+        _count_writes(sandbox)
+        # Given another write-back holding the store
+        with exclusive(store, "target-health run held-by-test"):
+            # when apply, rollback or approve runs without waiting
+            done = [
+                subprocess.run(
+                    [sys.executable, "-m", "target_health.target", *command, "--config",
+                     str(tmp_path / "apply.json")],
+                    capture_output=True, text=True, timeout=120, check=False,
+                )
+                for command in (["apply"], ["rollback", "some-plan"], ["approve", "some-plan"])
+            ]  # fmt: skip
+        # then each fails, in one line naming the holder, and writes nothing
+        for run in done:
+            assert run.returncode == 1, run.stderr[-2000:]
+            lines = run.stderr.strip().splitlines()
+            assert len(lines) == 1 and "held-by-test" in lines[0] and "Traceback" not in run.stderr
+        assert not any(_writes(sandbox).values())
+
+
+def test_a_run_finding_the_store_held_keeps_its_data_and_exits_non_zero(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path, size=20) as (sandbox, store, config, messages):
+        _count_writes(sandbox)
+        on = config | {"writeback": {"enabled": True, "lock_wait_seconds": 0}}
+        (tmp_path / "run.json").write_text(
+            json.dumps({"database_url": f"sqlite:///{tmp_path / 'health.sqlite'}",
+                        "as_of": AS_OF} | on)
+        )  # fmt: skip
+        # Given another write-back holding the store, when the target runs with write-back on
+        with exclusive(store, "target-health apply (held by the test)"):
+            done = subprocess.run(
+                [sys.executable, "-m", "target_health.target", "--config",
+                 str(tmp_path / "run.json")],
+                input="".join(json.dumps(m) + "\n" for m in messages),
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+        # then it exits non-zero saying who holds the store, without a traceback
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert "held by the test" in done.stderr.strip().splitlines()[-1]
+        # and its records are stored and measured, the run records why nothing was written
+        (counts,) = store.query("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1")[0]
+        run = json.loads(counts)
+        assert run["stored"] > 0 and "held by the test" in run["writeback"]["error"]
+        assert not any(_writes(sandbox).values())
 
 
 def test_the_setup_plan_and_runs_commands(make_sandbox: Any, tmp_path: Path) -> None:

@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
-from .store import DEFAULT_URL, open_store
+from .store import DEFAULT_URL, Store, open_store
 
 COMMANDS = ("backtest", "setup", "plan", "apply", "rollback", "approve", "reject", "runs")
 
@@ -109,7 +110,6 @@ def _pct(value: float | None) -> str:
 def writeback_command(command: str, argv: list[str]) -> int:
     from .writeback import plan as wb
     from .writeback.crm import writers
-    from .writeback.run import write_back
 
     parser = argparse.ArgumentParser(prog=f"target-health {command}")
     parser.add_argument("--config", help="the target's config file")
@@ -141,20 +141,37 @@ def writeback_command(command: str, argv: list[str]) -> int:
             {"plan_id": p, "created_at": c, "kind": k, "status": s, **json.loads(n)}
             for p, c, k, s, n in rows
         ]}  # fmt: skip
-    elif command in ("approve", "reject"):
-        decided = wb.decide(store, args.plan_id, command == "approve", writers(config))
-        out = {"plan_id": args.plan_id, command + "d": True, "calls": decided.calls,
-               "applied": decided.applied, "failed": decided.failed}  # fmt: skip
-    elif command == "rollback":
-        report = wb.rollback(store, args.plan_id, writers(config))
-        out = {"rollback": report.plan_id, "of": report.of, "restored": report.restored,
-               "conflicts": report.conflicts,
-               "calls": report.apply.calls if report.apply else {}}  # fmt: skip
-    else:  # plan (a dry run) or apply
-        rules = wb.Governance.from_settings(config.get("writeback"))
-        out = write_back(store, config, rules, dry_run=command == "plan")
+    else:
+        try:
+            out = _writing_command(command, args, config, store)
+        except StoreBusy as exc:
+            print(f"target-health {command}: {exc}", file=sys.stderr)
+            return 1
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
     return 0
+
+
+def _writing_command(
+    command: str, args: argparse.Namespace, config: Mapping[str, Any], store: Store
+) -> dict[str, Any]:
+    """The commands that write to the CRMs, each holding the store's write-back lock."""
+    from .writeback import plan as wb
+    from .writeback.crm import writers
+    from .writeback.run import write_back
+
+    if command in ("plan", "apply"):
+        rules = wb.Governance.from_settings(config.get("writeback"))
+        return write_back(store, config, rules, dry_run=command == "plan",
+                          label=f"target-health {command}")  # fmt: skip
+    with exclusive(store, f"target-health {command} {args.plan_id}", wait_seconds(config)):
+        if command == "rollback":
+            report = wb.rollback(store, args.plan_id, writers(config))
+            return {"rollback": report.plan_id, "of": report.of, "restored": report.restored,
+                    "conflicts": report.conflicts,
+                    "calls": report.apply.calls if report.apply else {}}  # fmt: skip
+        decided = wb.decide(store, args.plan_id, command == "approve", writers(config))
+        return {"plan_id": args.plan_id, command + "d": True, "calls": decided.calls,
+                "applied": decided.applied, "failed": decided.failed}  # fmt: skip
 
 
 def _text(out: Mapping[str, Any]) -> str:

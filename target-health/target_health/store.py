@@ -17,6 +17,11 @@ One schema for both (plain SQL, JSON as text), so they give the same results:
                 top factors and the signals behind them (the score history).
 ``metrics``     portfolio figures per as-of date: NPS overall, retention per period, bands.
 ``runs``        one row per target run with its counts.
+``run_locks``   who holds a store-wide lock (PostgreSQL; SQLite keeps it in the lock file).
+
+Store-wide locks (:meth:`Store.try_lock`, used by target_health.runlock) are held by the
+process, so a crash releases them: a PostgreSQL session advisory lock on its own connection, or
+an OS file lock on ``<database>.<name>.lock`` beside the SQLite file.
 
 URLs: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
 ``postgresql://user@host:port/db`` (``postgres://`` too).
@@ -24,10 +29,12 @@ URLs: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +105,13 @@ _DDL = (
         status TEXT NOT NULL,
         counts TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS run_locks (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL
+    )""",
 )
+#: Released by its holder: the store-wide lock it took (Store.try_lock).
+Release = Callable[[], None]
 
 _UPSERT = (
     "INSERT INTO records"
@@ -164,6 +177,7 @@ class Store:
         self._lock = threading.Lock()
         self._conn = self._connect()
         with self.transaction() as tx:
+            self._serialise_ddl(tx)
             for ddl in _DDL:
                 tx.execute(ddl)
 
@@ -184,6 +198,18 @@ class Store:
                 raise
             finally:
                 cur.close()
+
+    def _serialise_ddl(self, tx: Any) -> None:
+        """Make concurrent table creation safe (one store opening at a time creates)."""
+
+    def try_lock(self, name: str, holder: str) -> Release | None:
+        """Take the store-wide lock ``name`` if no process holds it, recording ``holder`` (a
+        line saying who): its release, or None when it is held."""
+        raise NotImplementedError
+
+    def lock_holder(self, name: str) -> str | None:
+        """What the holder of lock ``name`` recorded (None: not known)."""
+        raise NotImplementedError
 
     def sql(self, template: str) -> str:
         """``template`` with ``{p}`` as this backend's parameter placeholder."""
@@ -362,12 +388,101 @@ class SqliteStore(Store):
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def _lock_path(self, name: str) -> Path | None:
+        path = self.url.removeprefix("sqlite:///")
+        return None if path == ":memory:" else Path(f"{path}.{name}.lock")
+
+    def try_lock(self, name: str, holder: str) -> Release | None:
+        path = self._lock_path(name)
+        if path is None:  # an in-memory store is this process's alone
+            return lambda: None
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not _flock(fd):
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+
+        def release() -> None:
+            os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor drops the OS lock
+
+        return release
+
+    def lock_holder(self, name: str) -> str | None:
+        path = self._lock_path(name)
+        try:
+            text = path.read_text().strip() if path else ""
+        except OSError:
+            return None
+        return text or None
+
+
+def _flock(fd: int) -> bool:
+    """An exclusive OS lock on ``fd`` without waiting; False when another process has it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
 
 class PostgresStore(Store):
     placeholder = "%s"
 
     def _connect(self) -> Any:
-        return psycopg.connect(self.url.replace("postgres://", "postgresql://", 1))
+        return psycopg.connect(self._dsn)
+
+    @property
+    def _dsn(self) -> str:
+        return self.url.replace("postgres://", "postgresql://", 1)
+
+    def _serialise_ddl(self, tx: Any) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(%s)", (_advisory_key("ddl"),))
+
+    def try_lock(self, name: str, holder: str) -> Release | None:
+        # a session lock on a connection of its own: the store's transactions never touch it,
+        # and the server drops it when the process dies
+        conn = psycopg.connect(self._dsn, autocommit=True)
+        key = _advisory_key(name)
+        taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not (taken and taken[0]):
+            conn.close()
+            return None
+        conn.execute(
+            "INSERT INTO run_locks (name, holder) VALUES (%s, %s)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder",
+            (name, holder),
+        )
+
+        def release() -> None:
+            try:
+                conn.execute("DELETE FROM run_locks WHERE name = %s", (name,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            finally:
+                conn.close()
+
+        return release
+
+    def lock_holder(self, name: str) -> str | None:
+        rows = self.query("SELECT holder FROM run_locks WHERE name = {p}", (name,))
+        return str(rows[0][0]) if rows else None
+
+
+def _advisory_key(name: str) -> int:
+    """A 64-bit advisory lock key for target-health's lock ``name``."""
+    digest = hashlib.blake2b(f"target-health/{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def open_store(url: str = DEFAULT_URL) -> Store:

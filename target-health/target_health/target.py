@@ -38,6 +38,7 @@ from . import cli
 from .compute import ComputeSummary, compute
 from .mapping import Mapped, Row, mappers
 from .reader import OrjsonReader
+from .runlock import StoreBusy
 from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import Validator, canonical_validator
@@ -122,6 +123,12 @@ CONFIG_SCHEMA = th.PropertiesList(
                 description="Per owned field: overwrite, fill_if_empty or skip_if_edited.",
             ),
             th.Property("programs", th.ArrayType(th.ObjectType(additional_properties=True))),
+            th.Property(
+                "lock_wait_seconds",
+                th.NumberType,
+                default=600,
+                description="How long a run waits for another run's write-back to this store.",
+            ),
             additional_properties=False,
         ),
         description=(
@@ -130,8 +137,9 @@ CONFIG_SCHEMA = th.PropertiesList(
             "accounts changing band, or the mean score moving more than max_mean_score_shift "
             "points, from min_accounts up), the approval gate (approval_arr, "
             "approval_accounts), per-field ownership (overwrite, fill_if_empty, "
-            "skip_if_edited) and retention programs. The CRM credentials are the connectors' "
-            "settings, the same as tap-crm's."
+            "skip_if_edited), retention programs, and lock_wait_seconds (one write-back at a "
+            "time per store: how long a run waits for another's). The CRM credentials are the "
+            "connectors' settings, the same as tap-crm's."
         ),
     ),
 ).to_dict()
@@ -329,6 +337,7 @@ class TargetHealth(Target):
         limit = self.max_invalid_share
         status = "failed" if share > limit else "succeeded"
         summary = stats.as_dict()
+        busy: StoreBusy | None = None
         if status == "succeeded":
             measured = self.measure()
             if measured is not None:
@@ -340,13 +349,18 @@ class TargetHealth(Target):
                 }
             writeback = self.config.get("writeback") or {}
             if measured is not None and writeback.get("enabled"):
-                summary["writeback"] = write_back(
-                    self.store,
-                    self.config,
-                    self.governance,
-                    measurement=(str(measured.as_of), measured.model_version),
-                    dry_run=bool(writeback.get("dry_run")),
-                )
+                try:
+                    summary["writeback"] = write_back(
+                        self.store,
+                        self.config,
+                        self.governance,
+                        measurement=(str(measured.as_of), measured.model_version),
+                        dry_run=bool(writeback.get("dry_run")),
+                        label=f"target-health run {self.run_id}",
+                    )
+                except StoreBusy as exc:  # stored and measured; the next run writes back
+                    summary["writeback"] = {"error": str(exc)}
+                    busy = exc
         self.store.finish_run(self.run_id, _now(), status, summary)
         log.info(
             "run %s %s: %d received, %d stored, %d quarantined (%.2f%%)",
@@ -357,6 +371,8 @@ class TargetHealth(Target):
             summary["quarantined"],
             share * 100,
         )
+        if busy is not None:
+            raise busy
         if status == "failed":
             raise InvalidShareExceeded(
                 f"{share:.2%} of the records were invalid, above max_invalid_share"
@@ -432,7 +448,7 @@ def main() -> None:
         sys.exit(cli.main(sys.argv[1:]))
     try:
         TargetHealth.cli()
-    except (InvalidShareExceeded, TargetConfigError) as exc:
+    except (InvalidShareExceeded, TargetConfigError, StoreBusy) as exc:
         log.error("target-health: %s", exc)
         sys.exit(1)
 

@@ -1,6 +1,6 @@
 """One write-back run, as the target does it at the end of a run and ``target-health plan|apply``
 do it on demand: the owned fields made sure of, a plan against the CRMs' current values, and
-(unless a dry run) apply and the retention programs.
+(unless a dry run) apply and the retention programs; one run at a time per store (runlock).
 
 CRM-wide errors (credentials, scopes, quota) stop write-back, not the caller: the data stays
 stored and measured, and the next run plans the unwritten changes again from the CRMs' values.
@@ -14,6 +14,7 @@ from typing import Any
 
 from crm_connectors.errors import CrmError
 
+from ..runlock import exclusive, wait_seconds
 from ..store import Store
 from . import plan as wb
 from .crm import writers
@@ -29,8 +30,22 @@ def write_back(
     *,
     measurement: tuple[str, str] | None = None,
     dry_run: bool = False,
+    label: str = "target-health",
 ) -> dict[str, Any]:
-    """Plan and, unless ``dry_run``, apply; returns the run's summary (also on errors)."""
+    """Plan and, unless ``dry_run``, apply, holding the store's write-back lock as ``label``
+    (runlock: raises StoreBusy when another run holds it too long); returns the run's summary
+    (also on errors)."""
+    with exclusive(store, label, wait_seconds(config)):
+        return _write_back(store, config, rules, measurement, dry_run)
+
+
+def _write_back(
+    store: Store,
+    config: Mapping[str, Any],
+    rules: wb.Governance,
+    measurement: tuple[str, str] | None,
+    dry_run: bool,
+) -> dict[str, Any]:
     try:
         crm_writers = writers(config)
     except CrmError as exc:
