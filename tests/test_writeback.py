@@ -335,6 +335,26 @@ def test_a_run_finding_the_store_held_keeps_its_data_and_exits_non_zero(
         assert not any(_writes(sandbox).values())
 
 
+def test_apply_exits_non_zero_when_a_crm_refuses_the_credentials(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path, size=20) as (_, _store, config, _):
+        # Given the target's config with a HubSpot token the CRM does not know
+        bad = json.loads((tmp_path / "target.json").read_text()) | config
+        bad["hubspot_access_token"] = "pat-revoked"
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        # when apply runs
+        done = subprocess.run(
+            [sys.executable, "-m", "target_health.target", "apply", "--config",
+             str(tmp_path / "bad.json"), "--json"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        # then it says what stopped write-back, and exits 1 for the scheduler to see
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert "hubspot" in json.loads(done.stdout)["error"].lower()
+        assert "pat-revoked" not in done.stdout + done.stderr
+
+
 def test_the_setup_plan_and_runs_commands(make_sandbox: Any, tmp_path: Path) -> None:
     with pipeline(make_sandbox, tmp_path, size=20) as (_, _store, config, _):
         target_config = json.loads((tmp_path / "target.json").read_text()) | config

@@ -148,7 +148,8 @@ def writeback_command(command: str, argv: list[str]) -> int:
             print(f"target-health {command}: {exc}", file=sys.stderr)
             return 1
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
-    return 0
+    # write-back stopped on a CRM error, or records failed (kept for the next run): a failure
+    return 1 if out.get("error") or out.get("failed") else 0
 
 
 def _writing_command(
