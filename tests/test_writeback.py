@@ -494,6 +494,46 @@ def test_the_target_starts_retention_programs_once_per_transition(
         assert second["programs"]["created"] == 0
 
 
+def test_rollback_undoes_the_run_fields_and_followups(make_sandbox: Any, tmp_path: Path) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, messages):
+        on = config | {"writeback": {"enabled": True, "max_band_change_share": 1.0}}
+        # Given a month-old snapshot written back, then a run whose transitions made follow-ups
+        _target(tmp_path, messages, as_of="2026-10-01", **on)
+        _target(tmp_path, messages, **on)
+        (plan_id,) = store.query(
+            "SELECT plan_id FROM wb_plans WHERE kind = 'apply' AND as_of = {p}"
+            " ORDER BY created_at DESC LIMIT 1",
+            (AS_OF,),
+        )[0]
+        made = store.query(
+            "SELECT crm, record_id, marker FROM wb_programs"
+            " WHERE as_of = {p} AND state = 'created'",
+            (AS_OF,),
+        )
+        assert made
+        # when that plan is rolled back from the command line
+        cmd = [sys.executable, "-m", "target_health.target", "rollback", plan_id, "--config",
+               str(tmp_path / "target.json"), "--json"]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout)
+        # then the fields are restored and every follow-up it started is gone from the CRMs
+        assert out["restored"] > 0 and out["followups"]["deleted"] == len(made)
+        by_crm = {w.crm: w for w in writers(config)}
+        for crm, record_id, mark in made:
+            with by_crm[crm] as writer:
+                assert writer.find_followup(record_id, mark) is None, (crm, record_id)
+        # and a second rollback finds nothing left to undo
+        again = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+        assert again["restored"] == 0 and again["followups"]["deleted"] == 0
+        # and an unknown plan is one line and exit 2
+        bad = subprocess.run([*cmd[:4], "no-such-plan", *cmd[5:]], capture_output=True,
+                             text=True, check=False)  # fmt: skip
+        assert bad.returncode == 2 and bad.stderr.strip() == (
+            "target-health rollback: no write-back plan 'no-such-plan'"
+        )
+
+
 def test_the_brake_holds_a_plan_that_shifts_the_score_distribution(
     make_sandbox: Any, tmp_path: Path
 ) -> None:

@@ -147,6 +147,9 @@ def writeback_command(command: str, argv: list[str]) -> int:
         except StoreBusy as exc:
             print(f"target-health {command}: {exc}", file=sys.stderr)
             return 1
+        except KeyError as exc:  # an unknown plan id
+            print(f"target-health {command}: {exc.args[0]}", file=sys.stderr)
+            return 2
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
     # write-back stopped on a CRM error, or records failed (kept for the next run): a failure
     return 1 if out.get("error") or out.get("failed") else 0
@@ -158,7 +161,7 @@ def _writing_command(
     """The commands that write to the CRMs, each holding the store's write-back lock."""
     from .writeback import plan as wb
     from .writeback.crm import writers
-    from .writeback.run import write_back
+    from .writeback.run import roll_back, write_back
 
     if command in ("plan", "apply"):
         rules = wb.Governance.from_settings(config.get("writeback"))
@@ -166,10 +169,7 @@ def _writing_command(
                           label=f"target-health {command}")  # fmt: skip
     with exclusive(store, f"target-health {command} {args.plan_id}", wait_seconds(config)):
         if command == "rollback":
-            report = wb.rollback(store, args.plan_id, writers(config))
-            return {"rollback": report.plan_id, "of": report.of, "restored": report.restored,
-                    "conflicts": report.conflicts,
-                    "calls": report.apply.calls if report.apply else {}}  # fmt: skip
+            return roll_back(store, config, args.plan_id)
         decided = wb.decide(store, args.plan_id, command == "approve", writers(config))
         return {"plan_id": args.plan_id, command + "d": True, "calls": decided.calls,
                 "applied": decided.applied, "failed": decided.failed}  # fmt: skip

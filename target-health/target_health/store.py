@@ -401,7 +401,8 @@ class SqliteStore(Store):
             os.close(fd)
             return None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, holder.encode())
 
         def release() -> None:
             os.ftruncate(fd, 0)

@@ -437,12 +437,16 @@ class ProgramRollback:
 
 
 def rollback_programs(
-    store: Store, writers: Iterable[FollowupWriter], as_of: str | None = None
+    store: Store,
+    writers: Iterable[FollowupWriter],
+    as_of: str | None = None,
+    model_version: str | None = None,
 ) -> ProgramRollback:
     """Delete the follow-ups made for the transitions of snapshot ``as_of`` (default: the latest
-    with any), journaled: ``deleted`` after each delete, ``cancelled`` for follow-ups never
-    (certainly) made, after a lookup of the pending ones. Idempotent: run again, it finds nothing
-    open and makes no call. A follow-up whose delete fails stays ``created`` for the next try."""
+    with any; of ``model_version`` only, if given), journaled: ``deleted`` after each delete,
+    ``cancelled`` for follow-ups never (certainly) made, after a lookup of the pending ones.
+    Idempotent: run again, it finds nothing open and makes no call. A follow-up whose delete
+    fails stays ``created`` for the next try."""
     ensure_table(store)
     if as_of is None:
         latest = store.query("SELECT MAX(as_of) FROM wb_programs")[0][0]
@@ -453,8 +457,9 @@ def rollback_programs(
     rows = store.query(
         "SELECT account_key, model_version, rule, crm, record_id, state, object_id, marker"
         " FROM wb_programs WHERE as_of = {p} AND state IN ('pending', 'created', 'failed')"
-        " ORDER BY crm, record_id",
-        (as_of,),
+        + (" AND model_version = {p}" if model_version is not None else "")
+        + " ORDER BY crm, record_id",
+        (as_of,) if model_version is None else (as_of, model_version),
     )
     by_crm = {w.crm: w for w in writers}
     for account_key, version, rule, crm, record_id, state, object_id, mark in rows:

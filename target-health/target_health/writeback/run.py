@@ -12,13 +12,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from crm_connectors.base import Followups
 from crm_connectors.errors import CrmError
 
 from ..runlock import exclusive, wait_seconds
 from ..store import Store
 from . import plan as wb
 from .crm import writers
-from .programs import run_programs
+from .programs import rollback_programs, run_programs
 
 log = logging.getLogger("target_health")
 
@@ -92,4 +93,33 @@ def _write_back(
         len(report.failed),
         report.calls,
     )
+    return out
+
+
+def roll_back(store: Store, config: Mapping[str, Any], plan_id: str) -> dict[str, Any]:
+    """Undo a plan: its fields' before-values restored (conflicts reported), then the follow-ups
+    started for its snapshot deleted (plan.rollback, programs.rollback_programs). Raises KeyError
+    for an unknown plan."""
+    crm_writers = writers(config)
+    try:
+        report = wb.rollback(store, plan_id, crm_writers)
+        (as_of, version, kind), = store.query(
+            "SELECT as_of, model_version, kind FROM wb_plans WHERE plan_id = {p}", (plan_id,)
+        )  # fmt: skip
+        out: dict[str, Any] = {
+            "rollback": report.plan_id, "of": report.of, "restored": report.restored,
+            "conflicts": report.conflicts, "calls": report.apply.calls if report.apply else {},
+            "failed": report.apply.failed if report.apply else [],
+        }  # fmt: skip
+        if kind != "rollback":  # a rollback's rollback restores fields only
+            followups = [w for w in crm_writers if isinstance(w, Followups)]
+            undone = rollback_programs(store, followups, str(as_of), str(version))
+            out["followups"] = {
+                "deleted": len(undone.deleted), "gone": undone.gone,
+                "cancelled": undone.cancelled, "failed": len(undone.failed),
+            }  # fmt: skip
+            out["failed"] = out["failed"] + undone.failed
+    finally:
+        for writer in crm_writers:
+            writer.close()
     return out
