@@ -108,6 +108,19 @@ class CatalogTyped(Protocol):
         ...
 
 
+#: The nullable JSON Schema of each field kind a resource's schema is built from ("timestamp":
+#: a date-time string, whatever the CRM sends on the wire).
+FIELD_KINDS: Mapping[str, Mapping[str, Any]] = {
+    "string": {"type": ["string", "null"]},
+    "integer": {"type": ["integer", "null"]},
+    "number": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "timestamp": {"type": ["string", "null"], "format": "date-time"},
+    "object": {"type": ["object", "null"]},
+    "array": {"type": ["array", "null"]},
+}
+
+
 def saved_types(saved: Any, kinds: Container[str] | None = None) -> dict[str, str] | None:
     """``saved`` as ``{field: kind}`` when it has that form (non-empty strings, each kind one of
     ``kinds`` if given): the check of :meth:`CatalogTyped.use_catalog_types` for a catalog's

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..base import Bookmark, Record, Resource, saved_types
+from ..base import FIELD_KINDS, Bookmark, Record, Resource, saved_types
 from ..errors import FatalError, NetworkError, NotFound, ServerError
 from ..readahead import read_ahead
 from .client import PER_PAGE_MAX, IntercomClient, ScrollPage
@@ -45,16 +45,8 @@ log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 
-#: JSON Schema per field kind. "timestamp" is unix seconds on the wire, a date-time string out.
-_KINDS: dict[str, dict[str, Any]] = {
-    "string": {"type": ["string", "null"]},
-    "integer": {"type": ["integer", "null"]},
-    "number": {"type": ["number", "null"]},
-    "boolean": {"type": ["boolean", "null"]},
-    "timestamp": {"type": ["string", "null"], "format": "date-time"},
-    "object": {"type": ["object", "null"]},
-    "array": {"type": ["array", "null"]},
-}
+#: "timestamp" is unix seconds on the wire, a date-time string out.
+_KINDS = FIELD_KINDS
 
 #: Intercom data attribute ``data_type`` -> our field kind [API.md §3.6]. Intercom reports
 #: even its built-in timestamps as ``date`` (unix seconds) [API.md §3.6], so date and datetime

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..base import Bookmark, Record, Resource, saved_types
+from ..base import FIELD_KINDS, Bookmark, Record, Resource, saved_types
 from ..errors import FatalError
 from ..readahead import read_ahead
 from ..timefmt import canonical_iso, iso_to_ms, ms_to_iso
@@ -47,15 +47,7 @@ log = logging.getLogger(__name__)
 #: What an export leaves out and refuses: the last minute [API.md §3.1].
 EXCLUSION_S = 60
 
-_KINDS: dict[str, dict[str, Any]] = {
-    "string": {"type": ["string", "null"]},
-    "integer": {"type": ["integer", "null"]},
-    "number": {"type": ["number", "null"]},
-    "boolean": {"type": ["boolean", "null"]},
-    "timestamp": {"type": ["string", "null"], "format": "date-time"},
-    "object": {"type": ["object", "null"]},
-    "array": {"type": ["array", "null"]},
-}
+_KINDS = FIELD_KINDS
 _TS = "timestamp"
 #: The objects' fields [API.md §5]. Ids are integers, as Zendesk sends them; timestamps ISO.
 BASE_FIELDS: dict[str, dict[str, str]] = {
