@@ -229,7 +229,11 @@ def test_meltano_yml_declares_every_setting_and_marks_secrets_sensitive(
     # a fraction is declared a string)
     kinds = {"string": "string", "integer": "integer", "number": "integer", "array": "array"}
     kinds |= {"object": "object", "boolean": "boolean"}
-    special = {"start_date": "date_iso8601", "as_of": "date_iso8601"}
+    special = {
+        "start_date": "date_iso8601",
+        "as_of": "date_iso8601",
+        "earliest_time": "date_iso8601",
+    }
     special |= {"pii_default_mode": "options", "max_invalid_share": "string"}
     for key, spec in settings.items():
         assert bool(declared[key].get("sensitive")) == bool(spec.get("secret")), key

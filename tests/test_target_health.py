@@ -528,6 +528,6 @@ def test_given_a_line_that_is_not_json_when_reading_then_the_error_names_the_lin
         timeout=120,
         check=False,
     )
-    assert done.returncode != 0
-    assert "input line 2 is not valid JSON" in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "target-health: input line 2: not valid JSON" in done.stderr.strip().splitlines()[-1]
     assert secret not in done.stderr + done.stdout

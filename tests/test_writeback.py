@@ -191,6 +191,63 @@ def test_the_brake_holds_a_plan_that_moves_too_many_bands_until_approved(
         assert approved.applied == plan.counts()["records"] and not approved.failed
 
 
+def test_a_held_write_back_exits_3_unless_held_is_success(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, messages):
+        brake = {"enabled": True, "max_band_change_share": 0.2, "min_accounts": 5}
+        wb.apply(store, wb.make_plan(store, writers(config)), writers(config))
+        # Given a model change that moves most accounts' bands, under the brake
+        bands = [{"name": "healthy", "min": 95}, {"name": "neutral", "min": 80},
+                 {"name": "at_risk", "min": 40}, {"name": "critical", "min": 0}]  # fmt: skip
+        scoring = {"health": {"bands": bands, "version": "strict"}}
+        target = {"database_url": f"sqlite:///{tmp_path / 'health.sqlite'}", "as_of": AS_OF}
+        run_dir = tmp_path / "held"
+        run_dir.mkdir()
+
+        def run(**writeback: Any) -> subprocess.CompletedProcess[str]:
+            cfg = target | config | {"scoring": scoring, "writeback": brake | writeback}
+            (run_dir / "cfg.json").write_text(json.dumps(cfg))
+            return subprocess.run(
+                [sys.executable, "-m", "target_health.target", "--config",
+                 str(run_dir / "cfg.json")],
+                input="".join(json.dumps(m) + "\n" for m in messages),
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+
+        def apply(**writeback: Any) -> subprocess.CompletedProcess[str]:
+            cfg = target | config | {"writeback": brake | writeback}
+            (run_dir / "cli.json").write_text(json.dumps(cfg))
+            return subprocess.run(
+                [sys.executable, "-m", "target_health.target", "apply", "--config",
+                 str(run_dir / "cli.json"), "--json"],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+
+        # when the target runs: it stores and measures, the brake holds, and it exits 3 with
+        # one line saying what to do
+        done = run()
+        assert done.returncode == 3, done.stderr[-3000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert "is held (blast-radius brake" in last and "target-health approve|reject" in last
+        assert store.query("SELECT status FROM runs ORDER BY finished_at DESC LIMIT 1") == [
+            ("succeeded",)
+        ]
+        # and `apply` says the same by its exit code, or exits 0 when told a hold is success
+        held = apply()
+        assert held.returncode == 3 and json.loads(held.stdout)["status"] == "held"
+        assert apply(held_is_success=True).returncode == 0
+        # and an unreadable config is one line and exit 2
+        bad = subprocess.run(
+            [sys.executable, "-m", "target_health.target", "plan", "--config",
+             str(run_dir / "missing.json")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert bad.returncode == 2 and bad.stderr.strip() == (
+            f"target-health plan: --config {run_dir / 'missing.json'}: No such file or directory"
+        )
+
+
 def test_the_approval_gate_holds_a_high_value_band_change_only(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
@@ -443,7 +500,7 @@ def test_a_crm_outage_fails_its_records_as_retriable_and_the_next_run_writes_the
         _assert_crms_hold_the_scores(store, config)
 
 
-def test_rejected_credentials_stop_write_back_but_not_the_run(
+def test_rejected_credentials_stop_write_back_not_the_run_and_it_exits_1(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
     with pipeline(make_sandbox, tmp_path, size=20) as (_, store, config, messages):
@@ -459,12 +516,17 @@ def test_rejected_credentials_stop_write_back_but_not_the_run(
             input="".join(json.dumps(m) + "\n" for m in messages),
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
-        # then the run succeeds, says why write-back stopped, and the token is not in the log
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "write-back" in done.stderr and "hubspot_access_token" in done.stderr
-        assert "pat-revoked-token" not in done.stderr
-        (counts,) = store.query("SELECT counts FROM runs ORDER BY finished_at DESC LIMIT 1")[0]
-        assert "error" in json.loads(counts)["writeback"]
+        # then the run stores and measures, and exits 1 (a scheduler sees it) with one line
+        # saying why write-back stopped, naming the setting, never the token
+        assert done.returncode == 1, done.stderr[-3000:]
+        last = done.stderr.strip().splitlines()[-1]
+        assert "target-health: write-back: hubspot" in last and "hubspot_access_token" in last
+        assert "pat-revoked-token" not in done.stderr and "Traceback" not in done.stderr
+        (status, counts) = store.query(
+            "SELECT status, counts FROM runs ORDER BY finished_at DESC LIMIT 1"
+        )[0]
+        assert status == "succeeded" and "error" in json.loads(counts)["writeback"]
+        assert json.loads(counts)["measured"]["accounts"] > 0
 
 
 def test_the_target_starts_retention_programs_once_per_transition(

@@ -371,6 +371,36 @@ def test_a_create_whose_answer_is_lost_is_found_not_repeated(
         assert {s for s, _ in _journal(store).values()} == {"created"}
 
 
+def test_a_run_that_read_the_journal_before_another_claimed_creates_nothing_twice(
+    make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pipeline(make_sandbox, tmp_path, size=20) as (sandbox, store, config, _):
+        version = _version(store)
+        moved = _pick(store, 1)
+        _earlier_snapshot(store, moved)
+        records = _records(store, moved)
+        # Given two runs of the programs that both read the journal before either claimed (a
+        # race the store's lock prevents; the journal must not rely on it)
+        journal = programs._Journal(store, AS_OF, version)
+        stale = journal.rows()
+        first = programs.run_programs(store, writers(config), None, AS_OF, version)
+        assert len(first.created) == len(records)
+        _count(sandbox, CREATE_ROUTES)
+        # when the second goes on from what it read
+        monkeypatch.setattr(programs._Journal, "rows", lambda self: stale)
+        second = programs.run_programs(store, writers(config), None, AS_OF, version)
+        # then its claims fail, it makes no create call, and each record has one follow-up
+        assert second.created == [] and second.already == len(records)
+        assert not any(_calls(sandbox, CREATE_ROUTES).values())
+        _assert_one_each(config, records, programs.marker(RULE, AS_OF, version))
+        # and a claim of a pending row taken since it was read fails the same way
+        key = (*next(iter(journal.rows())),)
+        monkeypatch.undo()
+        state, _, stamp = journal.rows()[key]
+        journal.mark(*key, "pending")
+        assert not journal.claim_again(key, state, stamp)
+
+
 def test_rollback_deletes_the_followups_and_is_idempotent(
     make_sandbox: Any, tmp_path: Path
 ) -> None:

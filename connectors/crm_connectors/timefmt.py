@@ -8,18 +8,24 @@ them. These helpers use integer ``timedelta`` arithmetic only.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _MS = dt.timedelta(milliseconds=1)
+_FRACTION = re.compile(r"\.(\d+)")
 
 
 def iso_to_ms(text: str) -> int:
     """Epoch ms of an ISO-8601 timestamp (``2019-10-30T03:30:17.883Z``, ``...+0000``,
-    ``...+00:00``; naive means UTC) or of an epoch-ms text. Sub-millisecond digits are floored."""
+    ``...+00:00``; naive means UTC; any number of fraction digits, as HubSpot trims its trailing
+    zeros) or of an epoch-ms text. Sub-millisecond digits are floored. ValueError for anything
+    else."""
     value = text.strip()
     if value.isdigit():
         return int(value)
+    if "." in value:  # Python 3.10's fromisoformat takes only 3 or 6 fraction digits
+        value = _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], value, count=1)
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     elif len(value) > 5 and value[-5] in "+-" and value[-3] != ":" and value[-4:].isdigit():

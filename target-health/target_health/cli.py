@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from . import exits
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
@@ -35,11 +36,22 @@ from .store import DEFAULT_URL, Store, open_store
 COMMANDS = ("backtest", "setup", "plan", "apply", "rollback", "approve", "reject", "runs")
 
 
+class UsageError(Exception):
+    """A wrong argument or config file: one line, exit 2."""
+
+
 def _config(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
-    with open(path, encoding="utf-8") as handle:
-        config: dict[str, Any] = json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except OSError as exc:
+        raise UsageError(f"--config {path}: {exc.strerror}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise UsageError(f"--config {path}: not a JSON file ({type(exc).__name__})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"--config {path}: not a JSON object")
     return config
 
 
@@ -132,7 +144,7 @@ def writeback_command(command: str, argv: list[str]) -> int:
                             "missing": r.missing, "message": r.message})  # fmt: skip
         out = {"setup": reports}
         print(json.dumps(out, indent=2) if args.json else _text(out))
-        return 0 if all(not r["missing"] for r in reports) else 3
+        return exits.OK if all(not r["missing"] for r in reports) else exits.ATTENTION
     if command == "runs":
         rows = store.query(
             "SELECT plan_id, created_at, kind, status, counts FROM wb_plans ORDER BY created_at"
@@ -146,13 +158,13 @@ def writeback_command(command: str, argv: list[str]) -> int:
             out = _writing_command(command, args, config, store)
         except StoreBusy as exc:
             print(f"target-health {command}: {exc}", file=sys.stderr)
-            return 1
+            return exits.FAILED
         except KeyError as exc:  # an unknown plan id
             print(f"target-health {command}: {exc.args[0]}", file=sys.stderr)
-            return 2
+            return exits.USAGE
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
-    # write-back stopped on a CRM error, or records failed (kept for the next run): a failure
-    return 1 if out.get("error") or out.get("failed") else 0
+    # a CRM error or failed records (kept for the next run): 1; held by the brake or the gate: 3
+    return exits.of_writeback(out, config)
 
 
 def _writing_command(
@@ -181,6 +193,10 @@ def _text(out: Mapping[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
-    if command == "backtest":
-        return backtest_command(rest)
-    return writeback_command(command, rest)
+    try:
+        if command == "backtest":
+            return backtest_command(rest)
+        return writeback_command(command, rest)
+    except UsageError as exc:
+        print(f"target-health {command}: {exc}", file=sys.stderr)
+        return exits.USAGE

@@ -19,6 +19,7 @@ import copy
 import csv
 import datetime as dt
 import logging
+import re
 import sys
 import threading
 import uuid
@@ -26,22 +27,25 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from singer_sdk import typing as th
+from singer_sdk.exceptions import MappingError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
 from crm_connectors import registry
 from crm_connectors.pii import redact_in_logs
 from crm_connectors.settings import setting
+from crm_connectors.timefmt import iso_to_ms
 
-from . import cli
+from . import cli, exits
 from .compute import ComputeSummary, compute
-from .mapping import Mapped, Row, mappers
+from .mapping import Mapped, Parent, Row, mappers
 from .reader import OrjsonReader
 from .runlock import StoreBusy
 from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
-from .validate import Validator, canonical_validator
+from .validate import TimeBounds, Validator, canonical_validator
 from .writeback import plan as wb
 from .writeback.run import write_back
 
@@ -66,6 +70,33 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "Fail the run (after storing the valid records, before any scoring or write-back) "
             "when more than this share of the records received is invalid. 1 never fails."
+        ),
+    ),
+    th.Property(
+        "earliest_time",
+        th.DateType,
+        default="1970-01-01",
+        description=(
+            "A record with a date or date-time before this day is quarantined (an unparseable "
+            "one too): such times are typing errors or placeholders."
+        ),
+    ),
+    th.Property(
+        "max_future_days",
+        th.IntegerType,
+        default=3660,
+        description=(
+            "A record with a date or date-time more than this many days after the run is "
+            "quarantined (9999-12-31 placeholders)."
+        ),
+    ),
+    th.Property(
+        "max_clock_skew_minutes",
+        th.IntegerType,
+        default=60,
+        description=(
+            "A record last modified more than this many minutes after the run's clock is "
+            "quarantined: stored, it would hide the record's real updates until that time."
         ),
     ),
     th.Property(
@@ -124,6 +155,15 @@ CONFIG_SCHEMA = th.PropertiesList(
             ),
             th.Property("programs", th.ArrayType(th.ObjectType(additional_properties=True))),
             th.Property(
+                "held_is_success",
+                th.BooleanType,
+                default=False,
+                description=(
+                    "Exit 0, not 3, when the brake holds a run's write-back or records await "
+                    "approval."
+                ),
+            ),
+            th.Property(
                 "lock_wait_seconds",
                 th.NumberType,
                 default=600,
@@ -164,22 +204,33 @@ def _now() -> str:
 
 
 class RunStats:
-    """Counts of one run, per stream."""
+    """Counts of one run, per stream: each record received is stored, quarantined or ignored."""
 
     def __init__(self) -> None:
         self.received: Counter[str] = Counter()
         self.stored: Counter[str] = Counter()
         self.quarantined: Counter[str] = Counter()
-        self.unmapped: Counter[str] = Counter()
+        self.ignored: dict[str, Counter[str]] = {}  # stream -> reason -> records
+
+    def ignore(self, stream: str, reason: str) -> None:
+        self.ignored.setdefault(stream, Counter())[reason] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "received": sum(self.received.values()),
             "stored": sum(self.stored.values()),
             "quarantined": sum(self.quarantined.values()),
-            "unmapped_streams": sorted(self.unmapped),
+            "ignored": sum(sum(c.values()) for c in self.ignored.values()),
+            "unmapped_streams": sorted(
+                s for s, reasons in self.ignored.items() if UNMAPPED in reasons
+            ),
             "streams": {
-                s: {"received": n, "stored": self.stored[s], "quarantined": self.quarantined[s]}
+                s: {
+                    "received": n,
+                    "stored": self.stored[s],
+                    "quarantined": self.quarantined[s],
+                    "ignored": dict(sorted(self.ignored.get(s, Counter()).items())),
+                }
                 for s, n in sorted(self.received.items())
             },
         }
@@ -190,6 +241,21 @@ class RunStats:
         return sum(self.quarantined.values()) / total if total else 0.0
 
 
+#: Why a record was ignored: its stream has no mapping; its mapping keeps nothing of it (a
+#: survey that is not NPS, a ticket that is a task, an association between two non-accounts).
+UNMAPPED = "no mapping for this stream"
+NOT_CANONICAL = "not a canonical record"
+#: Characters no key may hold (PostgreSQL text cannot store NUL; the others are no identifier).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The columns of a canonical row that are keys or links.
+_KEY_FIELDS = ("key", "crm", "account_ref", "contact_ref", "email_token")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x00``), safe in any store or log."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class HealthSink(BatchSink):
     """Validates, maps and stores one stream's records."""
 
@@ -197,7 +263,7 @@ class HealthSink(BatchSink):
         super().__init__(target, *args, **kwargs)
         assert isinstance(target, TargetHealth)
         self._target = target
-        self._stream_validator = Validator(self.schema)
+        self._stream_validator = Validator(self.schema, target.bounds)
         self._mapper = mappers().get(self.stream_name)
         self._pending: list[Mapped] = []
         self._invalid: list[Invalid] = []
@@ -229,48 +295,64 @@ class HealthSink(BatchSink):
     def _singer_validate_message(self, record: dict[str, Any]) -> None:
         return None  # missing keys are quarantined in process_record, not fatal
 
-    def _record_key(self, record: Mapping[str, Any]) -> str | None:
-        keys = self.key_properties or []
-        if any(record.get(k) is None for k in keys):
-            return None
-        return ":".join(str(record[k]) for k in keys) if keys else ""
+    def _key_problem(self, record: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(pointer, reason) when a key property is missing, empty or not an identifier."""
+        for name in self.key_properties or []:
+            value = record.get(name)
+            if value is None:
+                return "/" + name, "required: key property missing"
+            text = str(value)
+            if not text.strip():
+                return "/" + name, "key property empty"
+            if _CONTROL.search(text):
+                return "/" + name, "key property holds a control character"
+        return None
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
-        stats = self._target.stats
+        target = self._target
+        stats = target.stats
         stream = self.stream_name
         stats.received[stream] += 1
-        key = self._record_key(record)
-        if key is None:
-            missing = [k for k in self.key_properties or [] if record.get(k) is None]
-            self._reject(stream, "", [("/" + missing[0], "required: key property missing")])
+        keys = self.key_properties or []
+        missing = any(record.get(k) is None for k in keys)
+        key = "" if missing else ":".join(str(record[k]) for k in keys)
+        problem = self._key_problem(record)
+        if problem is not None:
+            self._reject(stream, key, [problem])
             return
         if not self._stream_validator.is_valid(record):
             self._reject(stream, key, self._stream_validator.explain(record))
             return
         if self._mapper is None:
-            stats.unmapped[stream] += 1
+            stats.ignore(stream, UNMAPPED)
             return
         try:
             mapped = self._mapper(record)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError, OSError) as exc:
+            # a value the mapping cannot take (OverflowError, OSError: a timestamp out of range)
             self._reject(stream, key, [("", f"mapping: {type(exc).__name__}")])
             return
+        if not mapped:
+            stats.ignore(stream, NOT_CANONICAL)
+            return
         for item in mapped:
-            if isinstance(item, Row):
-                validator = canonical_validator(item.entity)
-                if not validator.is_valid(item.data):
-                    problems = [(f"/{item.entity}{p}", r) for p, r in validator.explain(item.data)]
-                    self._reject(stream, key, problems)
-                    return
+            problems = target.check_mapped(item)
+            if problems:
+                self._reject(stream, key, problems)
+                return
         self._pending.extend(mapped)
         stats.stored[stream] += 1
 
     def _reject(self, stream: str, key: str, problems: Sequence[tuple[str, str]]) -> None:
         self._target.stats.quarantined[stream] += 1
+        stream, key = _printable(stream), _printable(key)
         for pointer, reason in problems[:5]:
-            self._invalid.append(Invalid(stream, key, pointer, reason))
+            self._invalid.append(Invalid(stream, key, _printable(pointer), reason))
         log.warning(
-            "%s %s quarantined: %s", stream, key or "(no key)", "; ".join(p for p, _ in problems)
+            "%s %s quarantined: %s",
+            stream,
+            key or "(no key)",
+            "; ".join(_printable(p) for p, _ in problems),
         )
 
     def process_batch(self, context: dict[str, Any]) -> None:
@@ -315,9 +397,40 @@ class TargetHealth(Target):
         except ValueError as exc:
             raise TargetConfigError(str(exc)) from None
         given = self.config.get("as_of")
-        self.as_of = (
-            dt.date.fromisoformat(given) if given else dt.datetime.now(dt.timezone.utc).date()
-        )
+        now = dt.datetime.now(dt.timezone.utc)
+        self.as_of = dt.date.fromisoformat(given) if given else now.date()
+        try:
+            self.bounds = TimeBounds.around(
+                now,
+                dt.date.fromisoformat(str(self.config.get("earliest_time") or "1970-01-01")),
+                int(self.config.get("max_future_days") or 3660),
+            )
+            skew = dt.timedelta(minutes=int(self.config.get("max_clock_skew_minutes") or 60))
+        except ValueError as exc:
+            raise TargetConfigError(
+                f"earliest_time, max_future_days, max_clock_skew_minutes: {exc}"
+            ) from None
+        self.modified_limit_ms = iso_to_ms((now + skew).isoformat())
+
+    def check_mapped(self, item: Mapped) -> list[tuple[str, str]]:
+        """What is wrong with a mapped row or parent: (pointer, reason) pairs, none if valid."""
+        if isinstance(item, Parent):
+            for name in ("child", "account_ref"):
+                if _CONTROL.search(getattr(item, name)) or not getattr(item, name).strip():
+                    return [(f"/parent/{name}", "not an identifier")]
+            return []
+        entity, data = item.entity, item.data
+        validator = canonical_validator(entity, self.bounds)
+        if not validator.is_valid(data):
+            return [(f"/{entity}{p}", r) for p, r in validator.explain(data)]
+        for name in _KEY_FIELDS:
+            value = data.get(name)
+            if isinstance(value, str) and (_CONTROL.search(value) or not value.strip()):
+                return [(f"/{entity}/{name}", "not an identifier")]
+        modified = data.get("modified")  # a date-time within the bounds (the schema's check)
+        if isinstance(modified, str) and iso_to_ms(modified) > self.modified_limit_ms:
+            return [(f"/{entity}/modified", "last modified after the run's clock")]
+        return []
 
     @property
     def store(self) -> Store:
@@ -329,55 +442,87 @@ class TargetHealth(Target):
             return self._store
 
     def process_endofpipe(self) -> None:
-        super().process_endofpipe()
-        if self.config.get("usage_csv"):
+        super().process_endofpipe()  # drains: stores what was read, then forwards its STATE
+        fault = self.message_reader.fault if isinstance(self.message_reader, OrjsonReader) else None
+        if fault is None and self.config.get("usage_csv"):
             self.load_usage_csv(str(self.config["usage_csv"]))
         stats = self.stats
         share = stats.invalid_share
         limit = self.max_invalid_share
-        status = "failed" if share > limit else "succeeded"
         summary = stats.as_dict()
-        busy: StoreBusy | None = None
-        if status == "succeeded":
-            measured = self.measure()
-            if measured is not None:
-                # what write-back plans from: the latest run's measurement
-                summary["measured"] = {
-                    "as_of": str(measured.as_of),
-                    "model_version": measured.model_version,
-                    "accounts": measured.accounts,
-                }
-            writeback = self.config.get("writeback") or {}
-            if measured is not None and writeback.get("enabled"):
-                try:
-                    summary["writeback"] = write_back(
-                        self.store,
-                        self.config,
-                        self.governance,
-                        measurement=(str(measured.as_of), measured.model_version),
-                        dry_run=bool(writeback.get("dry_run")),
-                        label=f"target-health run {self.run_id}",
-                    )
-                except StoreBusy as exc:  # stored and measured; the next run writes back
-                    summary["writeback"] = {"error": str(exc)}
-                    busy = exc
+        # why the run fails (None: it does not); nothing downstream of the store uses a failed
+        # run's input, which may be partial
+        failure = fault
+        if failure is None and share > limit:
+            failure = (
+                f"{share:.2%} of the records were invalid, above max_invalid_share"
+                f" {limit:.2%}: see the quarantine table (run {self.run_id})"
+            )
+        if fault is not None:
+            summary["input_error"] = fault
+        # a run that stored and measured has succeeded (write-back plans from its measurement)
+        # even when its write-back then fails: the exit code says that
+        status = "failed" if failure else "succeeded"
+        if failure is None:
+            code, failure = self._measure_and_write_back(summary)
+        else:
+            code = exits.FAILED
         self.store.finish_run(self.run_id, _now(), status, summary)
         log.info(
-            "run %s %s: %d received, %d stored, %d quarantined (%.2f%%)",
+            "run %s %s: %d received, %d stored, %d quarantined (%.2f%%), %d ignored",
             self.run_id,
             status,
             summary["received"],
             summary["stored"],
             summary["quarantined"],
             share * 100,
+            summary["ignored"],
         )
-        if busy is not None:
-            raise busy
-        if status == "failed":
-            raise InvalidShareExceeded(
-                f"{share:.2%} of the records were invalid, above max_invalid_share"
-                f" {limit:.2%}: see the quarantine table (run {self.run_id})"
+        if failure is not None:
+            raise exits.Exit(code, failure)
+
+    def _measure_and_write_back(self, summary: dict[str, Any]) -> tuple[int, str | None]:
+        """Measure and, when enabled, write back; the run's exit code and why it is not 0."""
+        measured = self.measure()
+        if measured is None:
+            return exits.OK, None
+        # what write-back plans from: the latest run's measurement
+        summary["measured"] = {
+            "as_of": str(measured.as_of),
+            "model_version": measured.model_version,
+            "accounts": measured.accounts,
+        }
+        writeback = self.config.get("writeback") or {}
+        if not writeback.get("enabled"):
+            return exits.OK, None
+        try:
+            out = write_back(
+                self.store,
+                self.config,
+                self.governance,
+                measurement=(str(measured.as_of), measured.model_version),
+                dry_run=bool(writeback.get("dry_run")),
+                label=f"target-health run {self.run_id}",
             )
+        except StoreBusy as exc:  # stored and measured; the next run writes back
+            summary["writeback"] = {"error": str(exc)}
+            return exits.FAILED, str(exc)
+        summary["writeback"] = out
+        code = exits.of_writeback(out, self.config)
+        if out.get("error"):
+            return code, f"write-back: {out['error']}"
+        if out.get("failed"):
+            return code, (
+                f"write-back: {len(out['failed'])} record(s) failed to write; the next run"
+                f" plans them again (plan {out.get('plan_id')})"
+            )
+        if code == exits.ATTENTION:
+            return code, (
+                f"write-back plan {out.get('plan_id')} is held"
+                f" ({out.get('reason') or 'records awaiting approval'}): target-health"
+                f" approve|reject {out.get('plan_id')}"
+            )
+        return code, None
 
     def measure(self) -> ComputeSummary | None:
         """Scores, NPS, retention and segments as of ``as_of``, unless the model's latest
@@ -407,7 +552,7 @@ class TargetHealth(Target):
     def load_usage_csv(self, path: str) -> None:
         """The usage file, validated and stored like a stream named ``usage``."""
         stream = "usage"
-        validator = canonical_validator("usage")
+        validator = canonical_validator("usage", self.bounds)
         mapped: list[Mapped] = []
         invalid: list[Invalid] = []
         try:
@@ -435,10 +580,6 @@ class TargetHealth(Target):
         self.store.quarantine(invalid, self.run_id)
 
 
-class InvalidShareExceeded(Exception):
-    """Too many invalid records: the run stops before anything uses the store."""
-
-
 class TargetConfigError(Exception):
     """A setting is wrong; the message names it."""
 
@@ -448,9 +589,16 @@ def main() -> None:
         sys.exit(cli.main(sys.argv[1:]))
     try:
         TargetHealth.cli()
-    except (InvalidShareExceeded, TargetConfigError, StoreBusy) as exc:
-        log.error("target-health: %s", exc)
-        sys.exit(1)
+    except exits.Exit as exc:
+        (log.warning if exc.code == exits.ATTENTION else log.error)("target-health: %s", exc)
+        sys.exit(exc.code)
+    except (TargetConfigError, MappingError) as exc:  # MappingError: singer-sdk's stream maps
+        log.error("target-health: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        sys.exit(exits.USAGE)
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("target-health: cannot use the store at database_url: %s", first)
+        sys.exit(exits.FAILED)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ def _write_back(
                 log.error("%s: not written back: %s", writer.crm, setup.message)
         plan = wb.make_plan(store, ready, rules, measurement)
         out: dict[str, Any] = {"plan_id": plan.plan_id, "as_of": plan.as_of, **plan.counts()}
+        if plan.status == "held":  # by the brake: nothing is written until approved
+            out["status"] = "held"
         if plan.reason:
             log.warning("write-back plan %s: %s", plan.plan_id, plan.reason)
         if dry_run:
