@@ -381,6 +381,7 @@ def test_a_run_that_read_the_journal_before_another_claimed_creates_nothing_twic
         records = _records(store, moved)
         # Given two runs of the programs that both read the journal before either claimed (a
         # race the store's lock prevents; the journal must not rely on it)
+        programs.ensure_table(store)
         journal = programs._Journal(store, AS_OF, version)
         stale = journal.rows()
         first = programs.run_programs(store, writers(config), None, AS_OF, version)
@@ -394,9 +395,8 @@ def test_a_run_that_read_the_journal_before_another_claimed_creates_nothing_twic
         assert not any(_calls(sandbox, CREATE_ROUTES).values())
         _assert_one_each(config, records, programs.marker(RULE, AS_OF, version))
         # and a claim of a pending row taken since it was read fails the same way
-        key = (*next(iter(journal.rows())),)
         monkeypatch.undo()
-        state, _, stamp = journal.rows()[key]
+        key, (state, _, stamp) = next(iter(journal.rows().items()))
         journal.mark(*key, "pending")
         assert not journal.claim_again(key, state, stamp)
 

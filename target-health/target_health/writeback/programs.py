@@ -37,9 +37,12 @@ id after it. A rerun of the same snapshot finds the row and makes no call. The s
 - ``deleted`` / ``cancelled``: rolled back (``rollback_programs``); terminal: a rerun of that
   snapshot does not make them again.
 
-Runs of one store are assumed not to overlap (target-health runs one at a time): a ``pending``
-row is taken as left by a crash. After a CRM-wide failure (throttled past the retries, a 5xx, an
-auth or quota error) the rest of that CRM's follow-ups wait for the next run, untouched.
+Runs of one store do not overlap (the store's write-back lock, runlock): a ``pending`` row is
+taken as left by a crash. The journal does not rely on that: a claim is a compare-and-set (a new
+row inserted only if none exists, an old one made pending only if unchanged since it was read),
+and a run whose claim fails leaves that follow-up to the run that won it. After a CRM-wide
+failure (throttled past the retries, a 5xx, an auth or quota error) the rest of that CRM's
+follow-ups wait for the next run, untouched.
 """
 
 from __future__ import annotations
@@ -294,32 +297,49 @@ class _Journal:
         self.as_of = as_of
         self.version = model_version
 
-    def rows(self) -> dict[tuple[str, str, str, str], tuple[str, str | None]]:
-        """(account_key, rule, crm, record_id) -> (state, object_id) of this snapshot."""
+    def rows(self) -> dict[tuple[str, str, str, str], tuple[str, str | None, str]]:
+        """(account_key, rule, crm, record_id) -> (state, object_id, updated_at) of this
+        snapshot."""
         return {
-            (str(a), str(r), str(c), str(i)): (str(s), o)
-            for a, r, c, i, s, o in self.store.query(
-                "SELECT account_key, rule, crm, record_id, state, object_id FROM wb_programs"
-                " WHERE as_of = {p} AND model_version = {p}",
+            (str(a), str(r), str(c), str(i)): (str(s), o, str(u))
+            for a, r, c, i, s, o, u in self.store.query(
+                "SELECT account_key, rule, crm, record_id, state, object_id, updated_at"
+                " FROM wb_programs WHERE as_of = {p} AND model_version = {p}",
                 (self.as_of, self.version),
             )
         }
 
-    def claim(self, t: _Target, mark: str, new: bool) -> None:
-        """``pending``, committed, before the create call."""
+    def claim(self, t: _Target, mark: str) -> bool:
+        """A new row, ``pending`` and committed before the create call; False when a row for
+        it exists already (another run claimed it since this one read the journal)."""
         with self.store.transaction() as tx:
-            if new:
-                tx.execute(
-                    self.store.sql(
-                        "INSERT INTO wb_programs (account_key, as_of, model_version, rule, crm,"
-                        " record_id, previous_band, band, marker, state, updated_at)"
-                        " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 'pending', {p})"
-                    ),
-                    (t.account_key, self.as_of, self.version, t.rule.name, t.crm, t.record_id,
-                     t.transition.previous_band, t.transition.band, mark, _now()),
-                )  # fmt: skip
-            else:
-                self._set(tx, t.account_key, t.rule.name, t.crm, t.record_id, "pending", None, None)
+            tx.execute(
+                self.store.sql(
+                    "INSERT INTO wb_programs (account_key, as_of, model_version, rule, crm,"
+                    " record_id, previous_band, band, marker, state, updated_at)"
+                    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, 'pending', {p})"
+                    " ON CONFLICT (account_key, as_of, model_version, rule, crm, record_id)"
+                    " DO NOTHING"
+                ),
+                (t.account_key, self.as_of, self.version, t.rule.name, t.crm, t.record_id,
+                 t.transition.previous_band, t.transition.band, mark, _now()),
+            )  # fmt: skip
+            return bool(tx.rowcount == 1)
+
+    def claim_again(self, key: tuple[str, str, str, str], state: str, stamp: str) -> bool:
+        """A row read as (``state``, ``stamp``) made ``pending`` again before a new create call;
+        False when it changed since it was read (another run claimed it)."""
+        with self.store.transaction() as tx:
+            tx.execute(
+                self.store.sql(
+                    "UPDATE wb_programs SET state = 'pending', error = NULL, updated_at = {p}"
+                    " WHERE account_key = {p} AND as_of = {p} AND model_version = {p}"
+                    " AND rule = {p} AND crm = {p} AND record_id = {p}"
+                    " AND state = {p} AND updated_at = {p}"
+                ),
+                (_now(), key[0], self.as_of, self.version, *key[1:], state, stamp),
+            )
+            return bool(tx.rowcount == 1)
 
     def mark(
         self,
@@ -385,7 +405,7 @@ def run_programs(
         mine = by_crm.pop(writer.crm, [])
         for n, t in enumerate(mine):
             key = (t.account_key, t.rule.name, t.crm, t.record_id)
-            state, _ = done.get(key, ("", None))
+            state, _, stamp = done.get(key, ("", None, ""))
             if state in ("created", "deleted", "cancelled"):
                 report.already += 1
                 continue
@@ -399,7 +419,12 @@ def run_programs(
                         report.found.append((t.crm, t.record_id, existing))
                         continue
                 subject, body = _texts(t, as_of, mark, writer.followup_kind)
-                journal.claim(t, mark, new=not state)
+                claimed = (
+                    journal.claim_again(key, state, stamp) if state else journal.claim(t, mark)
+                )
+                if not claimed:  # another run has it: that run makes it, or leaves it pending
+                    report.already += 1
+                    continue
                 sent = True
                 object_id = writer.create_followup(
                     t.record_id,
