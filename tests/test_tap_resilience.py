@@ -341,3 +341,95 @@ def test_more_than_10000_contacts_on_one_millisecond_sync_once_also_across_a_kil
     )
     left = TIE_BLOCK - on_tie_before_kill
     assert on_tie_again <= left + killed.after_state["hubspot_contacts"], (on_tie_again, left)
+
+
+# -- 4. rejected credentials ---------------------------------------------------------------------
+
+#: A 401 now and then for a valid static token (HubSpot private app, Intercom access token):
+#: the sandbox answers it for that request only.
+STATIC_401 = [
+    {"kind": "expired_token", "vendor": "hubspot", "path": "/crm/*", "every": 9},
+    {"kind": "expired_token", "vendor": "intercom", "every": 4},
+]
+RETRIED = "token rejected, retrying once in 1 s with the same token"
+
+
+def test_a_401_now_and_then_on_a_static_token_costs_one_retry_not_the_run(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    # Given HubSpot and Intercom with their static tokens, and a clean sync of everything
+    sandbox = make_sandbox(vendors=("hubspot", "intercom"), size=150)
+    config = _config(sandbox)
+    admin = sandbox.urls["admin"] + "/_sandbox"
+    clean = _once(_ok(run_tap(tmp_path / "clean", config)))
+    # when every 9th API call of each answers 401
+    httpx.post(f"{admin}/stats/reset").raise_for_status()
+    httpx.post(f"{admin}/faults", json=STATIC_401).raise_for_status()
+    faulty = run_tap(tmp_path / "faulty", config)
+    # then the sync succeeds with the very same records, each once
+    assert _once(_ok(faulty)) == clean
+    # and every 401 was one retry with the same token, after the pause
+    stats = httpx.get(f"{admin}/stats").json()["vendors"]
+    fired = {v: stats[v]["faults"].get("expired_token", 0) for v in ("hubspot", "intercom")}
+    assert min(fired.values()) >= 2, fired
+    assert faulty.stderr.count(RETRIED) == sum(fired.values()), faulty.stderr[-3000:]
+
+
+def test_a_crm_that_keeps_rejecting_its_token_fails_alone_and_a_rerun_completes_it(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    # Given the three CRMs, a catalog and a clean sync
+    sandbox = make_sandbox(size=150)
+    config = _config(sandbox)
+    admin = sandbox.urls["admin"] + "/_sandbox"
+    catalog = discover(tmp_path / "discover", config)
+    clean = _once(_ok(run_tap(tmp_path / "clean", config, catalog=catalog)))
+    hubspot = {s for s in clean if s.startswith("hubspot_")}
+    # when HubSpot rejects the token from its 3rd API call on (a private app revoked mid-run)
+    revoked = {"kind": "expired_token", "vendor": "hubspot", "path": "/crm/*"}
+    httpx.post(f"{admin}/faults", json=[revoked | {"calls": list(range(3, 5000))}])
+    failed = run_tap(tmp_path / "failed", config, catalog=catalog)
+    # then the run fails, in one line naming HubSpot, the setting and the CRMs that finished
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
+    last = failed.stderr.strip().splitlines()[-1]
+    assert "tap-crm: hubspot " in last and "'hubspot_access_token'" in last, last
+    assert last.endswith("the other CRMs' streams finished (intercom, salesforce)"), last
+    # and the other CRMs' streams hold every record, with a STATE for each
+    got = _keyed(failed.messages)
+    for stream in set(clean) - hubspot:
+        assert got.get(stream) == clean[stream], stream
+    state = failed.last_state
+    assert state is not None and set(clean) - hubspot <= set(state["bookmarks"]), state
+    # and HubSpot read only part of its records
+    read = sum(len(got.get(s, {})) for s in hubspot)
+    assert read < sum(len(clean[s]) for s in hubspot), read
+    # and once the token is good again, a rerun from that STATE completes HubSpot
+    httpx.delete(f"{admin}/faults").raise_for_status()
+    rerun = _once(_ok(run_tap(tmp_path / "rerun", config, state=state, catalog=catalog)))
+    for stream in hubspot:
+        assert got.get(stream, {}) | rerun.get(stream, {}) == clean[stream], stream
+
+
+def test_a_wrong_token_fails_discovery_and_leaves_only_its_crm_out_of_a_sync(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    # Given HubSpot and Intercom, Intercom's token wrong
+    sandbox = make_sandbox(vendors=("hubspot", "intercom"), size=40)
+    config = _config(sandbox) | {"intercom_access_token": "not-the-token"}
+    # when the tap discovers
+    found = run_tap(tmp_path / "discover", config, args=["--discover"])
+    # then it writes no catalog (one missing Intercom would drop its streams from the
+    # selection), and says why in one line naming the setting
+    assert found.returncode == 1 and not found.stdout.strip()
+    last = found.stderr.strip().splitlines()[-1]
+    assert "tap-crm: intercom " in last and "'intercom_access_token'" in last, last
+    assert "Traceback" not in found.stderr and "not-the-token" not in found.stderr
+    # when it syncs without a catalog
+    run = run_tap(tmp_path / "sync", config)
+    # then HubSpot is synced in full and the run fails, naming Intercom
+    assert run.returncode == 1
+    assert run.stderr.strip().endswith("the other CRMs' streams finished (hubspot)"), run.stderr
+    streams = {m["stream"] for m in run.messages if m["type"] == "RECORD"}
+    assert streams and all(s.startswith("hubspot_") for s in streams), streams
+    assert run.last_state is not None

@@ -54,6 +54,10 @@ def tap_output(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[s
         sandbox.stop()
 
 
+#: A retention under which no deleted contact of the seeded world is purged yet.
+KEEP_DELETED = 36500
+
+
 def run_target(
     workdir: Path, messages: list[dict[str, Any]], **config: Any
 ) -> subprocess.CompletedProcess[str]:
@@ -90,8 +94,9 @@ EXPECTED_ENTITIES = {
 def test_every_record_lands_once_and_state_is_forwarded(
     tap_output: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    # When target-health reads tap-crm's output
-    done = run_target(tmp_path, tap_output)
+    # When target-health reads tap-crm's output (keeping contacts deleted long ago: this test
+    # counts rows; their purge is tests/test_erasure.py's)
+    done = run_target(tmp_path, tap_output, deleted_contact_retention_days=KEEP_DELETED)
     # then the run succeeds and says what it did
     assert done.returncode == 0, done.stderr[-3000:]
     assert "0 quarantined" in done.stderr
@@ -189,7 +194,9 @@ def test_bad_records_are_quarantined_without_values_and_the_run_goes_on(
     messages, _ = _corrupt(tap_output)
     received = sum(1 for m in messages if m["type"] == "RECORD")
     # when target-health reads it with a threshold they stay under
-    done = run_target(tmp_path, messages, max_invalid_share=0.05)
+    done = run_target(
+        tmp_path, messages, max_invalid_share=0.05, deleted_contact_retention_days=KEEP_DELETED
+    )
     # then the run succeeds, the three are quarantined with where and why
     assert done.returncode == 0, done.stderr[-3000:]
     store = open_store(f"sqlite:///{tmp_path / 'health.sqlite'}")

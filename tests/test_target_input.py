@@ -263,3 +263,46 @@ def test_a_nul_in_a_key_is_quarantined_on_postgresql_too(tmp_path: Path) -> None
         target.listen(io.BytesIO(b"".join(lines)))  # type: ignore[arg-type]
     store = open_store(url)
     assert store.query("SELECT record_key, pointer FROM quarantine") == [("a\\x00b", "/id")]
+
+
+#: Texts around the edges of the quick checks of the common time shapes (validate.TimeBounds):
+#: bounds, impossible days and hours, digits, other offsets and fraction lengths, non-times.
+EDGE_TIMES = [
+    "2025-03-04T05:06:07.123Z", "1970-01-01T00:00:00.000Z", "1969-12-31T23:59:59.999Z",
+    "9999-12-31T00:00:00.000Z", "2025-02-30T00:00:00.000Z", "2025-03-04", "1970-01-01",
+    "1969-12-31", "2036-12-01", "2036-12-11", "2036-11-30", "1234567890", "2025-13-01",
+    "2025-03-04T05:06:07.000+0000", "2025-03-04T25:06:07.000+0000", "zzz-not-a-date",
+    "2025-03-04T05:06:07Z", "2025-03-04T05:06:07.12345Z", "2025-03-04T05:06:07.123+0100",
+    "abcd-ef-ghTij:kl:mn.opqZ", "2025-03-04X05:06:07.123Z", "123456789012345678901234",
+]  # fmt: skip
+
+
+def test_the_quick_time_checks_agree_with_parsing_every_time() -> None:
+    # Given the bounds of a run on 2026-12-03 and no bounds at all, and 20,000 random times in
+    # each common shape besides the edge cases
+    import datetime as dt
+    import random
+
+    from crm_connectors.timefmt import ms_to_iso
+    from target_health.validate import ANY_TIME, TimeBounds
+
+    run = TimeBounds.around(
+        dt.datetime(2026, 12, 3, tzinfo=dt.timezone.utc), dt.date(1970, 1, 1), 3660
+    )
+    rnd = random.Random(7)
+    stamps = [ms_to_iso(rnd.randrange(-6 * 10**13, 25 * 10**13)) for _ in range(20_000)]
+    texts = EDGE_TIMES + stamps + [s[:10] for s in stamps] + [s[:23] + "+0000" for s in stamps]
+    for bounds in (run, ANY_TIME):
+        # when each is checked as a date-time
+        check = bounds.checks()["date-time"]
+        # then the answer is the one parsing to epoch ms gives
+        wrong = [t for t in texts if check(t) != (not t.isdigit() and bounds.ms(t) is not None)]
+        assert not wrong, wrong[:10]
+    # (and the edges do fall on both sides)
+    verdicts = {t: run.checks()["date"](t) for t in EDGE_TIMES}
+    assert (
+        verdicts["1970-01-01"]
+        and not verdicts["1969-12-31"]
+        and not verdicts["2025-02-30T00:00:00.000Z"]
+    )
+    assert verdicts["2036-11-30"] and not verdicts["2036-12-11"] and not verdicts["1234567890"]

@@ -433,6 +433,7 @@ def test_the_setup_plan_and_runs_commands(make_sandbox: Any, tmp_path: Path) -> 
                               capture_output=True, text=True, check=False)  # fmt: skip
         listed = json.loads(runs.stdout)["plans"]
         assert [(p["plan_id"], p["status"]) for p in listed] == [(planned["plan_id"], "planned")]
+        assert listed[0]["as_of"] == planned["as_of"] and listed[0]["model_version"]
 
 
 def test_ownership_modes_keep_a_persons_edits_where_configured(
@@ -593,6 +594,65 @@ def test_rollback_undoes_the_run_fields_and_followups(make_sandbox: Any, tmp_pat
                              text=True, check=False)  # fmt: skip
         assert bad.returncode == 2 and bad.stderr.strip() == (
             "target-health rollback: no write-back plan 'no-such-plan'"
+        )
+
+
+def test_rollback_of_a_model_walks_its_plans_back_to_the_values_before_it(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (_, store, config, messages):
+        on = config | {"writeback": {"enabled": True, "max_band_change_share": 1.0}}
+        # Given the default model's scores of a month-old snapshot written back
+        _target(tmp_path, messages, as_of="2026-10-01", **on)
+        _, _, want = wb.desired(store)
+        ids: dict[str, list[str]] = {}
+        for crm, rid in want:
+            ids.setdefault(crm, []).append(rid)
+        before = _crm_values(config, ids)
+        good_followups = store.query("SELECT COUNT(*) FROM wb_programs WHERE state = 'created'")
+        # and then a bad model, written back on two later snapshots (two plans of it)
+        bad = {"health": {"signals": {"nps": {"weight": 60}}, "version": "bad-model"}}
+        _target(tmp_path, messages, as_of="2026-10-15", scoring=bad, **on)
+        _target(tmp_path, messages, scoring=bad, **on)
+        applied = store.query(
+            "SELECT plan_id FROM wb_plans WHERE model_version = 'bad-model' AND kind = 'apply'"
+            " ORDER BY created_at DESC"
+        )
+        assert len(applied) == 2 and _crm_values(config, ids) != before
+        # when the model is rolled back from the command line
+        cmd = [sys.executable, "-m", "target_health.target", "rollback", "--model-version",
+               "bad-model", "--config", str(tmp_path / "target.json"), "--json"]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        out = json.loads(done.stdout)
+        # then both its plans were undone (listed newest first), and every field holds what it
+        # held before the model's first plan, with no conflict, in one write per field
+        assert out["of"] == [p for (p,) in applied] and out["restored"] > 0
+        assert out["conflicts"] == [] and out["failed"] == []
+        assert _crm_values(config, ids) == before
+        # and the follow-ups the bad model started are deleted, the earlier ones kept
+        assert store.query(
+            "SELECT COUNT(*) FROM wb_programs WHERE state = 'created'"
+            " AND model_version = 'bad-model'"
+        ) == [(0,)]
+        assert (
+            store.query("SELECT COUNT(*) FROM wb_programs WHERE state = 'created'")
+            == good_followups
+        )
+        # and a second rollback of the model changes nothing
+        again = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+        assert again["restored"] == 0 and again["followups"]["deleted"] == 0
+        assert _crm_values(config, ids) == before
+        # and a model with no applied plan, or a plan id with a model, is one line and exit 2
+        unknown = subprocess.run([*cmd[:5], "no-such-model", *cmd[6:]], capture_output=True,
+                                 text=True, check=False)  # fmt: skip
+        assert unknown.returncode == 2 and unknown.stderr.strip() == (
+            "target-health rollback: no applied write-back plan of model 'no-such-model'"
+        )
+        both = subprocess.run([*cmd[:4], "some-plan", *cmd[4:]], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        assert both.returncode == 2 and both.stderr.strip() == (
+            "target-health rollback: give a plan id or --model-version, one of them"
         )
 
 

@@ -444,3 +444,54 @@ def test_rollback_deletes_the_followups_and_is_idempotent(
         assert not any(_calls(sandbox, DELETE_ROUTES).values())
         assert not any(_calls(sandbox, CREATE_ROUTES).values())
         _assert_none(config, records, marker)
+
+
+def test_rollback_leaves_a_followup_a_person_completed_or_edited_and_reports_it(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path) as (sandbox, store, config, _):
+        version = _version(store)
+        moved = _pick(store, 2)
+        _earlier_snapshot(store, moved)
+        records = _records(store, moved)
+        # Given the follow-ups of a snapshot made
+        made = programs.run_programs(store, writers(config), None, AS_OF, version)
+        assert len(made.created) == len(records)
+        tasks = {(c, r): o for (c, r), (s, o) in _journal(store).items() if s == "created"}
+        hubspot = sorted(r for c, r in tasks if c == "hubspot")
+        salesforce = sorted(r for c, r in tasks if c == "salesforce")
+        # and an hour later a person completes one HubSpot task and writes a note in another,
+        # and completes a Salesforce task
+        sandbox.ctx.clock.advance(3600)
+        by_crm = {w.crm: w for w in writers(config)}
+        with by_crm["hubspot"] as hs, by_crm["salesforce"] as sf:
+            for rid, props in (
+                (hubspot[0], {"hs_task_status": "COMPLETED"}),
+                (hubspot[1], {"hs_task_body": "Called them, all fine."}),
+            ):
+                hs.client.api.request("PATCH", f"/crm/v3/objects/tasks/{tasks[('hubspot', rid)]}",
+                                      json={"properties": props})  # fmt: skip
+            sf.client.api.request("PATCH", f"/sobjects/Task/{tasks[('salesforce', salesforce[0])]}",
+                                  json={"Status": "Completed"})  # fmt: skip
+        # when the snapshot's follow-ups are rolled back
+        undo = programs.rollback_programs(store, writers(config), AS_OF)
+        # then those three are left, each reported with why, and every other one is deleted
+        assert sorted(undo.kept) == sorted([
+            ("hubspot", hubspot[0], "completed"), ("hubspot", hubspot[1], "edited"),
+            ("salesforce", salesforce[0], "completed"),
+        ])  # fmt: skip
+        kept = {(c, r) for c, r, _ in undo.kept}
+        assert sorted((c, r) for c, r, _ in undo.deleted) == sorted(set(tasks) - kept)
+        marker = programs.marker(RULE, AS_OF, version)
+        for adapter in writers(config):
+            with adapter:
+                for crm, rid in tasks:
+                    if crm == adapter.crm:
+                        found = _followups(adapter, rid, marker)[0]
+                        assert len(found) == ((crm, rid) in kept), (crm, rid)
+        # and the journal says so; a second rollback and a rerun of the programs leave them be
+        assert {k for k, (s, _) in _journal(store).items() if s == "kept"} == kept
+        again = programs.rollback_programs(store, writers(config), AS_OF)
+        assert again.kept == [] and again.deleted == []
+        rerun = programs.run_programs(store, writers(config), None, AS_OF, version)
+        assert rerun.created == []

@@ -1,7 +1,8 @@
 """Token managers: where a bearer token comes from, and how it is renewed.
 
-- :class:`StaticToken`: a token the API cannot renew (a private-app or personal access token),
-  so a 401 is final.
+- :class:`StaticToken`: a token the API cannot renew (a private-app or personal access token).
+  A 401 is tried once more after a pause (:attr:`StaticToken.retry_pause`): the CRMs answer 401
+  now and then for a valid token, and one such answer must not end a run; a second 401 is final.
 - :class:`RefreshingToken`: the OAuth 2.0 refresh-token flow's bookkeeping; a vendor's folder
   (``auth.py``) subclasses it with its token endpoint and how long its tokens live.
 
@@ -26,11 +27,14 @@ log = logging.getLogger(__name__)
 
 
 class StaticToken:
-    """A token that cannot be renewed (HubSpot private app, Intercom access token)."""
+    """A token that cannot be renewed (HubSpot private app, Intercom access token). ``renew``
+    only says "try the same token once more", after ``retry_pause`` seconds (the client's
+    sleep, so tests do not wait)."""
 
-    def __init__(self, token: Secret | str, *, setting: str) -> None:
+    def __init__(self, token: Secret | str, *, setting: str, retry_pause: float = 1.0) -> None:
         self._token = Secret(token) if isinstance(token, str) else token
         self.setting = setting
+        self.retry_pause = retry_pause
         if not self._token:
             raise ConfigError("no access token configured", setting=setting)
 
@@ -38,7 +42,7 @@ class StaticToken:
         return self._token
 
     def renew(self, rejected: Secret) -> bool:
-        return False
+        return True
 
 
 class RefreshingToken:

@@ -230,6 +230,9 @@ class Followups(Protocol):
 
     def delete_followup(self, object_id: str) -> bool: ...
 
+    # Optional: ``followup_kept(object_id) -> str | None``, why a person's work on the follow-up
+    # (completed, edited) keeps it from a rollback; without it every follow-up is deleted.
+
 
 # -- the registry's unit -------------------------------------------------------------------------
 

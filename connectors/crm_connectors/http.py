@@ -6,7 +6,9 @@ Status -> error (``classify``); a vendor's ``errors.py`` (:class:`ErrorRules`) r
 envelope's code and decides its special cases first:
 
 - 401: AuthError (``expired`` for the codes the vendor uses for an expired token). The client
-  renews the token once before raising it.
+  renews the token once before raising it; a token that cannot be renewed (a static one) is
+  sent once more after the credentials' ``retry_pause``, since the CRMs answer 401 now and then
+  for a token that is valid.
 - 403: MissingScopes (with the scopes when the body names them).
 - 404, 410: NotFound. 409, 412: WriteConflict.
 - 429: RateLimited (with ``retry_after``).
@@ -72,7 +74,8 @@ class Credentials(Protocol):
 
     def renew(self, rejected: Secret) -> bool:
         """The vendor rejected ``rejected`` with 401: get a new token if possible; True when a
-        retry with :meth:`token` may succeed."""
+        retry with :meth:`token` may succeed. The client retries once, after the credentials'
+        ``retry_pause`` seconds when they have that attribute."""
         ...
 
 
@@ -356,7 +359,15 @@ class ApiClient:
                 renewed = True
                 if not self.credentials.renew(token):
                     raise self._auth_failure(err) from None
-                log.info("%s %s: token rejected, retrying once with a new one", self.vendor, route)
+                pause = getattr(self.credentials, "retry_pause", 0.0)
+                log.info(
+                    "%s %s: token rejected, retrying once%s",
+                    self.vendor,
+                    route,
+                    f" in {pause:g} s with the same token" if pause else " with a new one",
+                )
+                if pause:
+                    self._sleep(pause)
                 attempt -= 1  # a token refresh is not a retry
             except RetriableError as err:
                 if not self._may_retry(err, safe):

@@ -354,7 +354,9 @@ class KeyRing:
             value = settings.get(setting)
             if value is not None and value != "":
                 return setting, value
-            return var, env.get(var)
+            value = env.get(var)
+            # Errors name where the value came from; when unset, both places it may be set.
+            return (var if value else f"{setting} or {var}"), value
 
         keys_name, keys_raw = pick(SETTING_KEYS)
         if keys_raw is None or keys_raw == "":

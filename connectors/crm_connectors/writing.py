@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from .base import SetupReport, WriteResult
 from .errors import CrmError, FatalError, MissingScopes, RetriableError, WriteError
 from .fields import CrmField, Field, InvalidValue, normalize
+from .timefmt import iso_to_ms
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,23 @@ def check_marker(marker: str) -> str:
     if not _MARKER.match(marker):
         raise ValueError("a follow-up marker is 6 to 64 letters, digits or '-'")
     return marker
+
+
+#: A follow-up modified this long after it was created was edited by a person (our own create
+#: may leave the two times a moment apart).
+EDIT_GRACE = dt.timedelta(seconds=60)
+
+
+def person_touched(completed: bool, created: Any, modified: Any) -> str | None:
+    """Why a follow-up is a person's work now (a rollback leaves it): ``"completed"``,
+    ``"edited"`` (modified more than :data:`EDIT_GRACE` after it was created), or None."""
+    if completed:
+        return "completed"
+    try:
+        made, changed = iso_to_ms(str(created)), iso_to_ms(str(modified))
+    except ValueError:
+        return None
+    return "edited" if changed - made > EDIT_GRACE // dt.timedelta(milliseconds=1) else None
 
 
 @dataclass(frozen=True, slots=True)

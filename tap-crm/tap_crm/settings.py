@@ -17,6 +17,7 @@ from singer_sdk import typing as th
 
 from crm_connectors import registry
 from crm_connectors.base import Connector
+from crm_connectors.errors import ConfigError, CrmError
 from crm_connectors.pii import (
     SETTING_KEYS,
     KeyRing,
@@ -113,8 +114,22 @@ def configured_crms(config: Mapping[str, Any]) -> list[str]:
     return [spec.name for spec in registry.configured(config)]
 
 
-def connectors(config: Mapping[str, Any], **client_kw: Any) -> list[Connector]:
-    return [spec.connect(config, **client_kw) for spec in registry.configured(config)]
+def connect_each(
+    config: Mapping[str, Any], **client_kw: Any
+) -> tuple[list[Connector], dict[str, CrmError]]:
+    """Each configured CRM's connector, and the CRMs whose connector could not be made (a
+    Salesforce login refused, its host down), by name. A wrong setting (ConfigError) raises:
+    nothing runs until it is fixed."""
+    made: list[Connector] = []
+    failed: dict[str, CrmError] = {}
+    for spec in registry.configured(config):
+        try:
+            made.append(spec.connect(config, **client_kw))
+        except ConfigError:
+            raise
+        except CrmError as exc:
+            failed[spec.name] = exc
+    return made, failed
 
 
 def pii_policy(

@@ -26,7 +26,7 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.tap_base import Tap
 
 from crm_connectors.base import Bookmark, Resource
-from crm_connectors.errors import QuotaExhausted
+from crm_connectors.errors import ConfigError, CrmError, QuotaExhausted
 from crm_connectors.pii import StreamPlan
 from crm_connectors.timefmt import iso_to_ms, ms_to_iso
 
@@ -63,12 +63,16 @@ class CrmStream(Stream):
         *,
         vendor: str,
         stopped: set[str],
+        failed: dict[str, CrmError],
     ) -> None:
         self.resource = resource
         self.vendor = vendor
         self._plan = plan
         self._bookmark: Bookmark | None = None
-        self._stopped = stopped  # shared by the tap's streams: vendors out of API quota
+        # Shared by the tap's streams: vendors out of API quota (a clean stop), and vendors
+        # whose reading failed (the run goes on with the other CRMs, then exits non-zero).
+        self._stopped = stopped
+        self._failed = failed
         self._all_selected: bool | None = None
         self._direct: bool | None = None
         self._state_ms: int | None = None
@@ -90,6 +94,9 @@ class CrmStream(Stream):
         if self.vendor in self._stopped:
             self.logger.warning("%s: skipped, %s API quota guard tripped", self.name, self.vendor)
             return
+        if self.vendor in self._failed:
+            self.logger.error("%s: skipped, %s failed earlier in this run", self.name, self.vendor)
+            return
         bookmark = self.starting_bookmark(self.get_context_state(context))
         apply = self._plan.apply
         unknown = self._not_in_catalog()
@@ -105,6 +112,14 @@ class CrmStream(Stream):
             # Stop this CRM cleanly: its state so far is emitted, the next run continues.
             self._stopped.add(self.vendor)
             self.logger.warning("%s: stopped before the API quota runs out: %s", self.name, exc)
+        except ConfigError:
+            raise
+        except CrmError as exc:
+            # Credentials rejected twice, retries used up, a request the CRM refuses: this
+            # CRM's streams stop here. The records so far and their STATE are emitted (a rerun
+            # resumes from them); the other CRMs' streams still run; the tap exits non-zero.
+            self._failed.setdefault(self.vendor, exc)
+            self.logger.error("%s: stopped: %s", self.name, exc)
 
     def _not_in_catalog(self) -> tuple[str, ...]:
         """Fields the CRM has now that the catalog given to the run does not list (added since

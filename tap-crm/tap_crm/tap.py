@@ -22,7 +22,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 
 from crm_connectors.base import CatalogTyped, Connector, Resource
-from crm_connectors.errors import CrmError, MissingScopes
+from crm_connectors.errors import ConfigError, CrmError, MissingScopes
 from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
 from . import settings
@@ -56,6 +56,7 @@ class TapCrm(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._connectors: list[Connector] = []
         self._quota_stopped: set[str] = set()
+        self._failed: dict[str, CrmError] = {}  # vendor -> its first error (see CrmStream)
         # Before the SDK's init: without a catalog it discovers from there.
         self._saved_types = _saved_types(kwargs.get("catalog"))
         super().__init__(*args, **kwargs)
@@ -64,12 +65,17 @@ class TapCrm(Tap):
 
     def discover_streams(self) -> Sequence[Stream]:
         self._protect_logs()
-        self._connectors = settings.connectors(self.config)
+        self._connectors, failed = settings.connect_each(self.config)
         weakref.finalize(self, _close, self._connectors)
+        for vendor, exc in failed.items():
+            self._failed.setdefault(vendor, exc)
+            log.error("tap-crm: the %s streams are left out: %s", vendor, exc)
         found: list[tuple[str, Resource, dict[str, Any]]] = []
         unusable: list[str] = []
         for connector in self._connectors:
             for resource in connector.resources():
+                if connector.vendor in self._failed:
+                    break
                 if not self._types_from_catalog(resource):
                     unusable.append(resource.name)
                 schema = self._discover(connector.vendor, resource)
@@ -92,6 +98,7 @@ class TapCrm(Tap):
                 policy.transform_schema(resource.name, schema),
                 vendor=vendor,
                 stopped=self._quota_stopped,
+                failed=self._failed,
             )
             for vendor, resource, schema in found
         ]
@@ -131,7 +138,10 @@ class TapCrm(Tap):
         return catalog
 
     def _discover(self, vendor: str, resource: Resource) -> dict[str, Any] | None:
-        """The resource's schema; None (with a warning) when the credentials lack its scopes."""
+        """The resource's schema; None (with a warning) when the credentials lack its scopes,
+        None (the vendor marked failed) when its metadata cannot be read: a sync goes on with
+        the other CRMs and exits non-zero; ``--discover`` fails (:meth:`run_discovery`). A
+        wrong setting (:class:`ConfigError`) stops the run at once."""
         try:
             return resource.schema()
         except MissingScopes as exc:
@@ -142,6 +152,38 @@ class TapCrm(Tap):
                 ", ".join(exc.scopes) or "a required scope",
             )
             return None
+        except ConfigError:
+            raise  # a setting to fix: nothing is read until it is
+        except CrmError as exc:
+            self._failed.setdefault(vendor, exc)
+            log.error("tap-crm: the %s streams are left out: %s", vendor, exc)
+            return None
+
+    def run_discovery(self) -> str:
+        """A catalog without a CRM that could not be read would drop its streams from the
+        project's selection: no catalog then, the error instead."""
+        self.streams  # noqa: B018 (discovers)
+        self._raise_failures(finished=False)
+        return super().run_discovery()
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in singer-sdk: called whole
+        """Every stream; a CRM that failed stops only its own streams, and the run then exits
+        non-zero naming it, after the other CRMs' records and STATE are out. (singer-sdk marks
+        this method final; the override runs it unchanged and only checks afterwards.)"""
+        super().sync_all()
+        self._raise_failures(finished=True)
+
+    def _raise_failures(self, *, finished: bool) -> None:
+        if not self._failed:
+            return
+        # A CrmError's text starts with its vendor and route already.
+        text = "; ".join(
+            str(exc) if exc.vendor else f"{vendor}: {exc}" for vendor, exc in self._failed.items()
+        )
+        done = sorted({c.vendor for c in self._connectors} - set(self._failed))  # connected
+        if finished and done:
+            text += f"; the other CRMs' streams finished ({', '.join(done)})"
+        raise CrmError(text)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """singer-sdk's config validation, with secret values masked in its messages.

@@ -6,9 +6,15 @@ settings as tap-crm's).
 which to create by hand where permissions lack.
 ``target-health plan``: what write-back would change in each CRM (saved, nothing written).
 ``target-health apply``: plan, then write the changes (journaled before each write).
-``target-health rollback PLAN_ID``: restore a plan's before-values; conflicts are reported.
+``target-health rollback PLAN_ID``: undo a plan: its fields' before-values restored, the
+follow-ups it started deleted; conflicts are reported.
+``target-health rollback --model-version V``: undo a model: every applied plan of it, newest
+first (docs/ROLLBACK.md).
 ``target-health approve|reject PLAN_ID``: decide on changes held by the brake or the gate.
 ``target-health runs``: the write-back plans with their counts and status.
+
+``target-health forget --email X | --contact-id CRM:ID | --token T``: erase a person from the
+store (target_health.erasure; docs/PRIVACY.md).
 
 ``target-health backtest``: how well the stored bands separated the accounts that later churned.
 For each account, its latest snapshot on or before ``--snapshot`` (default: the latest snapshot
@@ -33,7 +39,9 @@ from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
 from .store import DEFAULT_URL, Store, open_store
 
-COMMANDS = ("backtest", "setup", "plan", "apply", "rollback", "approve", "reject", "runs")
+COMMANDS = (
+    "backtest", "setup", "plan", "apply", "rollback", "approve", "reject", "runs", "forget",
+)  # fmt: skip
 
 
 class UsageError(Exception):
@@ -119,16 +127,71 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def forget_command(argv: list[str]) -> int:
+    from crm_connectors import registry
+    from crm_connectors.errors import ConfigError
+    from crm_connectors.pii import KeyRing
+
+    from . import erasure
+
+    parser = argparse.ArgumentParser(prog="target-health forget")
+    parser.add_argument("--config", help="the target's config file (database_url, PII keys)")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--email", help="the person's e-mail address (matched by its token)")
+    who.add_argument("--contact-id", help="CRM:ID, a contact's id in one CRM")
+    who.add_argument("--token", help="the person's keyed e-mail token (tok:v1:...)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    config = _config(args.config)
+    tokens: list[str] = []
+    contact: tuple[str, str] | None = None
+    if args.email is not None:
+        try:
+            keyring = KeyRing.from_settings(config)
+        except ConfigError as exc:  # names the setting, never a key
+            raise UsageError(f"--email needs the PII keys the tap used: {exc}") from None
+        if not keyring.hmac_key_ids:
+            raise UsageError("--email needs pii_hmac_keys, the keys the tap made tokens with")
+        tokens = [
+            t for k in keyring.hmac_key_ids if (t := keyring.token(args.email, "email", key_id=k))
+        ]
+    elif args.token is not None:
+        tokens = [args.token.strip()]
+    else:
+        crm, _, rid = str(args.contact_id).partition(":")
+        if crm not in registry.names() or not rid:
+            raise UsageError(
+                f"--contact-id: expected CRM:ID with CRM one of {', '.join(registry.names())}"
+            )
+        contact = (crm, rid)
+    selector = "email" if args.email is not None else "token" if tokens else "contact-id"
+    store = open_store(str(config.get("database_url") or DEFAULT_URL))
+    with exclusive(store, "target-health forget", wait_seconds(config)):
+        keys, streams = erasure.subject_keys(store, tokens=tokens, contact_id=contact)
+        extra = {s: contact[1] for s in streams} if contact else {}
+        done = erasure.erase(store, keys, selector, quarantine=extra)
+    out = {"forgotten": selector, **done.counts()}
+    if done.contacts:
+        out["note"] = "erase the person in the CRM too, or the next sync brings the contact back"
+    print(json.dumps(out, indent=2) if args.json else _text(out))
+    return exits.OK
+
+
 def writeback_command(command: str, argv: list[str]) -> int:
     from .writeback import plan as wb
     from .writeback.crm import writers
 
     parser = argparse.ArgumentParser(prog=f"target-health {command}")
     parser.add_argument("--config", help="the target's config file")
-    if command in ("rollback", "approve", "reject"):
+    if command == "rollback":
+        parser.add_argument("plan_id", nargs="?")
+        parser.add_argument("--model-version", help="undo every applied plan of this model")
+    elif command in ("approve", "reject"):
         parser.add_argument("plan_id")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
+    if command == "rollback" and (args.plan_id is None) == (args.model_version is None):
+        raise UsageError("give a plan id or --model-version, one of them")
     config = _config(args.config)
     store = open_store(str(config.get("database_url") or DEFAULT_URL))
     wb.ensure_tables(store)
@@ -147,11 +210,13 @@ def writeback_command(command: str, argv: list[str]) -> int:
         return exits.OK if all(not r["missing"] for r in reports) else exits.ATTENTION
     if command == "runs":
         rows = store.query(
-            "SELECT plan_id, created_at, kind, status, counts FROM wb_plans ORDER BY created_at"
+            "SELECT plan_id, created_at, as_of, model_version, kind, status, counts"
+            " FROM wb_plans ORDER BY created_at"
         )
         out = {"plans": [
-            {"plan_id": p, "created_at": c, "kind": k, "status": s, **json.loads(n)}
-            for p, c, k, s, n in rows
+            {"plan_id": p, "created_at": c, "as_of": a, "model_version": v, "kind": k,
+             "status": s, **json.loads(n)}
+            for p, c, a, v, k, s, n in rows
         ]}  # fmt: skip
     else:
         try:
@@ -173,13 +238,16 @@ def _writing_command(
     """The commands that write to the CRMs, each holding the store's write-back lock."""
     from .writeback import plan as wb
     from .writeback.crm import writers
-    from .writeback.run import roll_back, write_back
+    from .writeback.run import roll_back, roll_back_model, write_back
 
     if command in ("plan", "apply"):
         rules = wb.Governance.from_settings(config.get("writeback"))
         return write_back(store, config, rules, dry_run=command == "plan",
                           label=f"target-health {command}")  # fmt: skip
-    with exclusive(store, f"target-health {command} {args.plan_id}", wait_seconds(config)):
+    what = args.plan_id or f"--model-version {args.model_version}"
+    with exclusive(store, f"target-health {command} {what}", wait_seconds(config)):
+        if command == "rollback" and args.plan_id is None:
+            return roll_back_model(store, config, args.model_version)
         if command == "rollback":
             return roll_back(store, config, args.plan_id)
         decided = wb.decide(store, args.plan_id, command == "approve", writers(config))
@@ -196,7 +264,12 @@ def main(argv: list[str]) -> int:
     try:
         if command == "backtest":
             return backtest_command(rest)
+        if command == "forget":
+            return forget_command(rest)
         return writeback_command(command, rest)
     except UsageError as exc:
         print(f"target-health {command}: {exc}", file=sys.stderr)
         return exits.USAGE
+    except StoreBusy as exc:
+        print(f"target-health {command}: {exc}", file=sys.stderr)
+        return exits.FAILED

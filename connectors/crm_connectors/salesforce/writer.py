@@ -39,7 +39,17 @@ from typing import Any, ClassVar
 from ..base import WriteResult
 from ..errors import FatalError, MissingScopes, NotFound
 from ..fields import CrmField, Field, from_crm
-from ..writing import Change, Created, Writer, check_marker, chunks, due_date, error_code, listing
+from ..writing import (
+    Change,
+    Created,
+    Writer,
+    check_marker,
+    chunks,
+    due_date,
+    error_code,
+    listing,
+    person_touched,
+)
 from .client import SalesforceClient
 from .settings import client
 
@@ -291,6 +301,21 @@ class SalesforceWriter(Writer):
             f"SELECT Id FROM Task WHERE WhatId = '{record_id}' AND Subject LIKE '%{marker}%'"
         )
         return str(page.records[0]["Id"]) if page.records else None
+
+    def followup_kept(self, object_id: str) -> str | None:
+        """ "completed" or "edited" when a person worked on the Task since we made it
+        (``IsClosed``; ``LastModifiedDate`` moves on user edits, not on system updates)."""
+        if not _ID.match(object_id):
+            return None
+        page = self.client.query(
+            f"SELECT IsClosed, CreatedDate, LastModifiedDate FROM Task WHERE Id = '{object_id}'"
+        )
+        if not page.records:
+            return None
+        task = page.records[0]
+        return person_touched(
+            bool(task.get("IsClosed")), task.get("CreatedDate"), task.get("LastModifiedDate")
+        )
 
     def delete_followup(self, object_id: str) -> bool:
         if not _ID.match(object_id):

@@ -14,6 +14,8 @@ Faults are set at start (``crm-sandbox serve --fault ...`` or ``--faults FILE``)
                    connection closes
 ``expired_token``  the request's access token expires now and the vendor's 401 is returned;
                    a static token gets the same 401 for this request only
+``malformed``      the request is served, then its response is spoiled as ``variant`` says
+                   (:data:`MALFORMED`): what proxies, gateways and API bugs send back
 """
 
 from __future__ import annotations
@@ -24,7 +26,86 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-KINDS = ("rate_limit", "server_error", "slow", "drop", "truncate", "expired_token")
+import orjson
+
+KINDS = ("rate_limit", "server_error", "slow", "drop", "truncate", "expired_token", "malformed")
+
+#: ``malformed`` variants: a captive portal's or gateway's HTML, bodies that are no JSON or not
+#: UTF-8, JSON of the wrong type, pages whose record lists are missing or hold the wrong things,
+#: numbers as text, a huge page, JSON nested too deep to parse.
+MALFORMED = (
+    "html_200", "html_502", "not_json", "invalid_utf8", "empty", "null", "list", "string",
+    "no_lists", "lists_as_objects", "items_null", "items_strings", "ids_objects",
+    "numbers_as_text", "huge", "deep",
+)  # fmt: skip
+_HTML = b"<!DOCTYPE html><html><head><title>Error</title></head><body>Try again</body></html>"
+
+
+def spoil(variant: str, status: int, body: bytes, content_type: str) -> tuple[int, bytes, str]:
+    """A response as the ``malformed`` fault's ``variant`` spoils it."""
+    if variant == "html_200":
+        return 200, _HTML, "text/html"
+    if variant == "html_502":
+        return 502, _HTML, "text/html"
+    if variant == "not_json":
+        return 200, b"<error>upstream</error>", content_type
+    if variant == "empty":
+        return status, b"", content_type
+    if variant in ("null", "list", "string"):
+        return status, {"null": b"null", "list": b"[]", "string": b'"ok"'}[variant], content_type
+    if variant == "invalid_utf8":
+        at = body.find(b'":"')
+        return (
+            status,
+            (body[: at + 3] + b"\xff\xfe" + body[at + 3 :]) if at >= 0 else b"\xff",
+            content_type,
+        )
+    if variant == "deep":
+        return status, b"[" * 100_000 + b"]" * 100_000, content_type
+    try:
+        doc = orjson.loads(body) if body else None
+    except ValueError:
+        return status, body, content_type
+    if variant == "huge":
+        doc = {"_padding": "x" * (16 << 20), **doc} if isinstance(doc, dict) else doc
+    elif variant == "numbers_as_text":
+        doc = _numbers_as_text(doc)
+    elif isinstance(doc, dict):
+        doc = {
+            k: _spoil_list(variant, v)
+            for k, v in doc.items()
+            if not (variant == "no_lists" and isinstance(v, list))
+        }
+    return status, orjson.dumps(doc), content_type
+
+
+def _spoil_list(variant: str, value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    if variant == "lists_as_objects":
+        return {}
+    if variant == "items_null":
+        return [None for _ in value]
+    if variant == "items_strings":
+        return ["x" for _ in value]
+    if variant == "ids_objects":
+        return [
+            {k: ({"x": 1} if k in ("id", "Id") else v) for k, v in item.items()}
+            if isinstance(item, dict)
+            else item
+            for item in value
+        ]
+    return value
+
+
+def _numbers_as_text(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: _numbers_as_text(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_numbers_as_text(v) for v in doc]
+    if isinstance(doc, int | float) and not isinstance(doc, bool):
+        return "NaN"
+    return doc
 
 
 @dataclass(slots=True)
@@ -40,6 +121,7 @@ class Fault:
     retry_after: float | None = None
     status: int | None = None
     delay: float = 1.0
+    variant: str = ""
     id: int = 0
     matched: int = 0
     fired: int = 0
@@ -53,6 +135,10 @@ class Fault:
             raise ValueError(f"fault probability must be within [0, 1], got {self.probability}")
         if self.every is not None and self.every < 1:
             raise ValueError(f"fault 'every' must be >= 1, got {self.every}")
+        if self.kind == "malformed" and self.variant not in MALFORMED:
+            raise ValueError(
+                f"malformed fault variant {self.variant!r}; expected one of {', '.join(MALFORMED)}"
+            )
         if self.status is not None and not 500 <= self.status <= 599:
             raise ValueError(f"server_error status must be 5xx, got {self.status}")
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 
 from .auth import Principal, TokenRejected
+from .faults import spoil
 
 if TYPE_CHECKING:
     from .context import Context
@@ -443,6 +444,10 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("%s %s %s failed in the sandbox", app.vendor, req.method, template)
             resp = app.render_error(req, app.server_error(req, 500))
         resp.headers.extend(extra_headers)
+        if fault is not None and fault.kind == "malformed":
+            resp.status, resp.body, resp.content_type = spoil(
+                fault.variant, resp.status, resp.body, resp.content_type
+            )
         truncate = fault is not None and fault.kind == "truncate"
         # Counted before sending, so a client that has its response sees it counted.
         ctx.stats.record(app.vendor, req.method, template, resp.status, len(resp.body))

@@ -502,31 +502,50 @@ def load_items(store: Store, plan_id: str) -> list[tuple[Item, str]]:
     ]
 
 
-def rollback(store: Store, plan_id: str, writers: Iterable[Writer]) -> RollbackReport:
+def rollback(
+    store: Store, plan_id: str | Sequence[str], writers: Iterable[Writer]
+) -> RollbackReport:
     """Restore the before-values of a plan's applied (or possibly applied) changes. A field that
     holds neither the plan's value nor its before-value was changed by a person since: it is
     left alone and reported as a conflict. The rollback is a plan of its own (journaled, so it
-    can be rolled back too) and idempotent: run again, it finds nothing left to restore."""
+    can be rolled back too) and idempotent: run again, it finds nothing left to restore.
+
+    Given several plans (oldest first: a model's, ``target-health rollback --model-version``),
+    each field goes back to its before-value in the oldest plan that changed it, when it still
+    holds a value one of them wrote; one write per field, whatever the number of plans."""
     ensure_tables(store)
-    found = store.query("SELECT as_of, model_version FROM wb_plans WHERE plan_id = {p}", (plan_id,))
-    if not found:
-        raise KeyError(f"no write-back plan {plan_id!r}")
-    undo = Plan(uuid.uuid4().hex[:12], str(found[0][0]), str(found[0][1]), kind="rollback")
-    report = RollbackReport(undo.plan_id, plan_id)
-    items = [i for i, state in load_items(store, plan_id) if state in ("applied", "sending")]
+    ids = [plan_id] if isinstance(plan_id, str) else list(plan_id)
+    found = {
+        pid: store.query("SELECT as_of, model_version FROM wb_plans WHERE plan_id = {p}", (pid,))
+        for pid in ids
+    }
+    for pid, rows in found.items():
+        if not rows:
+            raise KeyError(f"no write-back plan {pid!r}")
+    as_of, version = found[ids[-1]][0]
+    undo = Plan(uuid.uuid4().hex[:12], str(as_of), str(version), kind="rollback")
+    report = RollbackReport(undo.plan_id, ids[-1])
+    first: dict[tuple[str, str, str], Item] = {}  # the oldest change of each field
+    written: dict[tuple[str, str, str], list[Any]] = defaultdict(list)  # every value written
+    for pid in ids:
+        for item, state in load_items(store, pid):
+            if state in ("applied", "sending"):
+                key = (item.crm, item.record_id, item.field)
+                first.setdefault(key, item)
+                written[key].append(item.after)
     writers = list(writers)
     for writer in writers:
-        mine = [i for i in items if i.crm == writer.crm]
+        mine = [(k, i) for k, i in first.items() if i.crm == writer.crm]
         if not mine:
             continue
-        current = writer.read(sorted({i.record_id for i in mine}))
+        current = writer.read(sorted({i.record_id for _, i in mine}))
         restored: set[str] = set()
-        for item in mine:
+        for key, item in mine:
             now = current.get(item.record_id, {}).get(item.field)
             if _same(now, item.before):
                 continue  # already as before (never applied, or rolled back already)
-            if not _same(now, item.after):
-                report.conflicts.append((item.crm, item.record_id, item.field))
+            if not any(_same(now, value) for value in written[key]):
+                report.conflicts.append(key)
                 continue
             undo.items.append(
                 Item(item.crm, item.record_id, item.field, item.account_key, now, item.before)

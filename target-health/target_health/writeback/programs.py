@@ -36,6 +36,8 @@ id after it. A rerun of the same snapshot finds the row and makes no call. The s
   opened): tried again by the next run of the same snapshot.
 - ``deleted`` / ``cancelled``: rolled back (``rollback_programs``); terminal: a rerun of that
   snapshot does not make them again.
+- ``kept``: a rollback found it completed or edited by a person (connectors with
+  ``followup_kept``: HubSpot and Salesforce tasks) and left it in the CRM; terminal too.
 
 Runs of one store do not overlap (the store's write-back lock, runlock): a ``pending`` row is
 taken as left by a crash. The journal does not rely on that: a claim is a compare-and-set (a new
@@ -406,7 +408,7 @@ def run_programs(
         for n, t in enumerate(mine):
             key = (t.account_key, t.rule.name, t.crm, t.record_id)
             state, _, stamp = done.get(key, ("", None, ""))
-            if state in ("created", "deleted", "cancelled"):
+            if state in ("created", "deleted", "cancelled", "kept"):
                 report.already += 1
                 continue
             mark = marker(t.rule.name, as_of, model_version)
@@ -458,6 +460,7 @@ class ProgramRollback:
     deleted: list[tuple[str, str, str]] = field(default_factory=list)  # crm, record, object id
     gone: int = 0  # journaled created, no longer in the CRM (deleted by a person, or by us)
     cancelled: int = 0  # pending or failed: closed, nothing (left) to delete
+    kept: list[tuple[str, str, str]] = field(default_factory=list)  # crm, record, why: a person's
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # crm, record, error
 
 
@@ -469,7 +472,8 @@ def rollback_programs(
 ) -> ProgramRollback:
     """Delete the follow-ups made for the transitions of snapshot ``as_of`` (default: the latest
     with any; of ``model_version`` only, if given), journaled: ``deleted`` after each delete,
-    ``cancelled`` for follow-ups never (certainly) made, after a lookup of the pending ones.
+    ``cancelled`` for follow-ups never (certainly) made, after a lookup of the pending ones,
+    ``kept`` for one a person completed or edited (left in the CRM, reported).
     Idempotent: run again, it finds nothing open and makes no call. A follow-up whose delete
     fails stays ``created`` for the next try."""
     ensure_table(store)
@@ -500,6 +504,12 @@ def rollback_programs(
             if state == "failed" or object_id is None:
                 journal.mark(*key, "cancelled")
                 report.cancelled += 1
+                continue
+            kept = getattr(writer, "followup_kept", None)
+            why = kept(str(object_id)) if kept is not None else None
+            if why is not None:  # completed or edited by a person: theirs now, left and reported
+                journal.mark(*key, "kept", str(object_id))
+                report.kept.append((str(crm), str(record_id), why))
                 continue
             if writer.delete_followup(str(object_id)):
                 report.deleted.append((str(crm), str(record_id), str(object_id)))

@@ -19,6 +19,7 @@ from ..runlock import exclusive, wait_seconds
 from ..store import Store
 from . import plan as wb
 from .crm import writers
+from .programs import ensure_table as ensure_program_table
 from .programs import rollback_programs, run_programs
 
 log = logging.getLogger("target_health")
@@ -102,25 +103,66 @@ def roll_back(store: Store, config: Mapping[str, Any], plan_id: str) -> dict[str
     """Undo a plan: its fields' before-values restored (conflicts reported), then the follow-ups
     started for its snapshot deleted (plan.rollback, programs.rollback_programs). Raises KeyError
     for an unknown plan."""
+    return _undo(store, config, [plan_id])
+
+
+def roll_back_model(store: Store, config: Mapping[str, Any], model_version: str) -> dict[str, Any]:
+    """Undo a bad model: every applied plan of ``model_version``. Each field it changed goes
+    back to what it held before the model's first plan that changed it (one write, however many
+    plans wrote it since); a field changed since by a person or by another model's plan is left
+    and reported as a conflict; the follow-ups of each of its snapshots are deleted. Raises
+    KeyError when the model has no applied plan."""
+    wb.ensure_tables(store)
+    ensure_program_table(store)
+    # The plans that wrote something, or whose snapshot's follow-ups are still open (dry runs
+    # and plans the brake held are left out: there is nothing of theirs to undo).
+    plans = store.query(
+        "SELECT p.plan_id FROM wb_plans p WHERE p.model_version = {p} AND p.kind = 'apply'"
+        " AND (EXISTS (SELECT 1 FROM wb_items i WHERE i.plan_id = p.plan_id"
+        " AND i.state IN ('applied', 'sending')) OR EXISTS (SELECT 1 FROM wb_programs g"
+        " WHERE g.as_of = p.as_of AND g.model_version = p.model_version"
+        " AND g.state IN ('pending', 'created', 'failed')))"
+        " ORDER BY p.created_at",
+        (model_version,),
+    )
+    if not plans:
+        raise KeyError(f"no applied write-back plan of model {model_version!r}")
+    return {"model_version": model_version} | _undo(store, config, [str(p) for (p,) in plans])
+
+
+def _undo(store: Store, config: Mapping[str, Any], plan_ids: list[str]) -> dict[str, Any]:
+    """Fields of ``plan_ids`` (oldest first) restored, then the follow-ups of their snapshots
+    deleted, newest snapshot first (a rollback's rollback restores fields only)."""
     crm_writers = writers(config)
     try:
-        report = wb.rollback(store, plan_id, crm_writers)
-        (as_of, version, kind), = store.query(
-            "SELECT as_of, model_version, kind FROM wb_plans WHERE plan_id = {p}", (plan_id,)
-        )  # fmt: skip
+        report = wb.rollback(store, plan_ids, crm_writers)
         out: dict[str, Any] = {
-            "rollback": report.plan_id, "of": report.of, "restored": report.restored,
-            "conflicts": report.conflicts, "calls": report.apply.calls if report.apply else {},
+            "rollback": report.plan_id,
+            "of": report.of if len(plan_ids) == 1 else plan_ids[::-1],
+            "restored": report.restored, "conflicts": report.conflicts,
+            "calls": report.apply.calls if report.apply else {},
             "failed": report.apply.failed if report.apply else [],
         }  # fmt: skip
-        if kind != "rollback":  # a rollback's rollback restores fields only
+        snapshots: list[tuple[str, str]] = []
+        for plan_id in plan_ids[::-1]:
+            (as_of, version, kind), = store.query(
+                "SELECT as_of, model_version, kind FROM wb_plans WHERE plan_id = {p}", (plan_id,)
+            )  # fmt: skip
+            if kind != "rollback" and (str(as_of), str(version)) not in snapshots:
+                snapshots.append((str(as_of), str(version)))
+        if snapshots:
             followups = [w for w in crm_writers if isinstance(w, Followups)]
-            undone = rollback_programs(store, followups, str(as_of), str(version))
-            out["followups"] = {
-                "deleted": len(undone.deleted), "gone": undone.gone,
-                "cancelled": undone.cancelled, "failed": len(undone.failed),
-            }  # fmt: skip
-            out["failed"] = out["failed"] + undone.failed
+            total: dict[str, Any] = {"deleted": 0, "gone": 0, "cancelled": 0, "failed": 0,
+                                     "kept": []}  # fmt: skip
+            for as_of, version in snapshots:
+                undone = rollback_programs(store, followups, as_of, version)
+                total["kept"] += undone.kept
+                total["deleted"] += len(undone.deleted)
+                total["gone"] += undone.gone
+                total["cancelled"] += undone.cancelled
+                total["failed"] += len(undone.failed)
+                out["failed"] = out["failed"] + undone.failed
+            out["followups"] = total
     finally:
         for writer in crm_writers:
             writer.close()
