@@ -305,9 +305,14 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         route: str | None = None,
         idempotent: bool | None = None,
+        shape: Callable[[Any], bool] | None = None,
     ) -> Any:
-        """Send and return the parsed JSON body (``None`` when empty)."""
-        reply = self._call(method, url, params, json, data, headers, route, idempotent, True)
+        """Send and return the parsed JSON body (``None`` when empty). ``shape`` says whether a
+        successful body is what the API documents; one that is not (a proxy's answer, an API
+        bug) is retried like a truncated body, then raised as a NetworkError."""
+        reply = self._call(
+            method, url, params, json, data, headers, route, idempotent, shape or True
+        )
         return reply[1]
 
     def send(
@@ -337,7 +342,7 @@ class ApiClient:
         headers: Mapping[str, str] | None,
         route: str | None,
         idempotent: bool | None,
-        parse: bool,
+        parse: bool | Callable[[Any], bool],
     ) -> tuple[httpx.Response, Any]:
         method = method.upper()
         route = route or f"{method} {urllib.parse.urlsplit(url).path}"
@@ -417,7 +422,7 @@ class ApiClient:
         headers: Mapping[str, str] | None,
         route: str,
         token: Secret | None,
-        parse: bool,
+        parse: bool | Callable[[Any], bool],
     ) -> tuple[httpx.Response, Any]:
         merged = dict(headers or {})
         if token is not None:
@@ -448,12 +453,15 @@ class ApiClient:
             (time.perf_counter() - began) * 1000,
         )
         if response.is_success:
-            if not parse or not response.content:
+            if not parse:
                 return response, None
             try:
-                return response, orjson.loads(response.content)
+                body = orjson.loads(response.content) if response.content else None
             except ValueError:
                 raise NetworkError("truncated or malformed JSON body", **kw) from None
+            if callable(parse) and not parse(body):
+                raise NetworkError("a response of the wrong shape", **kw)
+            return response, body
         try:
             body = orjson.loads(response.content) if response.content else None
         except ValueError:

@@ -8,7 +8,7 @@ sent with ``idempotent=True`` and retried like GETs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -79,7 +79,11 @@ class HubSpotClient(VendorClient):
         if properties:
             params["properties"] = ",".join(properties)
         body = self.api.request(
-            "GET", f"/crm/v3/objects/{obj}", params=params, route="GET /crm/v3/objects/{t}"
+            "GET",
+            f"/crm/v3/objects/{obj}",
+            params=params,
+            route="GET /crm/v3/objects/{t}",
+            shape=_objects,
         )
         return _page(body)
 
@@ -91,13 +95,17 @@ class HubSpotClient(VendorClient):
             json=body,
             route="POST /crm/v3/objects/{t}/search",
             idempotent=True,
+            shape=_search,
         )
         return _page(reply)
 
     def properties(self, obj: str) -> list[dict[str, Any]]:
         """``GET /crm/v3/properties/{t}``: every live property definition with its real type."""
         body = self.api.request(
-            "GET", f"/crm/v3/properties/{obj}", route="GET /crm/v3/properties/{t}"
+            "GET",
+            f"/crm/v3/properties/{obj}",
+            route="GET /crm/v3/properties/{t}",
+            shape=_properties,
         )
         return list((body or {}).get("results") or [])
 
@@ -109,7 +117,9 @@ class HubSpotClient(VendorClient):
         if after:
             params["after"] = after
         return _page(
-            self.api.request("GET", "/crm/v3/owners", params=params, route="GET /crm/v3/owners")
+            self.api.request(
+                "GET", "/crm/v3/owners", params=params, route="GET /crm/v3/owners", shape=_objects
+            )
         )
 
     def associations_batch(
@@ -130,6 +140,7 @@ class HubSpotClient(VendorClient):
             json={"inputs": inputs},
             route="POST /crm/v4/associations/{t}/{to_t}/batch/read",
             idempotent=True,
+            shape=_associations,
         )
         return list((body or {}).get("results") or [])
 
@@ -187,6 +198,7 @@ class HubSpotClient(VendorClient):
             json={"properties": list(properties), "inputs": [{"id": i} for i in ids]},
             route="POST /crm/v3/objects/{t}/batch/read",
             idempotent=True,
+            shape=_objects,
         )
         return list((body or {}).get("results") or [])
 
@@ -249,9 +261,48 @@ class HubSpotClient(VendorClient):
                 f"/crm/v3/objects/{obj}/{quote(object_id, safe='')}/associations/{to_obj}",
                 params=params,
                 route="GET /crm/v3/objects/{t}/{id}/associations/{to}",
+                shape=_objects,
             )
             page = _page(body)
             ids.extend(str(r.get("id")) for r in page.results)
             after = page.after
             if not after:
                 return ids
+
+
+# -- response shapes [API.md §1.4, §1.6; API.md, Associations]: checked inside the retry loop, so
+# a proxy's or a broken API answer is retried, then raised, never read as an empty page.
+
+
+def _results(body: Any, item: Callable[[Any], bool]) -> bool:
+    if not isinstance(body, dict) or not isinstance(results := body.get("results"), list):
+        return False
+    paging = body.get("paging")
+    return (paging is None or isinstance(paging, dict)) and all(item(r) for r in results)
+
+
+def _objects(body: Any) -> bool:
+    """``results`` of records (or owners), each with its id as text."""
+    return _results(body, lambda r: isinstance(r, dict) and isinstance(r.get("id"), str))
+
+
+def _search(body: Any) -> bool:
+    return _objects(body) and type(body.get("total")) is int
+
+
+def _properties(body: Any) -> bool:
+    return _results(body, lambda r: isinstance(r, dict) and isinstance(r.get("name"), str))
+
+
+def _associations(body: Any) -> bool:
+    """v4 batch read: ``results`` of ``{from: {id}, to: [{toObjectId, ...}]}``."""
+
+    def item(r: Any) -> bool:
+        return (
+            isinstance(r, dict)
+            and isinstance(r.get("from"), dict)
+            and isinstance(to := r.get("to"), list)
+            and all(isinstance(t, dict) and type(t.get("toObjectId")) is int for t in to)
+        )
+
+    return _results(body, item)

@@ -43,6 +43,20 @@ class BulkPage:
     locator: str | None
 
 
+def _is_page(body: Any) -> bool:
+    """A query page as documented [API.md §2.2]: ``records`` (objects, their ``Id`` text when
+    selected), ``totalSize`` a number, ``done`` a boolean."""
+    if not isinstance(body, dict):
+        return False
+    records = body.get("records")
+    return (
+        isinstance(records, list)
+        and all(isinstance(r, dict) and isinstance(r.get("Id", ""), str) for r in records)
+        and type(body.get("totalSize")) is int
+        and isinstance(body.get("done"), bool)
+    )
+
+
 def _page(body: Any) -> QueryPage:
     body = body or {}
     nxt = body.get("nextRecordsUrl")
@@ -96,13 +110,14 @@ class SalesforceClient(VendorClient):
             params={"q": soql},
             headers={"Sforce-Query-Options": f"batchSize={batch_size}"},
             route=f"GET {endpoint}",
+            shape=_is_page,
         )
         return _page(body)
 
     def query_more(self, next_url: str) -> QueryPage:
         """The page at a ``nextRecordsUrl`` (host-relative, with the version prefix)."""
         route = "GET /queryAll/{locator}" if "/queryAll/" in next_url else "GET /query/{locator}"
-        body = self.api.request("GET", self.api.absolute(next_url), route=route)
+        body = self.api.request("GET", self.api.absolute(next_url), route=route, shape=_is_page)
         return _page(body)
 
     def count(self, soql: str, *, deleted: bool = False) -> int:

@@ -11,7 +11,7 @@ never go to a host the user did not name.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +86,16 @@ class ZendeskClient(VendorClient):
     ) -> ExportPage:
         """``GET /incremental/{obj}?start_time=`` (time-based), or its ``next_page``."""
         route = f"GET /incremental/{obj}"
+        shape = _page_of(obj, end_of_stream=bool, end_time=(int, type(None)))
         if next_url is not None:
-            body = self.api.request("GET", self._link(next_url), route=route)
+            body = self.api.request("GET", self._link(next_url), route=route, shape=shape)
         else:
             params: dict[str, Any] = {"start_time": int(start_time or 0), "per_page": per_page}
             if include:
                 params["include"] = include
-            body = self.api.request("GET", f"/incremental/{obj}", params=params, route=route)
+            body = self.api.request(
+                "GET", f"/incremental/{obj}", params=params, route=route, shape=shape
+            )
         body = body or {}
         end = body.get("end_time")
         return ExportPage(
@@ -126,6 +129,7 @@ class ZendeskClient(VendorClient):
                 f"/incremental/{obj}/cursor",
                 params=params,
                 route=f"GET /incremental/{obj}/cursor",
+                shape=_page_of(obj, end_of_stream=bool, after_cursor=(str, type(None))),
             )
             or {}
         )
@@ -150,11 +154,12 @@ class ZendeskClient(VendorClient):
         """One page of a cursor-paginated list (``page[size]`` 100, ``links.next`` while
         ``meta.has_more``) [API.md §4.1]."""
         route = f"GET {path}"
+        shape = _page_of(_plural(path), meta=dict)
         if next_url is not None:
-            body = self.api.request("GET", self._link(next_url), route=route)
+            body = self.api.request("GET", self._link(next_url), route=route, shape=shape)
         else:
             query = {"page[size]": PAGE_MAX, **(params or {})}
-            body = self.api.request("GET", path, params=query, route=route)
+            body = self.api.request("GET", path, params=query, route=route, shape=shape)
         body = body or {}
         more = bool((body.get("meta") or {}).get("has_more"))
         nxt = (body.get("links") or {}).get("next")
@@ -251,3 +256,17 @@ class ZendeskClient(VendorClient):
         except NotFound:
             return False
         return True
+
+
+def _page_of(key: str, **types: type | tuple[type, ...]) -> Callable[[Any], bool]:
+    """Whether a body is a page as documented [API.md §3.3, §4.1]: ``key`` a list of objects
+    with integer ids, and each of ``types`` present with its type."""
+
+    def check(body: Any) -> bool:
+        if not isinstance(body, dict) or not isinstance(items := body.get(key), list):
+            return False
+        return all(isinstance(i, dict) and type(i.get("id", 0)) is int for i in items) and all(
+            isinstance(body.get(name), kind) for name, kind in types.items()
+        )
+
+    return check
