@@ -1,7 +1,7 @@
 """Singer output with orjson, buffered by the writer itself.
 
 singer-sdk's default writer encodes with simplejson and flushes stdout after every message. This
-one encodes with orjson (about 12x simplejson on CRM records, PERF-NOTES.md) and writes RECORD
+one encodes with orjson (about 14x simplejson on CRM records, bench/PERF-NOTES.md) and writes RECORD
 lines in blocks of about 64 KB, flushing after every other message. The block is the writer's own:
 with ``PYTHONUNBUFFERED=1`` (set in many container images, and by some orchestrators) stdout has no
 buffer, and one write system call per record cost a third of a HubSpot sync (bench/). Records and

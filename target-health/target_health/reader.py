@@ -2,9 +2,9 @@
 
 singer-sdk's default reader decodes stdin to text and parses every line with the standard
 library (floats as Decimal): about a tenth of target-health's time in a pipeline (bench/). This
-one reads stdin's bytes and parses with orjson (about 3x, PERF-NOTES.md). Numbers arrive as the
-tap wrote them: tap-crm emits floats with orjson, whose shortest round-trip form parses back to
-the same float.
+one reads stdin's bytes and parses with orjson (about 3x, bench/PERF-NOTES.md). Numbers arrive as
+the tap wrote them: tap-crm emits floats with orjson, whose shortest round-trip form parses back
+to the same float.
 
 Before a message reaches the target it is checked for what the target relies on (the Singer
 spec's required keys and their types, a SCHEMA before a stream's RECORDs, a valid JSON Schema,

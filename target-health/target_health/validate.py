@@ -2,9 +2,9 @@
 
 Every record is checked twice: against its stream's SCHEMA (what the tap promised) and, once
 mapped, against its canonical schema (schemas/v1, what scoring relies on). The hot path is a
-compiled validator (``jsonschema-rs``: about 1M records/s here, PERF-NOTES.md); only a record
-that fails is explained, by ``jsonschema`` (the reference implementation), as JSON pointers and
-reasons. Reasons name the rule and what the schema expects, never the value (it may be PII).
+compiled validator (``jsonschema-rs``: about 240k records/s here, bench/PERF-NOTES.md); only a
+record that fails is explained, by ``jsonschema`` (the reference implementation), as JSON pointers
+and reasons. Reasons name the rule and what the schema expects, never the value (it may be PII).
 
 Of the schemas' ``format`` keywords, ``date-time`` and ``date`` are checked (others are notes:
 a CRM's e-mail or URL fields hold what people typed). A time must parse and lie within the run's
