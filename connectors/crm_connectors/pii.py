@@ -975,6 +975,22 @@ def _schema_parents(schema: dict[str, Any], segments: tuple[str, ...]) -> Iterab
         yield node
 
 
+#: The note :func:`_transform_property` writes into a PII property's description.
+_NOTE = re.compile(r"\bPII \((\w+)\), ")
+
+
+def schema_kind(prop: Any) -> str | None:
+    """A SCHEMA property's PII kind: its ``x-pii``, or the note this module writes into its
+    description ("PII (email), encrypted ..."), which survives singer-sdk's SCHEMA messages
+    where unknown keywords such as ``x-pii`` do not."""
+    if not isinstance(prop, Mapping):
+        return None
+    if prop.get("x-pii"):
+        return str(prop["x-pii"])
+    found = _NOTE.search(str(prop.get("description") or ""))
+    return found.group(1) if found else None
+
+
 def _described(old: Mapping[str, Any], note: str) -> str:
     text = str(old.get("description") or "").strip()
     if not text:

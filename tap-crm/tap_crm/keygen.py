@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import IO, Any
@@ -39,6 +38,7 @@ from crm_connectors.pii import (
     PiiDecryptError,
     new_key,
     new_key_settings,
+    schema_kind,
 )
 
 SETTINGS = (SETTING_KEYS, SETTING_ACTIVE, SETTING_HMAC_KEYS, SETTING_ACTIVE_HMAC)
@@ -49,8 +49,6 @@ class KeygenError(Exception):
 
 
 TOKEN_SUFFIX = "__token"  # noqa: S105 - a field-name suffix (pii.PiiPolicy's default)
-#: The note pii.transform_schema adds to an encrypted property's description.
-_DESCRIBED = re.compile(r"\bPII \((\w+)\), ")
 
 
 def _env_settings(env: Mapping[str, str]) -> dict[str, str]:
@@ -106,7 +104,7 @@ class Reencryptor:
         if kind == "SCHEMA":
             props = (msg.get("schema") or {}).get("properties") or {}
             self.kinds[str(msg.get("stream"))] = {
-                name: found for name, p in props.items() if (found := _kind(p))
+                name: found for name, p in props.items() if (found := schema_kind(p))
             }
         elif kind == "RECORD" and isinstance(msg.get("record"), MutableMapping):
             stream = str(msg.get("stream"))
@@ -150,18 +148,6 @@ class Reencryptor:
             return
         node[name + TOKEN_SUFFIX] = self.ring.token(plain, kind)
         self.tokens += 1
-
-
-def _kind(prop: Any) -> str | None:
-    """A property's PII kind: ``x-pii``, or the description the tap writes beside it
-    ("PII (email), encrypted ..."), which singer-sdk's SCHEMA messages keep when they drop
-    unknown keywords."""
-    if not isinstance(prop, Mapping):
-        return None
-    if prop.get("x-pii"):
-        return str(prop["x-pii"])
-    found = _DESCRIBED.search(str(prop.get("description") or ""))
-    return found.group(1) if found else None
 
 
 def reencrypt(source: IO[bytes], sink: IO[bytes], env: Mapping[str, str]) -> Reencryptor:
