@@ -69,19 +69,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], 
         sandbox.stop()
 
 
-#: Known defect (issue #13, 2026-12-04): a JSON string where Intercom's page should be is not
-#: caught by its reader's shape (HubSpot, Salesforce and Zendesk pages are checked in their
-#: clients). Strict: once fixed, it must leave this list.
-KNOWN = {("intercom", "string")}
-CASES = [
-    pytest.param(
-        vendor, variant,
-        marks=[pytest.mark.xfail(strict=True, reason="response shape not checked (#13)")]
-        if (vendor, variant) in KNOWN else [],
-    )
-    for vendor in VENDORS
-    for variant in MALFORMED
-]  # fmt: skip
+CASES = [(vendor, variant) for vendor in VENDORS for variant in MALFORMED]
 
 
 @pytest.mark.parametrize(("vendor", "variant"), CASES)

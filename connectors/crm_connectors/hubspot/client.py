@@ -149,7 +149,10 @@ class HubSpotClient(VendorClient):
     def property_groups(self, obj: str) -> list[dict[str, Any]]:
         """``GET /crm/v3/properties/{t}/groups``."""
         body = self.api.request(
-            "GET", f"/crm/v3/properties/{obj}/groups", route="GET /crm/v3/properties/{t}/groups"
+            "GET",
+            f"/crm/v3/properties/{obj}/groups",
+            route="GET /crm/v3/properties/{t}/groups",
+            shape=_properties,
         )
         return list((body or {}).get("results") or [])
 
@@ -211,6 +214,7 @@ class HubSpotClient(VendorClient):
             json={"inputs": inputs},
             route="POST /crm/v3/objects/{t}/batch/update",
             idempotent=True,
+            shape=_batch,
         )
         return dict(body or {})
 
@@ -224,6 +228,7 @@ class HubSpotClient(VendorClient):
             f"/crm/v3/objects/{obj}/{quote(object_id, safe='')}",
             params=params,
             route="GET /crm/v3/objects/{t}/{id}",
+            shape=_one,
         )
         return dict(body or {})
 
@@ -236,6 +241,7 @@ class HubSpotClient(VendorClient):
             json=body,
             route="POST /crm/v3/objects/{t}",
             idempotent=False,
+            shape=_one,
         )
         return dict(created or {})
 
@@ -284,6 +290,18 @@ def _results(body: Any, item: Callable[[Any], bool]) -> bool:
 def _objects(body: Any) -> bool:
     """``results`` of records (or owners), each with its id as text."""
     return _results(body, lambda r: isinstance(r, dict) and isinstance(r.get("id"), str))
+
+
+def _one(body: Any) -> bool:
+    """One record with its id as text."""
+    return isinstance(body, dict) and isinstance(body.get("id"), str)
+
+
+def _batch(body: Any) -> bool:
+    """A batch write's answer: ``results`` (and, on a 207, ``errors``) of objects."""
+    return _results(body, lambda r: isinstance(r, dict)) and isinstance(
+        body.get("errors", []), list
+    )
 
 
 def _search(body: Any) -> bool:

@@ -10,6 +10,7 @@ them with ``idempotent=False`` and the companies reader decides what to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,41 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
     return str(cursor) if cursor else None
 
 
+def _list_of(
+    key: str, id_type: type = str, **types: type | tuple[type, ...]
+) -> Callable[[Any], bool]:
+    """Whether a body is the documented list [API.md §3.2]: ``key`` a list of objects whose ``id``
+    (where present) is of ``id_type`` (text, but a data attribute's is a number), and each of
+    ``types``, where present, of its type. A page of the wrong shape is retried like a dropped
+    connection, never read as an empty page."""
+
+    def check(body: Any) -> bool:
+        if not isinstance(body, dict) or not isinstance(items := body.get(key), list):
+            return False
+        return all(
+            isinstance(i, dict) and ("id" not in i or type(i["id"]) is id_type) for i in items
+        ) and all(
+            body.get(name) is None or isinstance(body[name], kind) for name, kind in types.items()
+        )
+
+    return check
+
+
+_SEARCH = {
+    "contacts": _list_of("data", total_count=int, pages=dict),
+    "conversations": _list_of("conversations", total_count=int, pages=dict),
+}
+_SCROLL = _list_of("data", scroll_param=str)
+_ADMINS = _list_of("admins")
+_TAGS = _list_of("data")
+_DATA_ATTRIBUTES = _list_of("data", int)
+
+
+def _object(body: Any) -> bool:
+    """One object with its ``id`` as text (``GET /companies/{id}``)."""
+    return isinstance(body, dict) and isinstance(body.get("id"), str)
+
+
 class IntercomClient(VendorClient):
     """Intercom over one reused HTTP connection, paced by ``X-RateLimit-*``."""
 
@@ -89,9 +125,13 @@ class IntercomClient(VendorClient):
         if sort:
             body["sort"] = sort
         reply = self.api.request(
-            "POST", f"/{obj}/search", json=body, route=f"POST /{obj}/search", idempotent=True
+            "POST",
+            f"/{obj}/search",
+            json=body,
+            route=f"POST /{obj}/search",
+            idempotent=True,
+            shape=_SEARCH[obj],
         )
-        reply = reply or {}
         key = "conversations" if obj == "conversations" else "data"
         total = reply.get("total_count")
         return Page(
@@ -114,8 +154,8 @@ class IntercomClient(VendorClient):
             params=params,
             route="GET /companies/scroll",
             idempotent=False,
+            shape=_SCROLL,
         )
-        reply = reply or {}
         param = reply.get("scroll_param")
         return ScrollPage(list(reply.get("data") or []), str(param) if param else None)
 
@@ -123,13 +163,13 @@ class IntercomClient(VendorClient):
 
     def admins(self) -> list[dict[str, Any]]:
         """``GET /admins``: every teammate, one unpaginated ``admin.list``."""
-        reply = self.api.request("GET", "/admins", route="GET /admins") or {}
-        return list(reply.get("admins") or [])
+        reply = self.api.request("GET", "/admins", route="GET /admins", shape=_ADMINS)
+        return list(reply["admins"])
 
     def tags(self) -> list[dict[str, Any]]:
         """``GET /tags``: every tag of the workspace, one unpaginated list."""
-        reply = self.api.request("GET", "/tags", route="GET /tags") or {}
-        return list(reply.get("data") or [])
+        reply = self.api.request("GET", "/tags", route="GET /tags", shape=_TAGS)
+        return list(reply["data"])
 
     def data_attributes(self, model: str) -> list[dict[str, Any]]:
         """``GET /data_attributes?model=…``: live (non-archived) attributes of one model, built-in
@@ -137,9 +177,13 @@ class IntercomClient(VendorClient):
         if model not in MODELS:
             raise ValueError(f"unknown data attribute model {model!r}")
         reply = self.api.request(
-            "GET", "/data_attributes", params={"model": model}, route="GET /data_attributes"
+            "GET",
+            "/data_attributes",
+            params={"model": model},
+            route="GET /data_attributes",
+            shape=_DATA_ATTRIBUTES,
         )
-        return list((reply or {}).get("data") or [])
+        return list(reply["data"])
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -150,8 +194,9 @@ class IntercomClient(VendorClient):
             "/data_attributes",
             params={"model": model, "include_archived": "true"},
             route="GET /data_attributes",
+            shape=_DATA_ATTRIBUTES,
         )
-        return list((reply or {}).get("data") or [])
+        return list(reply["data"])
 
     def create_data_attribute(self, definition: dict[str, Any]) -> None:
         """``POST /data_attributes``; a repeat answers 400 ``parameter_invalid`` ("You already
@@ -177,11 +222,14 @@ class IntercomClient(VendorClient):
         """``GET /companies/{id}`` (Intercom's ``id``, not ``company_id``); None when gone."""
         try:
             reply = self.api.request(
-                "GET", f"/companies/{quote(company_id, safe='')}", route="GET /companies/{id}"
+                "GET",
+                f"/companies/{quote(company_id, safe='')}",
+                route="GET /companies/{id}",
+                shape=_object,
             )
         except NotFound:
             return None
-        return dict(reply or {})
+        return dict(reply)
 
     def update_company(self, company_id: str, changes: dict[str, Any]) -> None:
         """``PUT /companies/{id}``: absolute values, so idempotent (one company per call:
@@ -202,5 +250,6 @@ class IntercomClient(VendorClient):
             json={"name": name, "companies": companies},
             route="POST /tags",
             idempotent=True,
+            shape=_object,
         )
-        return dict(reply or {})
+        return dict(reply)

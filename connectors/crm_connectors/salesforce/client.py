@@ -57,6 +57,28 @@ def _is_page(body: Any) -> bool:
     )
 
 
+def _is_describe(body: Any) -> bool:
+    """A describe: ``fields``, each an object with its ``name`` [API.md §2.3]."""
+    fields = body.get("fields") if isinstance(body, dict) else None
+    return isinstance(fields, list) and all(
+        isinstance(f, dict) and isinstance(f.get("name"), str) for f in fields
+    )
+
+
+def _is_job(body: Any) -> bool:
+    """A Bulk API 2.0 query job: its ``id`` and ``state`` as text [API.md §2.7]."""
+    return isinstance(body, dict) and all(isinstance(body.get(k), str) for k in ("id", "state"))
+
+
+def _is_results(body: Any) -> bool:
+    """``/composite/sobjects``: one result object per record [API.md §2.5]."""
+    return isinstance(body, list) and all(isinstance(r, dict) for r in body)
+
+
+def _is_created(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("id"), str)
+
+
 def _page(body: Any) -> QueryPage:
     body = body or {}
     nxt = body.get("nextRecordsUrl")
@@ -94,7 +116,10 @@ class SalesforceClient(VendorClient):
     def describe(self, sobject: str) -> dict[str, Any]:
         """``GET /sobjects/{T}/describe``: the object's fields with their types."""
         body = self.api.request(
-            "GET", f"/sobjects/{sobject}/describe", route="GET /sobjects/{T}/describe"
+            "GET",
+            f"/sobjects/{sobject}/describe",
+            route="GET /sobjects/{T}/describe",
+            shape=_is_describe,
         )
         return dict(body or {})
 
@@ -141,11 +166,14 @@ class SalesforceClient(VendorClient):
             },
             route="POST /jobs/query",
             idempotent=True,
+            shape=_is_job,
         )
         return dict(body or {})
 
     def query_job(self, job_id: str) -> dict[str, Any]:
-        body = self.api.request("GET", f"/jobs/query/{job_id}", route="GET /jobs/query/{id}")
+        body = self.api.request(
+            "GET", f"/jobs/query/{job_id}", route="GET /jobs/query/{id}", shape=_is_job
+        )
         return dict(body or {})
 
     def query_job_results(
@@ -208,6 +236,7 @@ class SalesforceClient(VendorClient):
             json={"allOrNone": False, "records": records},
             route="PATCH /composite/sobjects",
             idempotent=True,
+            shape=_is_results,
         )
 
     def create(self, sobject: str, record: dict[str, Any]) -> str:
@@ -219,8 +248,9 @@ class SalesforceClient(VendorClient):
             json=record,
             route="POST /sobjects/{T}",
             idempotent=False,
+            shape=_is_created,
         )
-        return str((created or {})["id"])
+        return str(created["id"])
 
     def delete(self, sobject: str, record_id: str) -> None:
         """``DELETE /sobjects/{T}/{id}``: NotFound when gone (``ENTITY_IS_DELETED`` when in the

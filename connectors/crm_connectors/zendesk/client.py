@@ -190,6 +190,7 @@ class ZendeskClient(VendorClient):
             json={"organization_field": field},
             route="POST /organization_fields",
             idempotent=True,
+            shape=_holds("organization_field"),
         )
         return dict((body or {}).get("organization_field") or {})
 
@@ -202,6 +203,7 @@ class ZendeskClient(VendorClient):
             "/organizations/show_many",
             params={"ids": ",".join(ids)},
             route="GET /organizations/show_many",
+            shape=_page_of("organizations"),
         )
         return list((body or {}).get("organizations") or [])
 
@@ -214,6 +216,7 @@ class ZendeskClient(VendorClient):
             "/organizations/update_many",
             json={"organizations": organizations},
             route="PUT /organizations/update_many",
+            shape=_holds("job_status"),
         )
         return dict((body or {}).get("job_status") or {})
 
@@ -223,6 +226,7 @@ class ZendeskClient(VendorClient):
             "GET",
             f"/job_statuses/{urllib.parse.quote(job_id, safe='')}",
             route="GET /job_statuses/{id}",
+            shape=_holds("job_status"),
         )
         return dict((body or {}).get("job_status") or {})
 
@@ -239,6 +243,7 @@ class ZendeskClient(VendorClient):
             headers={"Idempotency-Key": idempotency_key},
             route="POST /tickets",
             idempotent=True,
+            shape=_holds("ticket"),
         )
         return dict((body or {}).get("ticket") or {})
 
@@ -270,3 +275,8 @@ def _page_of(key: str, **types: type | tuple[type, ...]) -> Callable[[Any], bool
         )
 
     return check
+
+
+def _holds(key: str) -> Callable[[Any], bool]:
+    """Whether a body wraps one object under ``key`` (``{"ticket": {...}}``) [API.md §5]."""
+    return lambda body: isinstance(body, dict) and isinstance(body.get(key), dict)
