@@ -318,12 +318,13 @@ def test_given_a_refresh_interval_when_reading_associations_then_full_reads_are_
     with hubspot(sandbox) as client:
         assoc = AssociationsResource(client, refresh_hours=24, clock=lambda: now[0])
         # Given no bookmark, when reading, then every row, and only the last carries the new
-        # watermark (when this full read started): a read stopped midway keeps the old one.
+        # watermark (when this full read started): a read stopped midway keeps the old one,
+        # with a cursor to resume at its company page.
         first = list(assoc.read(Bookmark()))
         assert len(first) > 10
-        assert all(bm == Bookmark() for _, bm in first[:-1])
+        assert all(bm.watermark is None and bm.cursor for _, bm in first[:-1])
         done = first[-1][1]
-        assert done.watermark == 1_800_000_000_000
+        assert done.watermark == 1_800_000_000_000 and done.cursor is None
         # Given that bookmark, when reading within the interval, then no call and no row
         calls = sandbox.ctx.stats.snapshot()["total"]
         now[0] += 23 * 3600
@@ -334,6 +335,36 @@ def test_given_a_refresh_interval_when_reading_associations_then_full_reads_are_
         again = list(assoc.read(done))
         assert [r.id for r, _ in again] == [r.id for r, _ in first]
         assert again[-1][1].watermark == 1_800_000_000_000 + 25 * 3_600_000
+
+
+def test_given_a_full_associations_read_stopped_midway_when_resumed_then_it_repeats_one_page(
+    make_sandbox: Any,
+) -> None:
+    # Given more than 100 companies (list pages of 100) and a read stopped inside the second
+    sandbox = make_sandbox(vendors=("hubspot",), size=250)
+    now = [1_800_000_000.0]
+    with hubspot(sandbox) as client:
+        assoc = AssociationsResource(client, refresh_hours=24, clock=lambda: now[0])
+        full = list(assoc.read(Bookmark()))
+        pages = sorted({bm.cursor for _, bm in full[:-1]}, key=lambda c: full_index(full, c))
+        assert len(pages) >= 2, pages
+        stop = full_index(full, pages[1]) + 5  # five rows into the second page
+        # when the read resumes an hour later from the bookmark of the last row it delivered
+        now[0] += 3600
+        resumed = list(assoc.read(full[stop - 1][1]))
+    # then, with what the stopped read delivered, every row comes, and it repeats only the
+    # rows of the page it stopped in
+    delivered = {r.id for r, _ in full[:stop]}
+    again = {r.id for r, _ in resumed}
+    assert delivered | again == {r.id for r, _ in full}
+    assert len(delivered & again) == 5
+    # and it finishes that same full read: the watermark is when it started, not the resume
+    assert resumed[-1][1] == Bookmark(1_800_000_000_000)
+
+
+def full_index(rows: list[tuple[Any, Bookmark]], cursor: str | None) -> int:
+    """Where the rows carrying ``cursor`` start."""
+    return next(i for i, (_, bm) in enumerate(rows) if bm.cursor == cursor)
 
 
 # -- incremental (last: it writes to the module's sandbox) ----------------------------------

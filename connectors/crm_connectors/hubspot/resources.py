@@ -464,6 +464,20 @@ class OwnersResource:
             after = page.after
 
 
+_RESUME = "assoc:"
+
+
+def _resume_point(cursor: str | None) -> tuple[int, str | None] | None:
+    """``(start ms, company list cursor)`` of a full associations read stopped midway."""
+    if not cursor or not cursor.startswith(_RESUME):
+        return None
+    start, _, after = cursor.removeprefix(_RESUME).partition(":")
+    try:
+        return int(start), after or None
+    except ValueError:
+        return None  # not ours: read in full
+
+
 class AssociationsResource:
     """Company associations to contacts, deals and tickets as rows keyed
     ``(from_id, to_id, type)``: company ids from the list endpoint (100 per page), then one v4
@@ -473,7 +487,9 @@ class AssociationsResource:
     modification date, so they can only be read in full. A full read costs about one call per
     300 rows, so it is done at most every ``refresh_hours`` (0: every run): the bookmark's
     watermark is when the last full read started, and a run within the interval reads nothing.
-    The new watermark rides on the last row, so a read stopped midway is done again in full.
+    The new watermark rides on the last row. The rows of each page of 100 companies carry a
+    cursor (``assoc:<start ms>:<that page's list cursor>``), so a read stopped midway resumes at
+    the page it stopped in, as the same full read: it repeats at most that page's rows.
     """
 
     name = "hubspot_associations"
@@ -511,25 +527,30 @@ class AssociationsResource:
         }
 
     def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
-        started = int(self._clock() * 1000)
-        if bookmark.watermark is not None and started - bookmark.watermark < self.refresh_ms:
+        started, after = int(self._clock() * 1000), None
+        resumed = _resume_point(bookmark.cursor)
+        if resumed is not None:  # a full read stopped midway: go on with it
+            started, after = resumed
+            log.info("hubspot associations: resuming the full read at its last company page")
+        elif bookmark.watermark is not None and started - bookmark.watermark < self.refresh_ms:
             log.info("hubspot associations: read in full less than the refresh interval ago")
             return
-        held: Record | None = None
-        for rec in self._all():
+        held: tuple[Record, Bookmark] | None = None
+        for rec, page in self._all(after):
             if held is not None:
-                yield held, bookmark
-            held = rec
+                yield held
+            held = rec, Bookmark(bookmark.watermark, cursor=f"{_RESUME}{started}:{page or ''}")
         if held is not None:
-            yield held, Bookmark(started)
+            yield held[0], Bookmark(started)
 
-    def _all(self) -> Iterator[Record]:
-        after: str | None = None
+    def _all(self, after: str | None) -> Iterator[tuple[Record, str | None]]:
+        """Every row from the company page at ``after`` on, with that page's list cursor."""
         while True:
             page = self.client.list_page("companies", after, properties=["hs_object_id"])
             ids = [str(r["id"]) for r in page.results]
             for target in self.targets:
-                yield from self._pairs(ids, target)
+                for rec in self._pairs(ids, target):
+                    yield rec, after
             if page.after is None:
                 return
             after = page.after

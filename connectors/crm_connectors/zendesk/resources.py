@@ -31,6 +31,7 @@ to 1,000 items, so 100,000 tickets take 100 calls.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -87,14 +88,20 @@ BASE_FIELDS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 #: PII marks (``x-pii``), chosen as for the other CRMs: what identifies or describes a person,
-#: and free text a person typed. Organization names and domains are business data.
+#: and free text a person typed. Organization names and domains are business data. A dotted
+#: name marks a part of an object field: a ticket's ``via.source.from`` and ``via.source.to``
+#: hold the sender's and recipient's address, name or phone (by channel) [API.md §5.3], and its
+#: ``satisfaction_rating.comment`` what the requester wrote; each is encrypted whole.
 PII_FIELDS: dict[str, dict[str, str]] = {
     "organizations": {"details": "free_text", "notes": "free_text"},
     "users": {
         "name": "name", "email": "email", "phone": "phone", "alias": "name",
         "details": "free_text", "notes": "free_text",
     },
-    "tickets": {"subject": "free_text", "description": "free_text"},
+    "tickets": {
+        "subject": "free_text", "description": "free_text", "via.source.from": "free_text",
+        "via.source.to": "free_text", "satisfaction_rating.comment": "free_text",
+    },
     "satisfaction_ratings": {"comment": "free_text"},
 }  # fmt: skip
 
@@ -187,9 +194,19 @@ class _Typed:
         pii = PII_FIELDS.get(self.obj, {})
         props: dict[str, Any] = {}
         for field, kind in BASE_FIELDS[self.obj].items():
-            props[field] = dict(_KINDS[kind])
+            props[field] = copy.deepcopy(_KINDS[kind])
             if field in pii:
                 props[field]["x-pii"] = pii[field]
+        for path, mark in pii.items():  # a part of an object field
+            head, *inner = path.split(".")
+            if not inner:
+                continue
+            node = props[head]
+            for name in inner[:-1]:
+                node = node.setdefault("properties", {}).setdefault(
+                    name, {"type": ["object", "null"]}
+                )
+            node.setdefault("properties", {})[inner[-1]] = {"x-pii": mark}
         props["id"] = {"type": "integer"}
         if self.obj in CUSTOM:
             props[CUSTOM[self.obj]] = {
