@@ -462,6 +462,26 @@ def test_given_x_pii_annotations_when_building_from_schemas_then_rules_follow() 
     assert kept.apply("contacts", {"notes": ["n1"]}) == {"notes": ["n1"]}
 
 
+def test_given_an_untyped_part_of_an_object_when_encrypting_then_null_still_validates() -> None:
+    # Given a PII mark on parts of object fields that carry no type of their own (Zendesk's
+    # via.source.from, an object, and satisfaction_rating.comment, a string or null)
+    jsonschema = pytest.importorskip("jsonschema")
+    nested = {"type": ["object", "null"], "properties": {"comment": {"x-pii": "free_text"}}}
+    schema = {"type": "object", "properties": {"rating": nested}}
+    policy = PiiPolicy.from_schemas(ring(), {"tickets": schema}, {})
+    out_schema = transform_schema(schema, policy.plan("tickets"))
+    # then the encrypted part stays nullable, as its untyped schema allowed null
+    assert out_schema["properties"]["rating"]["properties"]["comment"]["type"] == [
+        "string",
+        "null",
+    ]
+    for rating in ({"comment": None}, {"comment": {"name": "Ann"}}, {"comment": "slow"}, None):
+        record = policy.apply("tickets", {"rating": rating})
+        jsonschema.validate(record, out_schema)
+        if rating and rating["comment"] is not None:
+            assert record["rating"]["comment"].startswith(ENC_PREFIX)
+
+
 # -- key configuration -------------------------------------------------------------------------
 
 

@@ -935,6 +935,8 @@ _KEEP_ANNOTATIONS = ("title", "description")
 
 
 def _allows_null(schema: Mapping[str, Any]) -> bool:
+    if not any(k in schema for k in ("type", "anyOf", "oneOf", "enum", "const")):
+        return True  # an untyped property (``{"x-pii": ...}`` on a part of an object) allows any
     types = schema.get("type")
     if types == "null" or (isinstance(types, list) and "null" in types):
         return True
