@@ -88,6 +88,35 @@ def test_given_rate_limit_fault_when_reading_then_vendor_throttle_shape(
     assert httpx.get(sandbox.urls[vendor] + READ[vendor], headers=headers).status_code == 200
 
 
+def test_given_rate_limit_fault_when_salesforce_issues_a_token_then_the_login_is_not_throttled(
+    make_sandbox: Any,
+) -> None:
+    # Given a rate_limit fault on every Salesforce request
+    from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+
+    sandbox = make_sandbox(vendors=("salesforce",), size=4)
+    _fault(sandbox, "salesforce", kind="rate_limit")
+    creds = DEFAULT_CREDENTIALS["salesforce"]
+    # when a client logs in: the token endpoint is outside the API allocation
+    # [salesforce/API.md §2.8], so it answers with a token
+    login = httpx.post(
+        sandbox.urls["salesforce"] + "/services/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+            "refresh_token": creds["refresh_token"],
+        },
+    )
+    assert login.status_code == 200, login.text
+    # then the REST call with that token is the one throttled
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    resp = httpx.get(sandbox.urls["salesforce"] + READ["salesforce"], headers=headers)
+    assert resp.status_code == 403 and _envelope("salesforce", resp.json()) == (
+        "REQUEST_LIMIT_EXCEEDED"
+    )
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_given_server_error_fault_when_reading_then_that_status_in_vendor_shape(
     vendor_sandbox: Any, status: int

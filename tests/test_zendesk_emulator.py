@@ -753,6 +753,32 @@ def test_given_organization_field_writes_then_create_duplicate_update_delete(
     assert "health_score" not in _org(api, a)["organization_fields"]
 
 
+def test_given_a_rejected_dropdown_field_when_the_next_is_created_then_no_option_ids_were_spent(
+    zd: Zd, api: httpx.Client
+) -> None:
+    # Given a dropdown field, and the same create sent again (a retry after a lost answer)
+    def dropdown(key: str) -> dict[str, Any]:
+        options = [{"name": "At risk", "value": "at_risk"}, {"name": "Healthy", "value": "healthy"}]
+        return {"organization_field": {"type": "dropdown", "key": key, "title": key,
+                                       "custom_field_options": options}}  # fmt: skip
+
+    first = api.post("/api/v2/organization_fields.json", json=dropdown("health_band"))
+    assert first.status_code == 201
+    assert (
+        api.post("/api/v2/organization_fields.json", json=dropdown("health_band")).status_code
+        == 422
+    )
+    # when another dropdown field is created
+    second = api.post("/api/v2/organization_fields.json", json=dropdown("health_trend"))
+    # then its options take the ids right after the first field's: the rejected request took none
+    ids = [
+        o["id"]
+        for r in (first, second)
+        for o in r.json()["organization_field"]["custom_field_options"]
+    ]
+    assert ids == list(range(ids[0], ids[0] + 4))
+
+
 def test_given_idempotency_key_when_creating_a_ticket_twice_then_hit_and_a_changed_body_is_400(
     zd: Zd, api: httpx.Client
 ) -> None:

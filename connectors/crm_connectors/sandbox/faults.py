@@ -6,7 +6,8 @@ Faults are set at start (``crm-sandbox serve --fault ...`` or ``--faults FILE``)
 (``POST /_sandbox/faults``). The first fault that fires decides the request's fate:
 
 ``rate_limit``     the vendor's throttle response (HubSpot/Intercom 429, Salesforce 403
-                   ``REQUEST_LIMIT_EXCEEDED``), with ``Retry-After`` when ``retry_after`` is set
+                   ``REQUEST_LIMIT_EXCEEDED``), with ``Retry-After`` when ``retry_after`` is set;
+                   only on routes the vendor's limits cover (not Salesforce's token endpoint)
 ``server_error``   a 5xx (``status``, default 503) with the vendor's error body
 ``slow``           the request is served normally after ``delay`` seconds
 ``drop``           the connection is closed without a response
@@ -210,10 +211,14 @@ class FaultInjector:
         with self._lock:
             self._rng = random.Random(seed)
 
-    def decide(self, vendor: str, method: str, path: str) -> Fault | None:
+    def decide(
+        self, vendor: str, method: str, path: str, exempt: tuple[str, ...] = ()
+    ) -> Fault | None:
+        """The fault that fires for this request, if any; faults of an ``exempt`` kind do not
+        match it (a ``rate_limit`` on a route the vendor's limits do not cover)."""
         with self._lock:
             for fault in self._faults:
-                if not fault.matches(vendor, method, path):
+                if fault.kind in exempt or not fault.matches(vendor, method, path):
                     continue
                 if fault.max_times is not None and fault.fired >= fault.max_times:
                     continue

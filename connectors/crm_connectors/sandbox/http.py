@@ -297,6 +297,11 @@ class VendorApp:
     def throttle_error(self, req: Request, retry_after: float | None) -> ApiError:
         return ApiError(429, "rate_limited", "Rate limit exceeded")
 
+    def throttles(self, route: Route) -> bool:
+        """Whether the vendor's rate limits cover ``route`` (a ``rate_limit`` fault fires only
+        where they do)."""
+        return True
+
     def server_error(self, req: Request, status: int) -> ApiError:
         return ApiError(status, "server_error", "Server error")
 
@@ -405,7 +410,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         route, params, allowed = app.match(req.method, req.path)
         template = route.template if route else "(unmatched)"
-        fault = ctx.faults.decide(app.vendor, req.method, req.path)
+        fault = ctx.faults.decide(
+            app.vendor,
+            req.method,
+            req.path,
+            exempt=() if route is None or app.throttles(route) else ("rate_limit",),
+        )
         if fault is not None:
             ctx.stats.record_fault(app.vendor, fault.kind)
             if fault.kind == "slow":

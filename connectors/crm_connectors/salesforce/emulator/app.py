@@ -237,6 +237,11 @@ class SalesforceEmulator(VendorApp):
         used = self._usage.used(self.ctx.clock.time())
         return ("Sforce-Limit-Info", f"api-usage={used}/{self._usage.limit}")
 
+    def throttles(self, route: Route) -> bool:
+        # The API request allocation counts REST calls; the token endpoint and the version
+        # list are outside it [API.md §2.1, §2.8], so they never answer REQUEST_LIMIT_EXCEEDED.
+        return "uncounted" not in route.tags
+
     def admit(
         self, req: Request, route: Route, principal: Principal | None
     ) -> list[tuple[str, str]]:

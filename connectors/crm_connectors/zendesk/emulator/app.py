@@ -944,6 +944,8 @@ class ZendeskEmulator(VendorApp):
             add_detail(details, "custom_field_options", "InvalidValue",
                        "Custom field options: each option needs a name and a value")  # fmt: skip
             return None
+        if details:
+            return None  # the request is rejected: no option ids are taken
         known = {o["value"]: o["id"] for o in current or []}
         out = []
         for i, o in enumerate(raw):
