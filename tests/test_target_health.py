@@ -130,6 +130,49 @@ def test_every_record_lands_once_and_state_is_forwarded(
     )
 
 
+@pytest.mark.timeout(120)  # without the STATE, the read below waits for ever
+def test_a_full_batch_stores_every_stream_and_forwards_the_state_before_the_input_ends(
+    tap_output: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    # Given batches of 3, and input that is still coming: a contact, a STATE, then 3 companies
+    def first(kind: str, stream: str, n: int = 1) -> list[dict[str, Any]]:
+        return [m for m in tap_output if m["type"] == kind and m["stream"] == stream][:n]
+
+    url = f"sqlite:///{tmp_path / 'health.sqlite'}"
+    (tmp_path / "config.json").write_text(
+        json.dumps({"database_url": url, "as_of": str(WORLD.anchor.date()), "batch_size": 3})
+    )
+    state = {"bookmarks": {"hubspot_contacts": {"replication_key_value": "x"}}}
+    head = [
+        *first("SCHEMA", "hubspot_companies"),
+        *first("SCHEMA", "hubspot_contacts"),
+        *first("RECORD", "hubspot_contacts"),
+        {"type": "STATE", "value": state},
+        *first("RECORD", "hubspot_companies", 3),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "target_health.target", "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write("".join(json.dumps(m) + "\n" for m in head))
+        proc.stdin.flush()
+        # when the companies' batch is full, then the STATE comes out with the input still open
+        line = proc.stdout.readline()  # the target's first output line
+        assert json.loads(line) == state  # as singer-sdk forwards it: the value
+        # and both streams' records before it are stored: the contact's batch was not full
+        stored = Counter(e for (e,) in open_store(url).query("SELECT entity FROM records"))
+        assert stored == {"account": 3, "contact": 1}
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=300)
+    assert proc.returncode == 0
+
+
 def test_replaying_the_same_input_leaves_the_store_identical(
     tap_output: list[dict[str, Any]], tmp_path: Path
 ) -> None:

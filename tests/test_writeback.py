@@ -385,10 +385,12 @@ def test_a_run_finding_the_store_held_keeps_its_data_and_exits_non_zero(
         # then it exits non-zero saying who holds the store, without a traceback
         assert done.returncode == 1 and "Traceback" not in done.stderr
         assert "held by the test" in done.stderr.strip().splitlines()[-1]
-        # and its records are stored and measured, the run records why nothing was written
+        # and its records are stored, but not measured: the lock covers the measurement too,
+        # so no run rewrites the scores a holder is planning from; the run records why
         (counts,) = store.query("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1")[0]
         run = json.loads(counts)
         assert run["stored"] > 0 and "held by the test" in run["writeback"]["error"]
+        assert "measured" not in run
         assert not any(_writes(sandbox).values())
 
 

@@ -2,12 +2,13 @@
 
 Planning reads the CRMs' current values and applying writes the differences: two runs doing it
 at once would both plan the same changes and send every write twice (and could each start the
-same follow-up). So the steps that write to the CRMs - a run's setup, plan, apply and retention
-programs, and the ``apply``, ``rollback``, ``approve`` and ``reject`` commands - hold the store's
-write-back lock (Store.try_lock: a PostgreSQL advisory lock, or an OS lock on a file beside the
-SQLite database). A crash releases it. A second run waits up to ``writeback.lock_wait_seconds``
-(default 600), then stops with a message naming the holder; waiting, it then plans from the
-values the first one wrote, so it writes only what is still different.
+same follow-up). So a run's measurement (what its plan is made from), setup, plan, apply and
+retention programs, and the ``apply``, ``rollback``, ``approve``, ``reject`` and ``forget``
+commands, hold the store's write-back lock (Store.try_lock: a PostgreSQL advisory lock, or an OS
+lock on a file beside the SQLite database). A crash releases it. A second run waits up to
+``writeback.lock_wait_seconds`` (default 600), then stops with a message naming the holder;
+waiting, it then plans from the values the first one wrote, so it writes only what is still
+different. A run without write-back measures without the lock.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ URLs: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
@@ -235,11 +236,10 @@ class Store:
     def write(self, mapped: Iterable[Row | Parent]) -> int:
         """Upsert rows and parents in one transaction; returns the rows written."""
         rows: list[tuple[Any, ...]] = []
-        parents: list[tuple[str, str]] = []
-        unparents: list[tuple[str, str]] = []
+        links: list[tuple[bool, str, str]] = []  # (unlinked, child, account_ref)
         for item in mapped:
             if isinstance(item, Parent):
-                (unparents if item.deleted else parents).append((item.child, item.account_ref))
+                links.append((item.deleted, item.child, item.account_ref))
                 continue
             d = item.data
             modified = d.get("modified")
@@ -262,17 +262,23 @@ class Store:
                 _dumps(d),
                 iso_to_ms(modified) if modified else None,  # ValueError for a wrong one
             ))  # fmt: skip
+        # Rows in key order, then links in child order (a child's own links in their given
+        # order): every transaction takes its row locks in one global order, so runs writing
+        # the same records at once wait for each other instead of deadlocking (PostgreSQL).
+        rows.sort(key=lambda r: (r[0], r[1]))
+        links.sort(key=lambda link: link[1])
         with self.transaction() as tx:
             if rows:
                 tx.executemany(self.sql(_UPSERT), rows)
-            if parents:
-                tx.executemany(self.sql(_PARENT), parents)
-            if unparents:
-                tx.executemany(self.sql(_UNPARENT), unparents)
+            for unlinked, run in itertools.groupby(links, key=lambda link: link[0]):
+                tx.executemany(
+                    self.sql(_UNPARENT if unlinked else _PARENT), [link[1:] for link in run]
+                )
         return len(rows)
 
     def quarantine(self, invalid: Iterable[Invalid], run_id: str) -> None:
         params = [(i.stream, i.record_key, i.pointer, i.reason, run_id) for i in invalid]
+        params.sort(key=lambda r: tuple(map(str, r[:3])))  # in key order, as write()
         if params:
             with self.transaction() as tx:
                 tx.executemany(self.sql(_QUARANTINE), params)
@@ -281,6 +287,7 @@ class Store:
         """Upsert score snapshots: (account_key, as_of, model_version, score, band, segment,
         trend, nps, nps_responses, churned_on, factors, detail); JSON columns as values."""
         params = [(*r[:10], _dumps(r[10]), _dumps(r[11])) for r in rows]
+        params.sort(key=lambda r: tuple(map(str, r[:3])))  # in key order, as write()
         if params:
             with self.transaction() as tx:
                 tx.executemany(self.sql(_SCORE), params)
@@ -288,6 +295,7 @@ class Store:
     def write_metrics(self, rows: Sequence[tuple[str, str, str, str, Any]]) -> None:
         """Upsert portfolio metrics: (as_of, name, label, model_version, value as JSON)."""
         params = [(*r[:4], _dumps(r[4])) for r in rows]
+        params.sort(key=lambda r: tuple(map(str, r[:4])))  # in key order, as write()
         if params:
             with self.transaction() as tx:
                 tx.executemany(self.sql(_METRIC), params)

@@ -43,7 +43,7 @@ from .compute import ComputeSummary, compute
 from .erasure import purge_deleted_contacts
 from .mapping import Mapped, Parent, Row, mappers
 from .reader import OrjsonReader
-from .runlock import StoreBusy
+from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import ModelError, parse_settings
 from .store import DEFAULT_URL, Invalid, Store, open_store
 from .validate import TimeBounds, Validator, canonical_validator
@@ -147,7 +147,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         "batch_size",
         th.IntegerType,
         default=5000,
-        description="Records per store transaction.",
+        description=(
+            "Records per stream per store transaction. When one stream's batch is full, every"
+            " stream's pending records are stored and the STATE covering them is forwarded."
+        ),
     ),
     th.Property(
         "writeback",
@@ -367,6 +370,8 @@ class HealthSink(BatchSink):
         )
 
     def process_batch(self, context: dict[str, Any]) -> None:
+        if self.is_full:  # drained alone by the SDK: the others follow, then STATE (see below)
+            self._target.full_sink_drained = True
         pending, self._pending = self._pending, []
         invalid, self._invalid = self._invalid, []
         store = self._target.store
@@ -422,6 +427,20 @@ class TargetHealth(Target):
                 f"earliest_time, max_future_days, max_clock_skew_minutes: {exc}"
             ) from None
         self.modified_limit_ms = iso_to_ms((now + skew).isoformat())
+
+    #: Set when a sink drained because it was full (HealthSink.process_batch).
+    full_sink_drained = False
+
+    def _handle_max_record_age(self) -> None:
+        # singer-sdk forwards STATE only when it drains every sink: every five minutes and at
+        # the end, not when one sink is full and drains alone. Draining them all then (and so
+        # forwarding the STATE they cover) bounds what a killed pipeline re-reads to one batch
+        # per stream, as the README says.
+        if self.full_sink_drained:
+            self.full_sink_drained = False
+            self.drain_all()
+            return
+        super()._handle_max_record_age()
 
     def check_mapped(self, item: Mapped) -> list[tuple[str, str]]:
         """What is wrong with a mapped row or parent: (pointer, reason) pairs, none if valid."""
@@ -498,29 +517,34 @@ class TargetHealth(Target):
             raise exits.Exit(code, failure)
 
     def _measure_and_write_back(self, summary: dict[str, Any]) -> tuple[int, str | None]:
-        """Measure and, when enabled, write back; the run's exit code and why it is not 0."""
-        measured = self.measure()
-        if measured is None:
-            return exits.OK, None
-        # what write-back plans from: the latest run's measurement
-        summary["measured"] = {
-            "as_of": str(measured.as_of),
-            "model_version": measured.model_version,
-            "accounts": measured.accounts,
-        }
+        """Measure and, when enabled, write back; the run's exit code and why it is not 0.
+
+        With write-back on, the store's write-back lock is held from the measurement on, so a
+        plan is made from the scores of the run that holds it, never from a snapshot another
+        run is rewriting meanwhile."""
         writeback = self.config.get("writeback") or {}
         if not writeback.get("enabled"):
+            measured = self.measure()
+            if measured is not None:
+                summary["measured"] = self._measured(measured)
             return exits.OK, None
         try:
-            out = write_back(
-                self.store,
-                self.config,
-                self.governance,
-                measurement=(str(measured.as_of), measured.model_version),
-                dry_run=bool(writeback.get("dry_run")),
-                label=f"target-health run {self.run_id}",
-            )
-        except StoreBusy as exc:  # stored and measured; the next run writes back
+            with exclusive(
+                self.store, f"target-health run {self.run_id}", wait_seconds(self.config)
+            ):
+                measured = self.measure()
+                if measured is None:
+                    return exits.OK, None
+                summary["measured"] = self._measured(measured)
+                out = write_back(
+                    self.store,
+                    self.config,
+                    self.governance,
+                    measurement=(str(measured.as_of), measured.model_version),
+                    dry_run=bool(writeback.get("dry_run")),
+                    locked=True,
+                )
+        except StoreBusy as exc:  # stored; the next run measures and writes back
             summary["writeback"] = {"error": str(exc)}
             return exits.FAILED, str(exc)
         summary["writeback"] = out
@@ -539,6 +563,15 @@ class TargetHealth(Target):
                 f" approve|reject {out.get('plan_id')}"
             )
         return code, None
+
+    @staticmethod
+    def _measured(measured: ComputeSummary) -> dict[str, Any]:
+        """What write-back plans from: the latest run's measurement."""
+        return {
+            "as_of": str(measured.as_of),
+            "model_version": measured.model_version,
+            "accounts": measured.accounts,
+        }
 
     def measure(self) -> ComputeSummary | None:
         """Scores, NPS, retention and segments as of ``as_of``, unless the model's latest

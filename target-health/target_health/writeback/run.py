@@ -33,10 +33,14 @@ def write_back(
     measurement: tuple[str, str] | None = None,
     dry_run: bool = False,
     label: str = "target-health",
+    locked: bool = False,
 ) -> dict[str, Any]:
     """Plan and, unless ``dry_run``, apply, holding the store's write-back lock as ``label``
-    (runlock: raises StoreBusy when another run holds it too long); returns the run's summary
+    (runlock: raises StoreBusy when another run holds it too long), or within the caller's hold
+    of it (``locked``: the target holds it from its measurement on); returns the run's summary
     (also on errors)."""
+    if locked:
+        return _write_back(store, config, rules, measurement, dry_run)
     with exclusive(store, label, wait_seconds(config)):
         return _write_back(store, config, rules, measurement, dry_run)
 
