@@ -364,17 +364,19 @@ def test_apply_stops_in_one_line_naming_the_run_that_holds_the_store(
         assert not any(_writes(sandbox).values())
 
 
+@pytest.mark.parametrize("writeback_on", [True, False], ids=["write-back", "measure-only"])
 def test_a_run_finding_the_store_held_keeps_its_data_and_exits_non_zero(
-    make_sandbox: Any, tmp_path: Path
+    make_sandbox: Any, tmp_path: Path, writeback_on: bool
 ) -> None:
     with pipeline(make_sandbox, tmp_path, size=20) as (sandbox, store, config, messages):
         _count_writes(sandbox)
-        on = config | {"writeback": {"enabled": True, "lock_wait_seconds": 0}}
+        on = config | {"writeback": {"enabled": writeback_on, "lock_wait_seconds": 0}}
         (tmp_path / "run.json").write_text(
             json.dumps({"database_url": f"sqlite:///{tmp_path / 'health.sqlite'}",
                         "as_of": AS_OF} | on)
         )  # fmt: skip
-        # Given another write-back holding the store, when the target runs with write-back on
+        # Given another write-back holding the store, when the target runs, with or without
+        # write-back
         with exclusive(store, "target-health apply (held by the test)"):
             done = subprocess.run(
                 [sys.executable, "-m", "target_health.target", "--config",
@@ -387,10 +389,13 @@ def test_a_run_finding_the_store_held_keeps_its_data_and_exits_non_zero(
         assert "held by the test" in done.stderr.strip().splitlines()[-1]
         # and its records are stored, but not measured: the lock covers the measurement too,
         # so no run rewrites the scores a holder is planning from; the run records why
-        (counts,) = store.query("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1")[0]
+        status, counts = store.query(
+            "SELECT status, counts FROM runs ORDER BY started_at DESC LIMIT 1"
+        )[0]
         run = json.loads(counts)
-        assert run["stored"] > 0 and "held by the test" in run["writeback"]["error"]
-        assert "measured" not in run
+        step = "writeback" if writeback_on else "measure"
+        assert run["stored"] > 0 and "held by the test" in run[step]["error"]
+        assert "measured" not in run and status == "failed"
         assert not any(_writes(sandbox).values())
 
 

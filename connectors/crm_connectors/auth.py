@@ -150,5 +150,5 @@ class RefreshingToken:
 
 def token_client(vendor: str, base_url: str, **kw: Any) -> ApiClient:
     # Refreshing is safe to retry: a retried refresh only mints another access token.
-    kw.setdefault("retry", RetryPolicy(max_tries=4, max_time=60.0))
+    kw.setdefault("retry", RetryPolicy(max_tries=8, max_time=60.0))
     return ApiClient(vendor, base_url, **kw)

@@ -1,4 +1,4 @@
-"""One write-back at a time per store.
+"""One measurement and write-back at a time per store.
 
 Planning reads the CRMs' current values and applying writes the differences: two runs doing it
 at once would both plan the same changes and send every write twice (and could each start the
@@ -8,7 +8,8 @@ commands, hold the store's write-back lock (Store.try_lock: a PostgreSQL advisor
 lock on a file beside the SQLite database). A crash releases it. A second run waits up to
 ``writeback.lock_wait_seconds`` (default 600), then stops with a message naming the holder;
 waiting, it then plans from the values the first one wrote, so it writes only what is still
-different. A run without write-back measures without the lock.
+different. A run without write-back holds it while it measures, so two runs never rewrite one
+snapshot at once.
 """
 
 from __future__ import annotations

@@ -181,7 +181,10 @@ CONFIG_SCHEMA = th.PropertiesList(
                 "lock_wait_seconds",
                 th.NumberType,
                 default=600,
-                description="How long a run waits for another run's write-back to this store.",
+                description=(
+                    "How long a run waits for another run's measurement or write-back on this "
+                    "store (also with write-back off)."
+                ),
             ),
             additional_properties=False,
         ),
@@ -191,9 +194,9 @@ CONFIG_SCHEMA = th.PropertiesList(
             "accounts changing band, or the mean score moving more than max_mean_score_shift "
             "points, from min_accounts up), the approval gate (approval_arr, "
             "approval_accounts), per-field ownership (overwrite, fill_if_empty, "
-            "skip_if_edited), retention programs, and lock_wait_seconds (one write-back at a "
-            "time per store: how long a run waits for another's). The CRM credentials are the "
-            "connectors' settings, the same as tap-crm's."
+            "skip_if_edited), retention programs, and lock_wait_seconds (one measurement and "
+            "write-back at a time per store: how long a run waits for another's). The CRM "
+            "credentials are the connectors' settings, the same as tap-crm's."
         ),
     ),
 ).to_dict()
@@ -491,8 +494,8 @@ class TargetHealth(Target):
         if fault is not None:
             summary["input_error"] = fault
         # a run that stored and measured has succeeded (write-back plans from its measurement)
-        # even when its write-back then fails: the exit code says that
-        status = "failed" if failure else "succeeded"
+        # even when its write-back then fails: the exit code says that; one that found the store
+        # held by another run has not measured, and has failed
         if failure is None:
             days = self.config.get("deleted_contact_retention_days")
             purged = purge_deleted_contacts(
@@ -500,8 +503,10 @@ class TargetHealth(Target):
             )
             summary["purged_contacts"] = purged.contacts
             code, failure = self._measure_and_write_back(summary)
+            measured = failure is None or "measured" in summary
+            status = "succeeded" if measured else "failed"
         else:
-            code = exits.FAILED
+            code, status = exits.FAILED, "failed"
         self.store.finish_run(self.run_id, _now(), status, summary)
         log.info(
             "run %s %s: %d received, %d stored, %d quarantined (%.2f%%), %d ignored",
@@ -519,15 +524,10 @@ class TargetHealth(Target):
     def _measure_and_write_back(self, summary: dict[str, Any]) -> tuple[int, str | None]:
         """Measure and, when enabled, write back; the run's exit code and why it is not 0.
 
-        With write-back on, the store's write-back lock is held from the measurement on, so a
-        plan is made from the scores of the run that holds it, never from a snapshot another
-        run is rewriting meanwhile."""
+        The store's run lock is held from the measurement on, so two runs never rewrite one
+        snapshot at once and a plan is made from the scores of the run that holds the lock,
+        never from a snapshot another run is rewriting meanwhile."""
         writeback = self.config.get("writeback") or {}
-        if not writeback.get("enabled"):
-            measured = self.measure()
-            if measured is not None:
-                summary["measured"] = self._measured(measured)
-            return exits.OK, None
         try:
             with exclusive(
                 self.store, f"target-health run {self.run_id}", wait_seconds(self.config)
@@ -536,6 +536,8 @@ class TargetHealth(Target):
                 if measured is None:
                     return exits.OK, None
                 summary["measured"] = self._measured(measured)
+                if not writeback.get("enabled"):
+                    return exits.OK, None
                 out = write_back(
                     self.store,
                     self.config,
@@ -544,8 +546,8 @@ class TargetHealth(Target):
                     dry_run=bool(writeback.get("dry_run")),
                     locked=True,
                 )
-        except StoreBusy as exc:  # stored; the next run measures and writes back
-            summary["writeback"] = {"error": str(exc)}
+        except StoreBusy as exc:  # stored; the next run measures (and writes back)
+            summary["writeback" if writeback.get("enabled") else "measure"] = {"error": str(exc)}
             return exits.FAILED, str(exc)
         summary["writeback"] = out
         code = exits.of_writeback(out, self.config)

@@ -38,6 +38,7 @@ from typing import Any
 
 from ..base import FIELD_KINDS, Bookmark, Record, Resource, saved_types
 from ..errors import FatalError, NetworkError, NotFound, ServerError
+from ..http import RetryPolicy
 from ..readahead import read_ahead
 from .client import PER_PAGE_MAX, IntercomClient, ScrollPage
 
@@ -361,7 +362,7 @@ class CompaniesResource(_Typed):
         settle_ms: int = 300_000,
         scroll_wait: float = 5.0,
         scroll_wait_max: float = 90.0,
-        page_retries: int = 5,
+        page_retries: int = RetryPolicy().max_tries - 1,  # as the HTTP layer's other calls
         max_passes: int = 4,
         clock: Callable[[], float] = time.time,
     ) -> None:
