@@ -4,6 +4,8 @@
     python3 dev.py demo      seed the CRM sandbox, start it, and show what it serves
     python3 dev.py test      lint, type-check and run the test suite
     python3 dev.py bench     run the benchmarks in bench/ and print their table
+    python3 dev.py reliability   faults, kill -9, concurrent runs, malformed input and PII at
+                             length; writes tests/RELIABILITY.md (--short: the form CI runs)
 
 Each command first makes sure `.venv/` exists and holds this project installed in editable mode
 with its development extras, and the CRM sandbox (sandbox/); it reinstalls only when either
@@ -79,6 +81,8 @@ def main(argv: list[str]) -> int:
         return _run(str(PY), "-m", "pytest", *rest)
     if command == "bench":
         return _run(str(PY), "bench/run.py", *rest)
+    if command == "reliability":
+        return _run(str(PY), "tests/reliability.py", *rest)
     print(f"dev.py: unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 

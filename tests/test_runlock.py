@@ -7,12 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from target_health.mapping import Row
 from target_health.runlock import LOCK, StoreBusy, exclusive
 from target_health.store import Store, open_store
 
@@ -96,3 +100,65 @@ def test_a_holder_killed_with_sigkill_leaves_the_lock_free(url: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_store_write_postgresql_breaks_off_in_a_deadlock_is_retried(tmp_path: Path) -> None:
+    try:
+        other = psycopg.connect(PG_URL, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {PG_URL} ({type(exc).__name__})")
+    store = open_store(PG_URL)
+    tag = uuid.uuid4().hex
+    keys = [f"deadlock-{tag}-1", f"deadlock-{tag}-2"]
+
+    def rows(modified: str) -> list[Row]:
+        return [Row("account", {"key": k, "crm": "test", "modified": modified}) for k in keys]
+
+    store.write(rows("2026-01-01T00:00:00Z"))
+    done: list[BaseException | None] = []
+    try:
+        # Given another transaction holding the second record's row
+        other.execute(
+            "SELECT 1 FROM records WHERE entity = 'account' AND key = %s FOR UPDATE", (keys[1],)
+        )
+
+        # when a store write takes the first record's row and waits for the second
+        def write() -> None:
+            try:
+                store.write(rows("2026-02-01T00:00:00Z"))
+                done.append(None)
+            except BaseException as exc:
+                done.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        # (watched from a connection of its own: inside a transaction the activity view is
+        # one snapshot)
+        deadline = time.monotonic() + 30
+        with psycopg.connect(PG_URL, autocommit=True) as watch:
+            while (
+                time.monotonic() < deadline
+                and not watch.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'INSERT INTO records%'"
+                ).fetchall()
+            ):
+                time.sleep(0.02)
+        # and the other transaction then asks for the first row: a deadlock, which PostgreSQL
+        # resolves by breaking off the write (it waited first)
+        other.execute(
+            "SELECT 1 FROM records WHERE entity = 'account' AND key = %s FOR UPDATE", (keys[0],)
+        )
+        other.commit()
+        writer.join(60)
+    finally:
+        other.close()
+    # then the write was run again and stored both records, with no error
+    assert done == [None], done
+    got = store.query(
+        "SELECT modified FROM records WHERE entity = 'account' AND key IN ({p}, {p})", tuple(keys)
+    )
+    assert sorted(m for (m,) in got) == ["2026-02-01T00:00:00Z"] * 2
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM records WHERE key IN (%s, %s)", tuple(keys))
+    store.close()

@@ -34,8 +34,10 @@ import hashlib
 import itertools
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -212,6 +214,24 @@ class Store:
             finally:
                 cur.close()
 
+    def atomic(self, work: Callable[[Any], None], tries: int = 5) -> None:
+        """``work(cursor)`` in one transaction, run again (after a short random pause) when the
+        database broke it off to resolve a deadlock or a serialisation conflict with another
+        run: its writes are idempotent upserts, so a retry is safe (PostgreSQL)."""
+        for attempt in range(1, tries + 1):
+            try:
+                with self.transaction() as tx:
+                    work(tx)
+                return
+            except Exception as exc:
+                if attempt == tries or not self._conflict(exc):
+                    raise
+                time.sleep(random.uniform(0.05, 0.25) * attempt)
+
+    def _conflict(self, exc: Exception) -> bool:
+        """Whether ``exc`` is a transaction the database aborted because of another's."""
+        return False
+
     def _serialise_ddl(self, tx: Any) -> None:
         """Make concurrent table creation safe (one store opening at a time creates)."""
 
@@ -267,21 +287,23 @@ class Store:
         # the same records at once wait for each other instead of deadlocking (PostgreSQL).
         rows.sort(key=lambda r: (r[0], r[1]))
         links.sort(key=lambda link: link[1])
-        with self.transaction() as tx:
+
+        def work(tx: Any) -> None:
             if rows:
                 tx.executemany(self.sql(_UPSERT), rows)
             for unlinked, run in itertools.groupby(links, key=lambda link: link[0]):
                 tx.executemany(
                     self.sql(_UNPARENT if unlinked else _PARENT), [link[1:] for link in run]
                 )
+
+        self.atomic(work)
         return len(rows)
 
     def quarantine(self, invalid: Iterable[Invalid], run_id: str) -> None:
         params = [(i.stream, i.record_key, i.pointer, i.reason, run_id) for i in invalid]
         params.sort(key=lambda r: tuple(map(str, r[:3])))  # in key order, as write()
         if params:
-            with self.transaction() as tx:
-                tx.executemany(self.sql(_QUARANTINE), params)
+            self.atomic(lambda tx: tx.executemany(self.sql(_QUARANTINE), params))
 
     def write_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Upsert score snapshots: (account_key, as_of, model_version, score, band, segment,
@@ -289,16 +311,14 @@ class Store:
         params = [(*r[:10], _dumps(r[10]), _dumps(r[11])) for r in rows]
         params.sort(key=lambda r: tuple(map(str, r[:3])))  # in key order, as write()
         if params:
-            with self.transaction() as tx:
-                tx.executemany(self.sql(_SCORE), params)
+            self.atomic(lambda tx: tx.executemany(self.sql(_SCORE), params))
 
     def write_metrics(self, rows: Sequence[tuple[str, str, str, str, Any]]) -> None:
         """Upsert portfolio metrics: (as_of, name, label, model_version, value as JSON)."""
         params = [(*r[:4], _dumps(r[4])) for r in rows]
         params.sort(key=lambda r: tuple(map(str, r[:4])))  # in key order, as write()
         if params:
-            with self.transaction() as tx:
-                tx.executemany(self.sql(_METRIC), params)
+            self.atomic(lambda tx: tx.executemany(self.sql(_METRIC), params))
 
     def score_history(
         self, model_version: str, before: str, accounts: Sequence[str] | None = None
@@ -474,6 +494,11 @@ class PostgresStore(Store):
     @property
     def _dsn(self) -> str:
         return self.url.replace("postgres://", "postgresql://", 1)
+
+    def _conflict(self, exc: Exception) -> bool:
+        return isinstance(
+            exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+        )
 
     def _serialise_ddl(self, tx: Any) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(%s)", (_advisory_key("ddl"),))

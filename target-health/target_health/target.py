@@ -497,11 +497,6 @@ class TargetHealth(Target):
         # even when its write-back then fails: the exit code says that; one that found the store
         # held by another run has not measured, and has failed
         if failure is None:
-            days = self.config.get("deleted_contact_retention_days")
-            purged = purge_deleted_contacts(
-                self.store, 30 if days is None else int(days), dt.datetime.now(dt.timezone.utc)
-            )
-            summary["purged_contacts"] = purged.contacts
             code, failure = self._measure_and_write_back(summary)
             measured = failure is None or "measured" in summary
             status = "succeeded" if measured else "failed"
@@ -524,14 +519,19 @@ class TargetHealth(Target):
     def _measure_and_write_back(self, summary: dict[str, Any]) -> tuple[int, str | None]:
         """Measure and, when enabled, write back; the run's exit code and why it is not 0.
 
-        The store's run lock is held from the measurement on, so two runs never rewrite one
-        snapshot at once and a plan is made from the scores of the run that holds the lock,
-        never from a snapshot another run is rewriting meanwhile."""
+        The store's run lock is held from the purge of deleted contacts on, so two runs never
+        erase or rewrite one snapshot at once and a plan is made from the scores of the run that
+        holds the lock, never from a snapshot another run is rewriting meanwhile."""
         writeback = self.config.get("writeback") or {}
         try:
             with exclusive(
                 self.store, f"target-health run {self.run_id}", wait_seconds(self.config)
             ):
+                days = self.config.get("deleted_contact_retention_days")
+                purged = purge_deleted_contacts(
+                    self.store, 30 if days is None else int(days), dt.datetime.now(dt.timezone.utc)
+                )
+                summary["purged_contacts"] = purged.contacts
                 measured = self.measure()
                 if measured is None:
                     return exits.OK, None
