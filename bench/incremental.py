@@ -60,7 +60,7 @@ STREAMS: dict[str, list[str]] = {
         "hubspot_owners",
         "hubspot_associations",
     ],
-    "salesforce": [f"salesforce_{o}" for o in SALESFORCE_OBJECTS],
+    "salesforce": [f"salesforce_{o}" for o in (*SALESFORCE_OBJECTS, "NPS_Response__c")],
     "intercom": [
         f"intercom_{o}" for o in ("contacts", "companies", "conversations", "admins", "tags")
     ],

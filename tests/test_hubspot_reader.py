@@ -16,8 +16,9 @@ from clientkit import Sleeper
 
 from crm_connectors.auth import StaticToken
 from crm_connectors.base import Bookmark, Record
+from crm_connectors.errors import FatalError
 from crm_connectors.http import RetryPolicy
-from crm_connectors.hubspot.client import HubSpotClient
+from crm_connectors.hubspot.client import HubSpotClient, Page
 from crm_connectors.hubspot.resources import (
     AssociationsResource,
     HubSpotResource,
@@ -287,6 +288,65 @@ def test_given_archived_records_when_reading_then_they_come_with_deleted_flag(
     newly = [rec for rec, _ in second if rec.deleted]
     assert [rec.id for rec in newly] == [rid]
     assert newly[0].data["archivedAt"]
+
+
+class IgnoresFilters(HubSpotClient):
+    """A HubSpot that ignores search filters (a proxy or a look-alike API that drops them): every
+    search answers from the start of the sort order."""
+
+    def search_page(self, obj: str, body: dict[str, Any]) -> Page:
+        return super().search_page(obj, {**body, "filterGroups": []})
+
+
+class ListsLiveAsArchived(HubSpotClient):
+    """A HubSpot whose list ignores ``archived=true``: the archived pass gets live records."""
+
+    def list_page(self, obj: str, after: str | None, **kw: Any) -> Page:
+        kw.pop("archived", None)
+        return super().list_page(obj, after, **kw)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["by time", "tie block by id"])
+def test_given_a_server_ignoring_the_keyset_filters_then_the_read_stops_naming_the_call(
+    make_sandbox: Any, ties: bool
+) -> None:
+    # Given a server that ignores search filters, and a read from the start or resumed inside
+    # a tie block longer than a page
+    sandbox = make_sandbox(vendors=("hubspot",), size=30, tie_block=45 if ties else 0)
+    with hubspot(sandbox) as client:
+        ms = Counter(rec.modified for rec, _ in drain(resource(client, archived=False)))
+    start = Bookmark()
+    if ties:
+        block = ms.most_common(1)[0][0]
+        start = Bookmark(block, "1")  # a resume after the block's first ids
+    before = route_calls(sandbox, SEARCH)
+    token = StaticToken(Secret(TOKEN), setting="private_app_token")
+    # when it reads, then it stops with one error naming the call, not a loop
+    with (
+        IgnoresFilters(token, base_url=sandbox.urls["hubspot"], pacer=NoPacing()) as bad,
+        pytest.raises(FatalError, match="ignores the keyset filters") as raised,
+    ):
+        drain(resource(bad, archived=False, page_size=10), start)
+    assert "POST /crm/v3/objects/{t}/search" in str(raised.value)
+    assert route_calls(sandbox, SEARCH) - before <= 3
+
+
+def test_given_a_list_that_ignores_archived_then_no_live_record_is_emitted_deleted(
+    make_sandbox: Any,
+) -> None:
+    # Given a server whose archived=true list returns live records
+    sandbox = make_sandbox(vendors=("hubspot",), size=30)
+    with ListsLiveAsArchived(
+        StaticToken(Secret(TOKEN), setting="private_app_token"),
+        base_url=sandbox.urls["hubspot"],
+        pacer=NoPacing(),
+    ) as client:
+        # when the reader reads with its archived pass
+        out = drain(resource(client))
+    # then only records marked archived are emitted deleted: here, none of the live ones
+    live = live_ids(sandbox, "contacts")
+    assert not [rec.id for rec, _ in out if rec.deleted and rec.id in live]
+    assert {rec.id for rec, _ in out if not rec.deleted} == live
 
 
 def test_given_owners_and_associations_when_reading_then_rows_match_the_store(

@@ -66,7 +66,7 @@ def _sandbox_env(sandbox: Any, kind: str, name: str) -> dict[str, str]:
     environment does not already hold (its credentials are the sandbox's: they stay)."""
     dev, prefix = _dev_config(kind, name), name.upper().replace("-", "_")
     return {
-        f"{prefix}_{key.upper()}": str(value)
+        f"{prefix}_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
         for key, value in client_settings(sandbox.urls).items()
         if dev.get(key) != value
     }

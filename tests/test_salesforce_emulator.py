@@ -655,3 +655,25 @@ def test_given_fls_required_when_field_created_then_invisible_until_granted(
     assert _query(client, "SELECT Sync_Key__c FROM Account").status_code == 200
     names = {f["name"] for f in client.get(f"{V}/sobjects/Account/describe").json()["fields"]}
     assert "Sync_Key__c" in names
+
+
+def test_given_an_object_the_api_user_cannot_see_then_it_is_absent_as_in_a_real_org(
+    make_sandbox: Any,
+) -> None:
+    # Given an org whose API user has no Read on Case, and no NPS_Response__c object
+    sandbox = make_sandbox(
+        vendors=("salesforce",),
+        size=10,
+        options={"salesforce": {"hidden_objects": ["Case", "NPS_Response__c"]}},
+    )
+    client = _client(sandbox)
+    # then describe global leaves both out, and keeps the others
+    names = {o["name"] for o in client.get(f"{V}/sobjects").json()["sobjects"]}
+    assert {"Account", "Contact", "Task"} <= names and not names & {"Case", "NPS_Response__c"}
+    # and their describe is 404 NOT_FOUND, a query naming them 400 INVALID_TYPE
+    for obj in ("Case", "NPS_Response__c"):
+        r = client.get(f"{V}/sobjects/{obj}/describe")
+        assert r.status_code == 404 and _error(r)["errorCode"] == "NOT_FOUND"
+        q = _query(client, f"SELECT Id FROM {obj}")
+        assert q.status_code == 400 and _error(q)["errorCode"] == "INVALID_TYPE"
+    assert _query(client, "SELECT Id FROM Account").status_code == 200

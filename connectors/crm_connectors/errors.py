@@ -11,6 +11,7 @@ CrmError                     base; carries vendor, method, route template, statu
 │   ├── AuthError            401 that a token refresh did not cure; names the setting to fix
 │   ├── MissingScopes        403 for missing grants; carries the scopes to grant
 │   ├── NotFound             404 / 410
+│   ├── Unavailable          an optional object the account lacks or the user cannot see
 │   └── QuotaExhausted       Salesforce daily allocation, HubSpot DAILY, or our own quota guard
 ├── SkippableError           one record is bad; counted and reported by id, the run continues
 └── WriteError               a write could not be applied as planned
@@ -133,6 +134,12 @@ class MissingScopes(FatalError):
 
 class NotFound(FatalError):
     """The resource does not exist (404) or is gone (410)."""
+
+
+class Unavailable(FatalError):
+    """An object read by default that this account lacks, or the credentials cannot see (a
+    Salesforce org without Case access, say): its stream is left out of discovery with a
+    warning, never a failed run. An object the user named in a setting is a ConfigError."""
 
 
 class QuotaExhausted(FatalError):

@@ -22,7 +22,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 
 from crm_connectors.base import CatalogTyped, Connector, Resource
-from crm_connectors.errors import ConfigError, CrmError, MissingScopes
+from crm_connectors.errors import ConfigError, CrmError, MissingScopes, Unavailable
 from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
 from . import settings
@@ -76,6 +76,8 @@ class TapCrm(Tap):
             for resource in connector.resources():
                 if connector.vendor in self._failed:
                     break
+                if not self._wanted(resource.name):
+                    continue
                 if not self._types_from_catalog(resource):
                     unusable.append(resource.name)
                 schema = self._discover(connector.vendor, resource)
@@ -102,6 +104,16 @@ class TapCrm(Tap):
             )
             for vendor, resource, schema in found
         ]
+
+    def _wanted(self, stream: str) -> bool:
+        """Whether a run needs ``stream``: always without an input catalog (discovery), else
+        only when the catalog holds and selects it, so a run asks no metadata API about objects
+        it will not read (and one the org lacks stops nothing)."""
+        catalog = self.input_catalog
+        if catalog is None:
+            return True
+        entry = catalog.get_stream(stream)
+        return entry is not None and entry.metadata.resolve_selection()[()]
 
     def _types_from_catalog(self, resource: Resource) -> bool:
         """Hand ``resource`` the field types the input catalog holds for it, if any, so its
@@ -151,6 +163,9 @@ class TapCrm(Tap):
                 vendor,
                 ", ".join(exc.scopes) or "a required scope",
             )
+            return None
+        except Unavailable as exc:
+            log.warning("%s is left out: %s", resource.name, exc)
             return None
         except ConfigError:
             raise  # a setting to fix: nothing is read until it is

@@ -18,10 +18,16 @@ Object reads (:class:`HubSpotResource`), in the order a run does them:
 3. **Tie blocks.** When a whole page shares one millisecond (more ties than a page holds, e.g.
    a bulk import of 10,300 contacts on one ms), no keyset by time can progress: that millisecond
    is read with the id-keyset pass, then the read continues at ``GT`` it. Never loops (each query
-   starts strictly after what the previous one returned), never skips.
+   starts strictly after what the previous one returned), never skips. That holds only while the
+   server applies the filters: a page holding a record below its query's lower bound (a time
+   before ``GTE``/at ``GT``, an id at or below ``hs_object_id GT``) would let the next query
+   start where this one did, so it stops the read with an error naming the call instead of
+   re-reading without progress.
 4. **Archived records** (search leaves them out [API.md §1.4, §1.6]): the ``archived=true``
-   list, once per run and *before* the search passes above, emitted with ``deleted=True``; only
-   those archived at or after the run's starting watermark (all on a first run). They carry the
+   list, once per run and *before* the search passes above, emitted with ``deleted=True``
+   when the record says ``archived: true`` (one that does not is live, and left to the
+   search); only those archived at or after the run's starting watermark (all on a first
+   run). They carry the
    starting bookmark unchanged. Read first, because their lower bound is the starting watermark:
    read last, a run stopped mid-search (kill -9, quota guard) would save a watermark past
    archived records it never emitted, and the resumed run's archived pass would skip them.
@@ -60,6 +66,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..base import Bookmark, Record, Resource, saved_types
+from ..errors import FatalError
 from ..readahead import read_ahead
 from ..timefmt import canonical_iso, iso_to_ms, ms_to_iso
 from .client import SEARCH_MAX, HubSpotClient
@@ -325,7 +332,9 @@ class HubSpotResource:
             return query(edge, True) if any(r.modified < edge for r in page) else None
 
         while low <= horizon:
+            bound, strict = low, not inclusive
             for page in read_ahead(query(low, inclusive), following):
+                self._check_progress(page, bound, strict, mod)
                 if len(page) < full:  # the query's last page: every millisecond is whole
                     yield from self._emit(page)
                     return
@@ -342,6 +351,7 @@ class HubSpotResource:
                 # restart at GTE it (search returns ties in no documented order [API.md §1.4]);
                 # ``following`` already asked for that page.
                 yield from self._emit(whole)
+                bound, strict = edge, False
             else:
                 return
 
@@ -372,10 +382,30 @@ class HubSpotResource:
         def following(got: tuple[int, list[Record]]) -> Callable[[], Any] | None:
             return query(got[1][-1].id) if got[0] >= full else None
 
+        last = after_id
         for _, page in read_ahead(query(after_id), following):
+            if last is not None and any(int(r.id) <= int(last) for r in page):
+                raise self._no_progress(f"hs_object_id > {last}")
+            last = page[-1].id if page else last
             for rec in page:
                 if rec.modified == ms:  # edited since it was indexed: the next run reads it
                     yield rec, Bookmark(ms, rec.id)
+
+    def _check_progress(self, page: list[Record], bound: int, strict: bool, prop: str) -> None:
+        """Stop when a search page breaks its time filter (see the module doc, point 3). A
+        record may be newer than the filter's bound (edited since indexed), never older."""
+        if any(r.modified < bound or (strict and r.modified == bound) for r in page):
+            raise self._no_progress(f"{prop} {'>' if strict else '>='} {bound}")
+
+    def _no_progress(self, condition: str) -> FatalError:
+        return FatalError(
+            f"a search page holds {self.obj} outside its filter ({condition}): the server"
+            " ignores the keyset filters, so the read stops rather than re-read the same"
+            " records without progress",
+            vendor="hubspot",
+            method="POST",
+            route="POST /crm/v3/objects/{t}/search",
+        )
 
     @staticmethod
     def _emit(records: list[Record]) -> Iterator[tuple[Record, Bookmark]]:
@@ -397,11 +427,22 @@ class HubSpotResource:
         def fetch(after: str | None) -> Callable[[], Any]:
             return lambda: self.client.list_page(self.obj, after, properties=names, archived=True)
 
+        live = 0
         for page in read_ahead(fetch(None), lambda p: fetch(p.after) if p.after else None):
             for raw in page.results:
+                if raw.get("archived") is not True:  # deleted only when the record says so
+                    live += 1
+                    continue
                 rec = self._record(raw, types, deleted=True)
                 if since is None or rec.modified >= since:
                     yield rec
+        if live:
+            log.warning(
+                "hubspot %s: the archived=true list returned %d record(s) not marked archived;"
+                " they are not emitted as deleted",
+                self.obj,
+                live,
+            )
 
     def _record(self, raw: dict[str, Any], types: dict[str, str], deleted: bool = False) -> Record:
         props = raw.get("properties") or {}

@@ -33,14 +33,18 @@ from functools import partial
 from typing import Any
 
 from ..base import Bookmark, Record, Resource
-from ..errors import ConfigError, CrmError, FatalError, NotFound
+from ..errors import ConfigError, CrmError, FatalError, NotFound, Unavailable
 from ..readahead import read_ahead
 from ..timefmt import iso_to_ms, ms_to_iso
 from .client import BATCH_MAX, SalesforceClient
 
 log = logging.getLogger(__name__)
 
-OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Task", "User", "NPS_Response__c")
+#: Read by default: standard objects of every edition [API.md §2.3]. One the org lacks or the
+#: integration user cannot see is left out with a warning; custom objects (the sandbox's
+#: NPS_Response__c, a customer's Subscription__c) are read only when named in
+#: ``salesforce_objects``.
+OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Task", "User")
 
 #: The replication key: changes on every write, system ones included [API.md §2.2].
 MODSTAMP = "SystemModstamp"
@@ -88,6 +92,8 @@ PII_FIELDS: dict[str, dict[str, str]] = {
         "Phone": "phone",
         "MobilePhone": "phone",
     },
+    # the sandbox's NPS object (read only when named in salesforce_objects): its comment is
+    # free text; an org without the object or the field marks nothing
     "NPS_Response__c": {"Comment__c": "free_text"},
 }
 
@@ -173,9 +179,13 @@ class SalesforceResource:
         batch_size: int = BATCH_MAX,
         bulk_page_size: int | None = None,
         poll_cap: float = 30.0,
+        optional: bool = False,
     ) -> None:
         self.client = client
         self.sobject = sobject
+        #: Read by default rather than named by the user: when the org has no such object, or
+        #: the user cannot see it, the stream is left out (Unavailable), not a setting to fix.
+        self.optional = optional
         self.name = f"salesforce_{sobject}"
         self.start_date = start_date
         self.bulk_threshold = bulk_threshold
@@ -194,6 +204,16 @@ class SalesforceResource:
             try:
                 fields = self.client.describe(self.sobject).get("fields") or []
             except NotFound as exc:
+                if self.optional:
+                    raise Unavailable(
+                        f"the org has no object {self.sobject!r}, or the API user cannot see"
+                        " it (grant Read on it to the integration user's permission set)",
+                        vendor=exc.vendor,
+                        method=exc.method,
+                        route=exc.route,
+                        status=exc.status,
+                        code=exc.code,
+                    ) from exc
                 raise ConfigError(
                     f"Salesforce has no object {self.sobject!r}"
                     " (check its API name, e.g. Subscription__c, and the user's access)",
@@ -396,7 +416,8 @@ class SalesforceResource:
 
 
 class SalesforceConnector:
-    """The Salesforce connector: the standard objects plus any named in ``objects``."""
+    """The Salesforce connector: the standard objects (those the org has and the user can see)
+    plus every one named in ``objects`` (those must exist)."""
 
     vendor = "salesforce"
 
@@ -405,10 +426,15 @@ class SalesforceConnector:
     ) -> None:
         self.client = client
         self.objects = tuple(dict.fromkeys([*OBJECTS, *objects]))
+        self.named = tuple(objects)
         self._options = resource_options
 
     def resources(self) -> list[Resource]:
-        return [SalesforceResource(self.client, o, **self._options) for o in self.objects]
+        named = set(self.named)
+        return [
+            SalesforceResource(self.client, o, optional=o not in named, **self._options)
+            for o in self.objects
+        ]
 
     def close(self) -> None:
         self.client.close()

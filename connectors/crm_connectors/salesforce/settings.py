@@ -36,8 +36,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     ),
     "salesforce_objects": setting(
         "array",
-        "sObjects to read besides Account, Contact, Opportunity, Case, Task and User, e.g. "
-        "Subscription__c. Each becomes a stream salesforce_<Object>.",
+        "sObjects to read besides Account, Contact, Opportunity, Case, Task and User (of "
+        "those, one the org lacks or the user cannot see is left out with a warning), e.g. "
+        "Subscription__c. Each becomes a stream salesforce_<Object>; each must exist.",
     ),
     "salesforce_bulk_threshold": setting(
         "integer",

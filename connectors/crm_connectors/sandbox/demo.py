@@ -57,7 +57,10 @@ def _env(urls: dict[str, str], keys: dict[str, str], workdir: Path, db: Path) ->
     """Meltano's environment: the dev environment's settings pointed at this sandbox."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_"))}
     # Every CRM's settings for this sandbox, for the tap and for write-back (the same sandbox).
-    crm = {name.upper(): str(value) for name, value in client_settings(urls).items()}
+    crm = {  # Meltano reads an array or object setting's variable as JSON
+        name.upper(): value if isinstance(value, str) else json.dumps(value)
+        for name, value in client_settings(urls).items()
+    }
     return base | {
         **{f"TAP_CRM_{name}": value for name, value in crm.items()},
         **{f"TARGET_HEALTH_{name}": value for name, value in crm.items()},

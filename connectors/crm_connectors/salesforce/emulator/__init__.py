@@ -18,6 +18,8 @@ def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
         "salesforce_client_secret": creds["client_secret"],
         "salesforce_refresh_token": creds["refresh_token"],
         "salesforce_login_url": url,
+        # the sandbox org's custom NPS object: a real org has none unless its admins made one
+        "salesforce_objects": ["NPS_Response__c"],
     }
 
 

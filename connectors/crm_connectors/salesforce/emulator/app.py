@@ -193,6 +193,11 @@ class SalesforceEmulator(VendorApp):
         # Sets"): without it, Tooling CustomField creates and FieldPermissions grants get 403
         # INSUFFICIENT_ACCESS [API.md §2.9: 403 is insufficient access].
         "customize_application": True,
+        # Objects this org lacks, or its API user has no Read on (an org without the sandbox's
+        # NPS_Response__c, a user whose permission sets leave out Case): describe answers 404
+        # NOT_FOUND, SOQL 400 INVALID_TYPE, describeGlobal omits them, as a real org does for
+        # an object the user cannot see [API.md §2.3].
+        "hidden_objects": [],
         "rate_limits": True,
     }
 
@@ -328,6 +333,8 @@ class SalesforceEmulator(VendorApp):
 
     def _load_schema(self) -> None:
         objects = standard_objects()
+        for hidden in self.options.get("hidden_objects") or ():
+            objects.pop(hidden, None)
         custom: dict[str, list[dict[str, Any]]] = self.store.get_meta(
             self.vendor, "custom_fields", {}
         )
