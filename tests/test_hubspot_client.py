@@ -193,3 +193,22 @@ def test_given_client_when_reading_every_object_type_then_models_parse(sb: Sandb
     assert {t.properties["hs_ticket_priority"] for t in tickets.results} <= {
         "LOW", "MEDIUM", "HIGH", "URGENT"
     }  # fmt: skip
+
+
+def test_given_client_when_creating_and_reading_pipelines_then_models_parse(sb: Sandbox) -> None:
+    from hubspot.crm.pipelines import PipelineInput, PipelineStageInput
+
+    client = api(sb)
+    stages = [
+        PipelineStageInput(label="Open", display_order=0, metadata={"ticketState": "OPEN"}),
+        PipelineStageInput(label="Done", display_order=1, metadata={"ticketState": "CLOSED"}),
+    ]
+    made = client.crm.pipelines.pipelines_api.create(
+        "tickets", PipelineInput(label="Escalations", display_order=1, stages=stages)
+    )
+    listed = client.crm.pipelines.pipelines_api.get_all("tickets").results
+    one = client.crm.pipelines.pipelines_api.get_by_id("tickets", made.id)
+    assert [p.id for p in listed] == ["0", made.id]
+    assert [s.metadata["ticketState"] for s in one.stages] == ["OPEN", "CLOSED"]
+    deals = client.crm.pipelines.pipelines_api.get_all("deals").results[0]
+    assert deals.id == "default" and deals.stages[-2].metadata["probability"] == "1.0"

@@ -621,3 +621,46 @@ def test_given_tie_block_over_cap_when_keyset_paging_by_object_id_then_all_ties_
     assert expected > 10_000
     assert_envelope(capped, 400, "VALIDATION_ERROR")
     assert len(seen) == len(set(seen)) == expected
+
+
+def test_given_a_portal_when_reading_pipelines_then_defaults_and_custom_ones_with_stage_metadata(
+    hs: Sandbox,
+) -> None:
+    c = client(hs)
+    # Given a new portal: the default sales and support pipelines, metadata values as strings
+    deals = c.get("/crm/v3/pipelines/deals").json()["results"]
+    assert [p["id"] for p in deals] == ["default"]
+    won = next(s for s in deals[0]["stages"] if s["id"] == "closedwon")
+    assert won["metadata"] == {"isClosed": "true", "probability": "1.0"}
+    tickets = c.get("/crm/v3/pipelines/tickets").json()["results"]
+    assert {s["id"]: s["metadata"]["ticketState"] for s in tickets[0]["stages"]}["4"] == "CLOSED"
+    # when an admin adds a renewals pipeline (stage ids are the portal's own numbers)
+    stages = [
+        {"label": "Up for renewal", "displayOrder": 0, "metadata": {"probability": "0.5"}},
+        {"label": "Renewed", "displayOrder": 1, "metadata": {"probability": "1.0"}},
+        {"label": "Churned", "displayOrder": 2,
+         "metadata": {"probability": "0.0", "isClosed": "true"}},
+    ]  # fmt: skip
+    made = c.post(
+        "/crm/v3/pipelines/deals", json={"label": "Renewals", "displayOrder": 1, "stages": stages}
+    )
+    assert made.status_code == 201, made.text
+    pipe = made.json()
+    renewed, churned = pipe["stages"][1]["id"], pipe["stages"][2]["id"]
+    assert renewed.isdigit() and c.get(f"/crm/v3/pipelines/deals/{pipe['id']}").json() == pipe
+    # then deals take its stages, and HubSpot's calculated flags follow the stage metadata
+    for stage, closed, won_ in ((renewed, "true", "true"), (churned, "true", "false"),
+                                (pipe["stages"][0]["id"], "false", "false")):  # fmt: skip
+        deal = c.post("/crm/v3/objects/deals", json={"properties": {
+            "dealname": "Renewal", "pipeline": pipe["id"], "dealstage": stage}})  # fmt: skip
+        assert deal.status_code == 201, deal.text
+        got = c.get(f"/crm/v3/objects/deals/{deal.json()['id']}",
+                    params={"properties": "hs_is_closed,hs_is_closed_won"}).json()  # fmt: skip
+        assert (got["properties"]["hs_is_closed"], got["properties"]["hs_is_closed_won"]) == (
+            closed, won_)  # fmt: skip
+    # and a stage no pipeline has is rejected, the flags are read-only
+    bad = c.post("/crm/v3/objects/deals", json={"properties": {"dealstage": "nosuchstage"}})
+    assert bad.status_code == 400 and "INVALID_OPTION" in bad.text
+    ro = c.post("/crm/v3/objects/deals", json={"properties": {"hs_is_closed_won": "true"}})
+    assert ro.status_code == 400 and "READ_ONLY_VALUE" in ro.text
+    assert c.get("/crm/v3/pipelines/contacts").status_code == 400

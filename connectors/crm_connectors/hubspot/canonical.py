@@ -6,7 +6,10 @@
   into them (``hs_merged_object_ids``): stale references to those resolve to the survivor.
 - deals -> deal: the standard ``dealtype`` has ``newbusiness`` and ``existingbusiness`` only; an
   existing-business deal named as an upsell is an expansion, otherwise a renewal; won and lost
-  from the ``closedwon``/``closedlost`` stages. The account comes from the associations stream.
+  from HubSpot's calculated ``hs_is_closed_won``/``hs_is_closed``, which follow each stage's
+  pipeline metadata in every pipeline (a portal's own stage ids are numbers, not
+  ``closedwon``); only a record without them falls back to the default pipeline's
+  ``closedwon``/``closedlost``. The account comes from the associations stream.
 - tickets -> ticket: the default pipeline's stages (1 new, 2 waiting on contact, 3 waiting on
   us, 4 closed); ``closed_date`` closes one whatever its stage.
 - feedback_submissions -> nps_response (NPS surveys only), through the contact.
@@ -51,8 +54,18 @@ def _hubspot_deal_kind(dealtype: Any, name: Any) -> str:
     return "other"
 
 
-def _hubspot_stage(stage: Any) -> str:
-    text = str(stage or "").lower()
+def _flag(value: Any) -> bool | None:
+    if isinstance(value, bool) or value is None:
+        return value
+    text = str(value).lower()
+    return True if text == "true" else False if text == "false" else None
+
+
+def _hubspot_stage(r: Record) -> str:
+    won, closed = _flag(r.get("hs_is_closed_won")), _flag(r.get("hs_is_closed"))
+    if won is not None and closed is not None:
+        return "won" if won else "lost" if closed else "open"
+    text = str(r.get("dealstage") or "").lower()  # the default pipeline's stage ids
     if text == "closedwon":
         return "won"
     if text == "closedlost":
@@ -104,7 +117,7 @@ def hubspot_deals(r: Record) -> list[Mapped]:
         "account_ref": None,  # from the associations stream
         "kind": _hubspot_deal_kind(r.get("dealtype"), r.get("dealname")),
         "amount": number(r.get("amount")),
-        "stage": _hubspot_stage(r.get("dealstage")),
+        "stage": _hubspot_stage(r),
         "close_date": date(r.get("closedate")),
         "created_at": r.get("createdate"),
     }

@@ -48,16 +48,24 @@ from .model import (
     builtin_groups,
     builtin_properties,
     date_of_ms,
+    default_pipelines,
     id_counter,
     iso_ms,
     modified_property,
     parse_time_ms,
+    pipeline,
     prop,
     record_id,
 )
 from .seed import ARCHIVED_INDEX
 
 Row = tuple[int, str, int, int, int, str]  # seq, id, created_ms, updated_ms, state, data
+
+#: Objects with pipelines, and their (pipeline, stage) properties [API.md §1.13].
+_PIPELINE_PROPERTIES = {
+    "deals": ("pipeline", "dealstage"),
+    "tickets": ("hs_pipeline", "hs_pipeline_stage"),
+}
 HUB_ID = 24_681_357
 KB_LINK = "https://developers.hubspot.com/docs/api/overview"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,99}\Z")
@@ -135,6 +143,7 @@ class HubSpotEmulator(VendorApp):
 
     def __init__(self, ctx: Any) -> None:
         self._meta_lock = threading.RLock()
+        self._closed_stages: dict[str, tuple[bool, bool]] = {}  # deal stage -> (closed, won)
         self._props_cache: dict[str, dict[str, dict[str, Any]]] | None = None
         self._plan_cache: dict[Any, Any] = {}
         super().__init__(ctx)
@@ -422,8 +431,41 @@ class HubSpotEmulator(VendorApp):
                 custom = self.store.get_meta(VENDOR, "custom_properties", {}) or {}
                 for obj, defs in custom.items():
                     out.setdefault(obj, {}).update(defs)
+                # The pipeline and stage properties' options are the portal's pipelines.
+                for obj, (pipe, stage) in _PIPELINE_PROPERTIES.items():
+                    pipes = self._pipelines(obj)
+                    out[obj][pipe] = self._with_options(
+                        out[obj][pipe], [(p["id"], p["label"]) for p in pipes]
+                    )
+                    out[obj][stage] = self._with_options(
+                        out[obj][stage], [(s["id"], s["label"]) for p in pipes for s in p["stages"]]
+                    )
                 self._props_cache = out
+                self._closed_stages = {
+                    s["id"]: (
+                        s["metadata"].get("isClosed") == "true",
+                        s["metadata"].get("probability") == "1.0",
+                    )
+                    for p in self._pipelines("deals")
+                    for s in p["stages"]
+                }
             return self._props_cache
+
+    def _pipelines(self, obj: str) -> list[dict[str, Any]]:
+        """The portal's pipelines of ``obj`` (deals, tickets): the defaults, then those made
+        through the API, in display order."""
+        made = (self.store.get_meta(VENDOR, "pipelines", {}) or {}).get(obj, [])
+        return sorted([*default_pipelines()[obj], *made], key=lambda p: p["displayOrder"])
+
+    @staticmethod
+    def _with_options(d: dict[str, Any], options: list[tuple[str, str]]) -> dict[str, Any]:
+        return {
+            **d,
+            "options": [
+                {"label": label, "value": value, "displayOrder": i, "hidden": False}
+                for i, (value, label) in enumerate(options)
+            ],
+        }
 
     def _defs(self, obj: str, *, archived: bool = False) -> dict[str, dict[str, Any]]:
         return {
@@ -521,6 +563,12 @@ class HubSpotEmulator(VendorApp):
             name: stored.get(name) if source == 0 else values[source]
             for name, source in self._render_plan(obj, names)
         }
+        if obj == "deals" and ("hs_is_closed" in props or "hs_is_closed_won" in props):
+            self._properties()  # (re)builds the stage map with the property cache
+            closed, won = self._closed_stages.get(str(stored.get("dealstage")), (False, False))
+            for name, value in (("hs_is_closed", closed), ("hs_is_closed_won", won)):
+                if name in props:
+                    props[name] = "true" if value else "false"
         out: dict[str, Any] = {
             "id": rid,
             "properties": props,
@@ -1689,6 +1737,70 @@ class HubSpotEmulator(VendorApp):
         d["hidden"] = bool(body.get("hidden", False))
         d["formField"] = bool(body.get("formField", False))
         return d
+
+    # -- pipelines [API.md §1.13] ---------------------------------------------------------------
+
+    def _pipeline_object(self, t: str) -> str:
+        obj = self._object(t)
+        if obj not in _PIPELINE_PROPERTIES:
+            raise _validation(f"Object type {t} does not support pipelines")
+        return obj
+
+    @route("GET", "/crm/v3/pipelines/{t}")
+    def list_pipelines(self, req: Request, t: str) -> Response:
+        return json_response({"results": self._pipelines(self._pipeline_object(t))})
+
+    @route("GET", "/crm/v3/pipelines/{t}/{pid}")
+    def get_pipeline(self, req: Request, t: str, pid: str) -> Response:
+        for p in self._pipelines(self._pipeline_object(t)):
+            if p["id"] == pid:
+                return json_response(p)
+        raise ApiError(404, "OBJECT_NOT_FOUND", f"Unable to find pipeline {pid}")
+
+    @route("POST", "/crm/v3/pipelines/{t}")
+    def create_pipeline(self, req: Request, t: str) -> Response:
+        """A pipeline with numeric ids, as a portal's own pipelines have. Deal stages need
+        ``probability`` (0.0 to 1.0) in their metadata, ticket stages ``ticketState``."""
+        obj = self._pipeline_object(t)
+        self._require_scope(f"crm.schemas.{obj}.write")
+        body = req.json_object()
+        label, stages = body.get("label"), body.get("stages")
+        if not isinstance(label, str) or not label or not isinstance(stages, list) or not stages:
+            raise _validation("A pipeline needs a label and at least one stage")
+        parsed: list[tuple[str, str, dict[str, str]]] = []
+        for stage in stages:
+            meta = stage.get("metadata") if isinstance(stage, dict) else None
+            if not isinstance(meta, dict) or not isinstance(stage.get("label"), str):
+                raise _validation("Each stage needs a label and metadata")
+            meta = {str(k): str(v) for k, v in meta.items()}
+            if obj == "deals":
+                try:
+                    probability = float(meta["probability"])
+                except (KeyError, ValueError):
+                    raise _validation("A deal stage needs metadata.probability") from None
+                if not 0.0 <= probability <= 1.0:
+                    raise _validation("metadata.probability must be between 0.0 and 1.0")
+                meta["probability"] = f"{probability:.1f}"
+                meta.setdefault("isClosed", str(probability in (0.0, 1.0)).lower())
+            elif meta.get("ticketState") not in ("OPEN", "CLOSED"):
+                raise _validation("A ticket stage needs metadata.ticketState OPEN or CLOSED")
+            parsed.append(("", stage["label"], meta))
+        with self._meta_lock:
+            made = self.store.get_meta(VENDOR, "pipelines", {}) or {}
+            ids = [
+                str(800_000_000 + n)
+                for n in self.store.next_ids("hubspot:pipelines", 1 + len(parsed))
+            ]
+            new = pipeline(
+                ids[0],
+                label,
+                [(ids[i + 1], lab, meta) for i, (_, lab, meta) in enumerate(parsed)],
+                int(body.get("displayOrder") or 0),
+            )
+            made.setdefault(obj, []).append(new)
+            self.store.set_meta(VENDOR, "pipelines", made)
+            self._props_cache = None
+        return json_response(new, 201)
 
     @route("GET", "/crm/v3/properties/{t}")
     def list_properties(self, req: Request, t: str) -> Response:

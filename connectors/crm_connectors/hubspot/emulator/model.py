@@ -253,6 +253,47 @@ DEAL_STAGES = (
 )
 #: Default support pipeline "0" stages: 1 New, 2 Waiting on contact, 3 Waiting on us, 4 Closed.
 TICKET_STAGES = (("1", "New"), ("2", "Waiting on contact"), ("3", "Waiting on us"), ("4", "Closed"))
+#: The default sales pipeline's win probabilities; 1.0 is won, 0.0 with isClosed is lost.
+_DEAL_PROBABILITY = ("0.2", "0.4", "0.6", "0.8", "0.9", "1.0", "0.0")
+
+
+def pipeline(
+    pid: str, label: str, stages: list[tuple[str, str, dict[str, str]]], order: int = 0
+) -> dict[str, Any]:
+    """A pipeline in the shape of the pipelines API's ``Pipeline`` [API.md §1.13]: stages as
+    ``(id, label, metadata)``, metadata values strings as HubSpot sends them."""
+    return {
+        "id": pid,
+        "label": label,
+        "displayOrder": order,
+        "archived": False,
+        "createdAt": BUILTIN_TIME,
+        "updatedAt": BUILTIN_TIME,
+        "stages": [
+            {"id": sid, "label": slabel, "displayOrder": i, "metadata": dict(meta),
+             "archived": False, "createdAt": BUILTIN_TIME, "updatedAt": BUILTIN_TIME,
+             "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
+            for i, (sid, slabel, meta) in enumerate(stages)
+        ],
+    }  # fmt: skip
+
+
+def default_pipelines() -> dict[str, list[dict[str, Any]]]:
+    """The pipelines every portal starts with: deals' ``default``, tickets' ``0``."""
+    deal_stages = [
+        (sid, label, {"isClosed": str(sid.startswith("closed")).lower(), "probability": p})
+        for (sid, label), p in zip(DEAL_STAGES, _DEAL_PROBABILITY, strict=True)
+    ]
+    ticket_stages = [
+        (sid, label, {"ticketState": "CLOSED" if sid == "4" else "OPEN"})
+        for sid, label in TICKET_STAGES
+    ]
+    return {
+        "deals": [pipeline("default", "Sales Pipeline", deal_stages)],
+        "tickets": [pipeline("0", "Support Pipeline", ticket_stages)],
+    }
+
+
 PRIORITIES = (("LOW", "Low"), ("MEDIUM", "Medium"), ("HIGH", "High"), ("URGENT", "Urgent"))
 
 
@@ -312,6 +353,11 @@ def builtin_properties() -> dict[str, list[dict[str, Any]]]:
         prop("pipeline", "Pipeline", "enumeration", "dealinformation",
              options=(("default", "Sales Pipeline"),)),
         prop("closedate", "Close Date", "datetime", "dealinformation"),
+        # calculated from the stage's pipeline metadata [API.md §1.13]
+        prop("hs_is_closed", "Is Deal Closed?", "bool", "dealinformation", read_only=True,
+             calculated=True),
+        prop("hs_is_closed_won", "Is Closed Won", "bool", "dealinformation", read_only=True,
+             calculated=True),
         prop("dealtype", "Deal Type", "enumeration", "dealinformation", field_type="radio",
              options=(("newbusiness", "New Business"), ("existingbusiness", "Existing Business"))),
         prop("description", "Deal Description", "string", "dealinformation",
