@@ -7,10 +7,13 @@ typed schemas from the CRM, STATE that resumes, and clear errors for bad setting
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +206,30 @@ def test_unreachable_host_is_named(tmp_path: Path) -> None:
     # then it fails with one error line naming the vendor, the call and what happened
     assert run.returncode != 0
     assert re.search(r"ERROR .* tap-crm: intercom GET /\S+: connection failed", run.stderr)
+    assert "check the setting 'intercom_base_url'" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def test_a_base_url_where_another_web_server_answers_is_named(tmp_path: Path) -> None:
+    # Given a HubSpot base URL where a plain web server answers (HTML 404s, not HubSpot's JSON)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = {
+            "crms": ["hubspot"],
+            "hubspot_access_token": "pat-not-hubspot",
+            "hubspot_base_url": f"http://127.0.0.1:{server.server_address[1]}",
+            "pii_default_mode": "drop",
+        }
+        # when the tap runs
+        run = run_tap(tmp_path / "run", config)
+    finally:
+        server.shutdown()
+    # then it fails with one line naming the setting to fix, without a traceback
+    assert run.returncode != 0
+    line = next(x for x in run.stderr.splitlines() if "no hubspot API at this address" in x)
+    assert "check the setting 'hubspot_base_url'" in line
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
 
 

@@ -41,6 +41,7 @@ import orjson
 
 from .errors import (
     AuthError,
+    ConfigError,
     CrmError,
     FatalError,
     MissingScopes,
@@ -265,8 +266,12 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         verify: bool | str = True,
         transport: httpx.BaseTransport | None = None,
+        address_setting: str = "",
     ) -> None:
         self.vendor = vendor
+        #: The setting ``base_url`` comes from: named when nothing answers there, or something
+        #: that is not this vendor's API does (a 404 without the vendor's JSON error body).
+        self.address_setting = address_setting
         self.errors = errors or ErrorRules(vendor)
         self.credentials = credentials
         self.pacer: Pacer = pacer or NoPacing()
@@ -442,8 +447,9 @@ class ApiClient:
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             self.pacer.after(None)
+            where = f"; check the setting '{self.address_setting}'" if self.address_setting else ""
             raise NetworkError(
-                f"connection failed ({type(exc).__name__})", sent=False, **kw
+                f"connection failed ({type(exc).__name__}){where}", sent=False, **kw
             ) from None
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             # Reset, drop, read timeout, or a body cut short (RemoteProtocolError/ReadError).
@@ -471,6 +477,14 @@ class ApiClient:
             body = orjson.loads(response.content) if response.content else None
         except ValueError:
             body = None  # gateways' 502/504 pages are often HTML
+        if response.status_code == 404 and body is None and self.address_setting:
+            raise ConfigError(
+                f"no {self.vendor} API at this address (HTTP 404 without {self.vendor}'s error"
+                " body)",
+                setting=self.address_setting,
+                status=404,
+                **kw,
+            )
         retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
         raise classify(
             self.errors,
@@ -509,6 +523,7 @@ class VendorClient:
         sleep: Sleep = time.sleep,
         on_retry: Callable[[Attempt], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        address_setting: str = "",
     ) -> None:
         self.sleep = sleep
         self._credentials = credentials
@@ -523,6 +538,7 @@ class VendorClient:
             on_retry=on_retry,
             transport=transport,
             headers=self.headers or None,
+            address_setting=address_setting,
         )
 
     def default_pacer(self, sleep: Sleep) -> Pacer:

@@ -39,7 +39,9 @@ class HubSpotOAuth(RefreshingToken):
         **client_kw: Any,
     ) -> None:
         super().__init__(
-            token_client(self.vendor, base_url, **client_kw),
+            token_client(
+                self.vendor, base_url, **{"address_setting": "hubspot_base_url", **client_kw}
+            ),
             client_id=client_id,
             client_secret=client_secret,
             refresh_token=refresh_token,

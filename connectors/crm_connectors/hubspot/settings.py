@@ -69,6 +69,7 @@ def client(config: Mapping[str, Any], **client_kw: Any) -> HubSpotClient:
             search_per_second=int(config.get("hubspot_search_requests_per_second") or 5),
             sleep=client_kw.get("sleep", time.sleep),
         )
+    client_kw.setdefault("address_setting", "hubspot_base_url")
     return HubSpotClient(credentials(config), base_url=base_url, **client_kw)
 
 

@@ -40,7 +40,7 @@ def client(config: Mapping[str, Any], **client_kw: Any) -> IntercomClient:
     return IntercomClient(
         credentials(config),
         base_url=str(config.get("intercom_base_url") or DEFAULT_BASE_URL),
-        **client_kw,
+        **{"address_setting": "intercom_base_url", **client_kw},
     )
 
 

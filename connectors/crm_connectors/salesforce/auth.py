@@ -41,7 +41,9 @@ class SalesforceOAuth(RefreshingToken):
         **client_kw: Any,
     ) -> None:
         super().__init__(
-            token_client(self.vendor, login_url, **client_kw),
+            token_client(
+                self.vendor, login_url, **{"address_setting": "salesforce_login_url", **client_kw}
+            ),
             client_id=client_id,
             client_secret=client_secret,
             refresh_token=refresh_token,

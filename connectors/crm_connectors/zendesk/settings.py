@@ -75,6 +75,8 @@ def client(config: Mapping[str, Any], **client_kw: Any) -> ZendeskClient:
             exports_per_minute=int(config.get("zendesk_exports_per_minute") or 10),
             sleep=client_kw.get("sleep", time.sleep),
         )
+    where = "zendesk_base_url" if config.get("zendesk_base_url") else "zendesk_subdomain"
+    client_kw.setdefault("address_setting", where)
     return ZendeskClient(credentials(config), host=base_url(config), **client_kw)
 
 
