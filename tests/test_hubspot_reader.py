@@ -331,6 +331,33 @@ def test_given_a_server_ignoring_the_keyset_filters_then_the_read_stops_naming_t
     assert route_calls(sandbox, SEARCH) - before <= 3
 
 
+class RepeatsItsCursor(HubSpotClient):
+    """A HubSpot whose list ignores ``after``: every page is the first, with the same cursor."""
+
+    def list_page(self, obj: str, after: str | None = None, **kw: Any) -> Page:
+        return super().list_page(obj, None, **kw)
+
+
+@pytest.mark.parametrize("stream", ["backfill", "associations"])
+def test_given_a_list_that_repeats_its_cursor_then_the_read_stops_naming_the_call(
+    make_sandbox: Any, stream: str
+) -> None:
+    # Given a server whose list hands back the same page and cursor whatever it is asked
+    sandbox = make_sandbox(vendors=("hubspot",), size=300)
+    token = StaticToken(Secret(TOKEN), setting="private_app_token")
+    with RepeatsItsCursor(token, base_url=sandbox.urls["hubspot"], pacer=NoPacing()) as bad:
+        reader = (
+            resource(bad, "companies", archived=False, list_backfill=True)
+            if stream == "backfill"
+            else AssociationsResource(bad)
+        )
+        # when a first read lists, then it stops once the cursor comes back, not in a loop
+        with pytest.raises(FatalError, match="cursor it had already given") as raised:
+            list(reader.read(Bookmark()))
+    assert "GET /crm/v3/objects/{t}" in str(raised.value)
+    assert route_calls(sandbox, "GET /crm/v3/objects/{t}") <= 3
+
+
 def test_given_a_list_that_ignores_archived_then_no_live_record_is_emitted_deleted(
     make_sandbox: Any,
 ) -> None:

@@ -67,9 +67,12 @@ from typing import Any
 
 from ..base import Bookmark, Record, Resource, saved_types
 from ..errors import FatalError
+from ..paging import Progress
 from ..readahead import read_ahead
 from ..timefmt import canonical_iso, iso_to_ms, ms_to_iso
 from .client import SEARCH_MAX, HubSpotClient
+
+LIST_ROUTE = "GET /crm/v3/objects/{t}"
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +289,8 @@ class HubSpotResource:
 
         held: tuple[Record, Bookmark] | None = None  # the last one gets Bookmark(t0)
         cursor = after
-        for page in read_ahead(fetch(after), lambda p: fetch(p.after) if p.after else None):
+        new = Progress("hubspot", LIST_ROUTE, after)
+        for page in read_ahead(fetch(after), lambda p: fetch(new(p.after)) if p.after else None):
             mark = Bookmark(cursor=f"{BACKFILL}{t0}:{cursor or ''}")
             for raw in page.results:
                 if held is not None:
@@ -428,7 +432,8 @@ class HubSpotResource:
             return lambda: self.client.list_page(self.obj, after, properties=names, archived=True)
 
         live = 0
-        for page in read_ahead(fetch(None), lambda p: fetch(p.after) if p.after else None):
+        new = Progress("hubspot", LIST_ROUTE)
+        for page in read_ahead(fetch(None), lambda p: fetch(new(p.after)) if p.after else None):
             for raw in page.results:
                 if raw.get("archived") is not True:  # deleted only when the record says so
                     live += 1
@@ -493,6 +498,7 @@ class OwnersResource:
     def read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
         fields = set(self.schema()["properties"])
         after: str | None = None
+        new = Progress("hubspot", "GET /crm/v3/owners")
         while True:
             page = self.client.owners_page(after)
             for raw in page.results:
@@ -502,7 +508,7 @@ class OwnersResource:
                 yield Record(data["id"], iso_to_ms(str(stamp)) if stamp else 0, data), bookmark
             if page.after is None:
                 return
-            after = page.after
+            after = new(page.after)
 
 
 _RESUME = "assoc:"
@@ -586,6 +592,7 @@ class AssociationsResource:
 
     def _all(self, after: str | None) -> Iterator[tuple[Record, str | None]]:
         """Every row from the company page at ``after`` on, with that page's list cursor."""
+        new = Progress("hubspot", LIST_ROUTE, after)
         while True:
             page = self.client.list_page("companies", after, properties=["hs_object_id"])
             ids = [str(r["id"]) for r in page.results]
@@ -594,7 +601,7 @@ class AssociationsResource:
                     yield rec, after
             if page.after is None:
                 return
-            after = page.after
+            after = new(page.after)
 
     def _pairs(self, ids: list[str], target: str) -> Iterator[Record]:
         singular = {"contacts": "contact", "deals": "deal", "tickets": "ticket"}[target]

@@ -39,6 +39,7 @@ from typing import Any
 from ..base import FIELD_KINDS, Bookmark, Record, Resource, saved_types
 from ..errors import FatalError, NetworkError, NotFound, ServerError
 from ..http import RetryPolicy
+from ..paging import Progress
 from ..readahead import read_ahead
 from .client import PER_PAGE_MAX, IntercomClient, ScrollPage
 
@@ -314,12 +315,14 @@ class SearchResource(_Typed):
                 self.obj, query, starting_after=cursor, per_page=self.page_size, sort=sort
             )
 
+        new = Progress("intercom", f"POST /{self.obj}/search")
+
         def following(page: Any) -> Callable[[], Any] | None:
             if page.starting_after is None or (
                 page.results and _modified(page.results[-1]) > horizon
             ):
                 return None  # the last page, or the read stops inside this one
-            return fetch(page.starting_after)
+            return fetch(new(page.starting_after))
 
         for page in read_ahead(fetch(None), following):
             for raw in page.results:

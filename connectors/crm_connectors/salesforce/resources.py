@@ -34,6 +34,7 @@ from typing import Any
 
 from ..base import Bookmark, Record, Resource
 from ..errors import ConfigError, CrmError, FatalError, NotFound, Unavailable
+from ..paging import Progress
 from ..readahead import read_ahead
 from ..timefmt import iso_to_ms, ms_to_iso
 from .client import BATCH_MAX, SalesforceClient
@@ -341,8 +342,15 @@ class SalesforceResource:
         while True:
             soql = f"{select}{self._where(last)} ORDER BY {MODSTAMP} ASC, Id ASC"
             first = partial(self.client.query, soql, deleted=True, batch_size=self.batch_size)
+            new = Progress("salesforce", "GET /queryAll/{locator}")
+
+            def more(page: Any, new: Progress = new) -> Callable[[], Any] | None:
+                return (
+                    partial(self.client.query_more, new(page.next_url)) if page.next_url else None
+                )
+
             try:
-                for page in read_ahead(first, self._more):
+                for page in read_ahead(first, more):
                     for raw in page.records:
                         rec = self._record(raw, types)
                         last = Bookmark(rec.modified, rec.id)
@@ -358,9 +366,6 @@ class SalesforceResource:
                 # the last record emitted loses and repeats nothing.
                 log.info("salesforce %s: query locator expired, resuming", self.sobject)
 
-    def _more(self, page: Any) -> Callable[[], Any] | None:
-        return partial(self.client.query_more, page.next_url) if page.next_url else None
-
     def _bulk(
         self, bookmark: Bookmark, names: Sequence[str], types: dict[str, str]
     ) -> Iterator[tuple[Record, Bookmark]]:
@@ -371,6 +376,7 @@ class SalesforceResource:
         self._wait(job_id)
         held: Record | None = None
         locator: str | None = None
+        new = Progress("salesforce", "GET /jobs/query/{id}/results")
         while True:
             page = self.client.query_job_results(job_id, locator, self.bulk_page_size)
             for row in csv.DictReader(io.StringIO(page.csv)):
@@ -381,6 +387,7 @@ class SalesforceResource:
             locator = page.locator
             if locator is None:
                 break
+            new(locator)
         try:
             self.client.delete_query_job(job_id)
         except CrmError:

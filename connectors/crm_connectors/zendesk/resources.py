@@ -39,6 +39,7 @@ from typing import Any
 
 from ..base import FIELD_KINDS, Bookmark, Record, Resource, saved_types
 from ..errors import FatalError
+from ..paging import Progress
 from ..readahead import read_ahead
 from ..timefmt import canonical_iso, iso_to_ms, ms_to_iso
 from .client import ExportPage, ZendeskClient
@@ -276,10 +277,12 @@ class CursorExport(_Typed):
                     asked = None
             return self._page(None, start)
 
+        new = Progress("zendesk", f"GET /incremental/{self.obj}/cursor")
+
         def following(page: ExportPage) -> Callable[[], ExportPage] | None:
             if page.end_of_stream or not page.after_cursor:
                 return None
-            cursor = page.after_cursor
+            cursor = new(page.after_cursor)
             return lambda: self._page(cursor, None)
 
         for page in read_ahead(first, following):
