@@ -113,11 +113,13 @@ def erase(
     """Erase the contacts ``keys`` (see the module doc) in one transaction, and log it.
     ``quarantine``: more (stream, record key) entries to delete (a contact known only there)."""
     ensure_table(store)
-    report = Erasure(selector)
     keys = sorted(set(keys))
-    entries = dict(quarantine or {})
     sql = store.sql
-    with store.transaction() as tx:
+    done: list[Erasure] = []
+
+    def work(tx: Any) -> None:  # run again whole if PostgreSQL breaks it off (Store.atomic)
+        report = Erasure(selector)
+        entries = dict(quarantine or {})
         for key in keys:
             parts = key.split(":")
             if len(parts) >= 3:
@@ -147,7 +149,10 @@ def erase(
             sql("INSERT INTO erasures (erased_at, selector, counts) VALUES ({p}, {p}, {p})"),
             (when, selector, json.dumps(report.counts(), sort_keys=True)),
         )
-    return report
+        done[:] = [report]
+
+    store.atomic(work)
+    return done[0]
 
 
 def _unlink(tx: Any, sql: Any, key: str, account: str | None) -> int:
