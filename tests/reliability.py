@@ -71,12 +71,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from tapkit import PII_HMAC_KEYS, PII_KEYS, tap_command, tap_env  # noqa: E402
+from tapkit import (  # noqa: E402
+    MELTANO,
+    PII_HMAC_KEYS,
+    PII_KEYS,
+    run_meltano,
+    tap_command,
+    tap_env,
+)
 
 AS_OF = str(WorldSpec().anchor.date())
 PREVIOUS = str(dt.date.fromisoformat(AS_OF) - dt.timedelta(days=30))
 PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent))
 
 #: About three calls in ten fail: 1 - 0.95 * 0.97 * 0.91**3 = 30.6% of calls (token endpoints
 #: included, except that Salesforce's is never throttled), plus every 25th authenticated call's
@@ -392,27 +398,6 @@ def store_diff(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> str:
 # -- 1. faults through meltano run -----------------------------------------------------------------
 
 
-def _meltano(
-    args: list[str], env: dict[str, str], timeout: float = 900
-) -> subprocess.CompletedProcess[str]:
-    assert MELTANO is not None
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_", "CRM_PII_", "MELTANO_"))
-    }
-    base.setdefault("UV_NATIVE_TLS", "1")
-    return subprocess.run(
-        [MELTANO, *args],
-        cwd=ROOT,
-        env=base | env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def meltano_installed() -> str:
     """Why Meltano cannot run the plugins ("" once they are installed)."""
     if MELTANO is None:
@@ -421,7 +406,7 @@ def meltano_installed() -> str:
     loader = ROOT / ".meltano" / "loaders" / "target-health" / "venv"
     if plugins.exists() and loader.exists():
         return ""
-    done = _meltano(["install"], {})
+    done = run_meltano("install", timeout=900)
     return "" if done.returncode == 0 else f"meltano install failed: {done.stderr[-300:]}"
 
 
@@ -460,10 +445,10 @@ def faults(worlds: Worlds, work: Path, trials: int, size: int) -> Result:
         return result
     crms = tuple(vendors())
     with worlds.sandbox(size, crms) as sandbox, fresh_store("sqlite", work) as url:
-        clean = _meltano(
-            ["--environment", "dev", "run", "tap-crm", "target-health"],
-            meltano_env(sandbox, work, url, hubspot_oauth=False),
-        )
+        clean = run_meltano(
+            "--environment", "dev", "run", "tap-crm", "target-health",
+            env=meltano_env(sandbox, work, url, hubspot_oauth=False), timeout=900,
+        )  # fmt: skip
         if not result.check(
             clean.returncode == 0,
             f"clean meltano run exit {clean.returncode}: {clean.stderr[-300:]}",
@@ -480,10 +465,10 @@ def faults(worlds: Worlds, work: Path, trials: int, size: int) -> Result:
         ):
             admin = sandbox.urls["admin"] + "/_sandbox"
             httpx.post(f"{admin}/faults", json=FAULTS).raise_for_status()
-            done = _meltano(
-                ["--environment", "dev", "run", "tap-crm", "target-health"],
-                meltano_env(sandbox, work, url, hubspot_oauth=oauth),
-            )
+            done = run_meltano(
+                "--environment", "dev", "run", "tap-crm", "target-health",
+                env=meltano_env(sandbox, work, url, hubspot_oauth=oauth), timeout=900,
+            )  # fmt: skip
             stats = httpx.get(f"{admin}/stats").json()
             fired = sum(sum(v["faults"].values()) for v in stats["vendors"].values())
             for v in stats["vendors"].values():
@@ -997,9 +982,10 @@ def pii(worlds: Worlds, work: Path) -> Result:
         return result
     with worlds.sandbox(20, tuple(vendors())) as sandbox, fresh_store("sqlite", work) as url:
         env = meltano_env(sandbox, work, url, hubspot_oauth=True, TAP_CRM_LOG_LEVEL="DEBUG")
-        done = _meltano(
-            ["--log-level", "debug", "--environment", "dev", "run", "tap-crm", "target-health"], env
-        )
+        done = run_meltano(
+            "--log-level", "debug", "--environment", "dev", "run", "tap-crm", "target-health",
+            env=env, timeout=900,
+        )  # fmt: skip
         if not result.check(
             done.returncode == 0, f"meltano run exit {done.returncode}: {_last_line(done.stderr)}"
         ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +21,35 @@ from typing import Any
 
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.emulators import client_settings, vendors
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The venv's meltano (a dev extra), None when it is not installed.
+MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent))
+
+
+def run_meltano(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``meltano ARGS`` in the project, with ``env`` over this process's environment minus
+    every plugin and Meltano variable (so only what the test sets reaches the plugins)."""
+    assert MELTANO is not None
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_", "CRM_PII_", "MELTANO_"))
+    }
+    # uv (meltano.yml's venv backend) trusts the system's CA store, as pip does here.
+    base.setdefault("UV_NATIVE_TLS", "1")
+    return subprocess.run(
+        [MELTANO, *args],
+        cwd=ROOT,
+        env=base | dict(env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 #: Fixed test keys (never used outside tests): key id "t1" (AES-256) and "h1" (HMAC).
 ENC_KEY = base64.b64encode(bytes(range(32))).decode()

@@ -10,46 +10,22 @@ it syncs every CRM with PII encrypted, and no credential shows up in Meltano's l
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tapkit import PII_HMAC_KEYS, PII_KEYS, parse_messages
+from tapkit import MELTANO, PII_HMAC_KEYS, PII_KEYS, parse_messages, run_meltano
 
 from crm_connectors import registry
 from crm_connectors.sandbox.emulators import client_settings, vendors
 from target_health.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
-MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent))
 
 pytestmark = pytest.mark.skipif(MELTANO is None, reason="meltano is not installed (dev extras)")
 
 
-def _meltano(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    assert MELTANO is not None
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TAP_CRM_", "TARGET_HEALTH_", "CRM_PII_", "MELTANO_"))
-    }
-    # uv (meltano.yml's venv backend) trusts the system's CA store, as pip does here.
-    base.setdefault("UV_NATIVE_TLS", "1")
-    return subprocess.run(
-        [MELTANO, *args],
-        cwd=ROOT,
-        env=base | (env or {}),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+_meltano = run_meltano
 
 
 def _dev_config(kind: str, name: str) -> dict[str, Any]:

@@ -124,10 +124,7 @@ class RefreshingToken:
                 raise AuthError(
                     "token refresh rejected",
                     setting=setting,
-                    vendor=err.vendor,
-                    route=err.route,
-                    status=err.status,
-                    code=err.code,
+                    **err.call(),
                 ) from None
             raise
         if not isinstance(body, dict) or not body.get("access_token"):

@@ -53,6 +53,17 @@ class CrmError(Exception):
         self.ids = tuple(str(i) for i in ids)
         super().__init__(self._compose())
 
+    def call(self) -> dict[str, Any]:
+        """The call this error is about (vendor, method, route, status, code), for raising
+        another error about the same call with a message that says what to do."""
+        return {
+            "vendor": self.vendor,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "code": self.code,
+        }
+
     def _compose(self) -> str:
         where = " ".join(p for p in (self.vendor, self.route or self.method) if p)
         detail = ", ".join(

@@ -415,11 +415,7 @@ class ApiClient:
             "credentials rejected",
             setting=setting,
             expired=err.expired,
-            vendor=err.vendor,
-            method=err.method,
-            route=err.route,
-            status=err.status,
-            code=err.code,
+            **err.call(),
         )
 
     def _attempt(

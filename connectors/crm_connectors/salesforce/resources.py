@@ -209,11 +209,7 @@ class SalesforceResource:
                     raise Unavailable(
                         f"the org has no object {self.sobject!r}, or the API user cannot see"
                         " it (grant Read on it to the integration user's permission set)",
-                        vendor=exc.vendor,
-                        method=exc.method,
-                        route=exc.route,
-                        status=exc.status,
-                        code=exc.code,
+                        **exc.call(),
                     ) from exc
                 raise ConfigError(
                     f"Salesforce has no object {self.sobject!r}"
@@ -288,11 +284,7 @@ class SalesforceResource:
             raise FatalError(
                 "a field the catalog lists may no longer exist in Salesforce;"
                 " run discovery again (Meltano: --refresh-catalog)",
-                vendor=err.vendor,
-                method=err.method,
-                route=err.route,
-                status=err.status,
-                code=err.code,
+                **err.call(),
             ) from None
 
     def _read(self, bookmark: Bookmark) -> Iterator[tuple[Record, Bookmark]]:
