@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tapkit import fresh_store, postgres_answers
 
 from crm_connectors.sandbox.app import Sandbox, SandboxConfig
 from crm_connectors.sandbox.seed import seed
@@ -43,3 +44,13 @@ def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
     yield make
     for sandbox in started:
         sandbox.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store, once on SQLite and once on PostgreSQL (a schema of its own;
+    skipped, saying why, where no PostgreSQL answers)."""
+    if request.param == "postgresql" and (why := postgres_answers()):
+        pytest.skip(why)
+    with fresh_store(request.param, tmp_path) as url:
+        yield url

@@ -75,6 +75,8 @@ from tapkit import (  # noqa: E402
     MELTANO,
     PII_HMAC_KEYS,
     PII_KEYS,
+    fresh_store,
+    postgres_answers,
     run_meltano,
     tap_command,
     tap_env,
@@ -82,7 +84,6 @@ from tapkit import (  # noqa: E402
 
 AS_OF = str(WorldSpec().anchor.date())
 PREVIOUS = str(dt.date.fromisoformat(AS_OF) - dt.timedelta(days=30))
-PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 #: About three calls in ten fail: 1 - 0.95 * 0.97 * 0.91**3 = 30.6% of calls (token endpoints
 #: included, except that Salesforce's is never throttled), plus every 25th authenticated call's
@@ -184,36 +185,6 @@ class Worlds:
             yield sandbox
         finally:
             sandbox.stop()
-
-
-def postgres_answers() -> str:
-    """Why PostgreSQL cannot be used ("" when it answers)."""
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return ""
-    except Exception as exc:  # any failure to connect: no PostgreSQL here
-        return f"no PostgreSQL at {PG_URL} ({type(exc).__name__})"
-
-
-@contextmanager
-def fresh_store(kind: str, work: Path) -> Iterator[str]:
-    """The URL of an empty store: a new SQLite file, or a new PostgreSQL schema (dropped after)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{work / f'health-{uuid.uuid4().hex[:8]}.sqlite'}"
-        return
-    import psycopg
-
-    schema = f"rel_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        sep = "&" if "?" in PG_URL else "?"
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def tap_config(sandbox: Sandbox, **extra: Any) -> dict[str, Any]:

@@ -13,8 +13,10 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,39 @@ from crm_connectors.sandbox.emulators import client_settings, vendors
 ROOT = Path(__file__).resolve().parents[1]
 #: The venv's meltano (a dev extra), None when it is not installed.
 MELTANO = shutil.which("meltano", path=str(Path(sys.executable).parent))
+#: The PostgreSQL the tests use where one answers (CI's and this machine's: trust auth).
+PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_answers() -> str:
+    """Why PostgreSQL cannot be used ("" when it answers)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return ""
+    except Exception as exc:  # any failure to connect: no PostgreSQL here
+        return f"no PostgreSQL at {PG_URL} ({type(exc).__name__})"
+
+
+@contextmanager
+def fresh_store(kind: str, work: Path) -> Iterator[str]:
+    """The URL of an empty store: a new SQLite file under ``work``, or a new PostgreSQL schema
+    (dropped after; check postgres_answers() first)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{work / f'health-{uuid.uuid4().hex[:8]}.sqlite'}"
+        return
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if "?" in PG_URL else "?"
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def run_meltano(

@@ -9,6 +9,10 @@ target-health's store, then:
   token or the contact keys anywhere in the store; a second time it finds nothing;
 - ``forget --contact-id`` also finds a contact that only ever reached the quarantine;
 - a contact deleted in the CRM is purged after ``deleted_contact_retention_days``;
+- an erased contact written again (a replay, a run that read the CRM before the erasure) is
+  dropped, and the records linking to it are unlinked as the erasure unlinked them; a purged
+  deletion's replay stays erased, a contact restored in its CRM later comes back;
+- a write waits for an erasure in progress (SQLite and PostgreSQL);
 - wrong selectors are one line and exit 2.
 """
 
@@ -18,6 +22,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,9 +32,9 @@ from typing import Any
 import httpx
 from tapkit import PII_HMAC_KEYS, PII_KEYS, run_tap, tap_config
 
-from crm_connectors.canonical import Row
+from crm_connectors.canonical import Parent, Row
 from crm_connectors.pii import KeyRing
-from target_health.erasure import purge_deleted_contacts
+from target_health.erasure import erase, purge_deleted_contacts
 from target_health.store import Invalid, Store, open_store
 
 TARGET = [sys.executable, "-m", "target_health.target"]
@@ -139,6 +144,15 @@ def test_forget_by_email_erases_the_person_everywhere_in_the_store(
         # and forgetting again finds nothing
         again = json.loads(_forget(tmp_path, "--email", email).stdout)
         assert again["contacts"] == 0 and again["unlinked"] == 0
+        # and when the same sync is loaded again (the CRM still holds the person), the store
+        # does not take them back: no contact, no link to them, nothing new
+        _target(tmp_path, run.messages)
+        assert store.query("SELECT COUNT(*) FROM records")[0][0] == total - len(keys)
+        assert not store.query(
+            "SELECT key FROM records WHERE contact_ref IN " + in_keys, tuple(sorted(keys))
+        )
+        dump = _dump(store)
+        assert not [trace for trace in (email, token, *keys) if trace in dump]
 
 
 def test_forget_by_contact_id_finds_a_contact_known_only_to_the_quarantine(
@@ -215,6 +229,128 @@ def test_purge_counts_the_retention_from_the_deletion(tmp_path: Path) -> None:
     assert purged.contacts == 1
     left = {k for (k,) in store.query("SELECT key FROM records")}
     assert left == {"hubspot:contacts:2", "hubspot:contacts:3"}
+
+
+ACCOUNT, CONTACT = "hubspot:companies:1", "hubspot:contacts:9"
+
+
+def _contact(modified: str, deleted: bool = False) -> Row:
+    return Row("contact", {"key": CONTACT, "crm": "hubspot", "deleted": deleted,
+                           "modified": modified, "account_ref": None,
+                           "email_token": "tok:v1:h1:abc", "title": "CTO"})  # fmt: skip
+
+
+def _linked(entity: str, key: str, modified: str) -> Row:
+    return Row(entity, {"key": key, "crm": "hubspot", "deleted": False, "modified": modified,
+                        "account_ref": None, "contact_ref": CONTACT})  # fmt: skip
+
+
+def _state(store: Store) -> dict[str, Any]:
+    return {
+        "contact": store.query("SELECT deleted FROM records WHERE key = {p}", (CONTACT,)),
+        "parent": store.query("SELECT account_ref FROM parents WHERE child = {p}", (CONTACT,)),
+        "linked": {
+            str(key): (ref, cref, json.loads(data)["contact_ref"])
+            for key, ref, cref, data in store.query(
+                "SELECT key, account_ref, contact_ref, data FROM records"
+                " WHERE entity IN ('ticket', 'nps') ORDER BY key"
+            )
+        },
+        "quarantine": store.query("SELECT record_key FROM quarantine"),
+    }
+
+
+def test_an_erased_contact_written_again_is_dropped_and_its_records_unlinked(
+    store_url: str,
+) -> None:
+    store = open_store(store_url)
+    # Given a contact of an account (by its association), with a ticket and an NPS response
+    # that reach the account only through the contact, erased
+    person = [_contact("2026-11-01T00:00:00Z"), Parent(CONTACT, ACCOUNT)]
+    evidence = [_linked("ticket", "hubspot:tickets:5", "2026-11-02T00:00:00Z"),
+                _linked("nps", "hubspot:nps:6", "2026-11-02T00:00:00Z")]  # fmt: skip
+    account = Row("account", {"key": ACCOUNT, "crm": "hubspot", "deleted": False,
+                              "modified": "2026-11-01T00:00:00Z"})  # fmt: skip
+    store.write([account, *person, *evidence])
+    done = erase(store, [CONTACT], "email")
+    assert done.contacts == 1 and done.unlinked == 2
+    erased = _state(store)
+    # when another run that read the CRM before the erasure writes it all again, the ticket
+    # changed since, and the contact's record fails validation there
+    later = _linked("ticket", "hubspot:tickets:5", "2026-11-20T00:00:00Z")
+    written = store.write([*person, later, evidence[1]])
+    store.quarantine([Invalid("hubspot_contacts", "9", "/title", "type")], "run-2")
+    # then the contact, its association and its quarantine entry are not stored again
+    after = _state(store)
+    assert after["contact"] == [] and after["parent"] == [] and after["quarantine"] == []
+    assert written == 2
+    # and the ticket and response keep no link to the person, and reach the account as the
+    # erasure left them
+    assert (
+        after["linked"]
+        == erased["linked"]
+        == {
+            "hubspot:nps:6": (ACCOUNT, None, None),
+            "hubspot:tickets:5": (ACCOUNT, None, None),
+        }
+    )
+    # and the store names the contact by no key: only by a hash
+    dump = repr(store.query("SELECT * FROM erased"))
+    assert CONTACT not in dump and "tok:v1" not in dump
+    store.close()
+
+
+def test_a_purged_deletion_stays_erased_and_a_contact_restored_later_comes_back(
+    store_url: str,
+) -> None:
+    store = open_store(store_url)
+    now = dt.datetime(2026, 12, 3, tzinfo=dt.timezone.utc)
+    # Given a contact deleted in its CRM 40 days ago, purged
+    store.write([_contact("2026-10-24T00:00:00Z", deleted=True)])
+    assert purge_deleted_contacts(store, 30, now).contacts == 1
+    # when the deletion is read again (the archived pass re-lists deleted contacts)
+    assert store.write([_contact("2026-10-24T00:00:00Z", deleted=True)]) == 0
+    # then it stays erased
+    assert _state(store)["contact"] == []
+    # and when the contact is restored in the CRM (a later version), with its association
+    assert store.write([_contact("2026-11-30T00:00:00Z")]) == 1
+    store.write([Parent(CONTACT, ACCOUNT)])
+    # then it is stored again, associated, and no longer on the erased list
+    assert _state(store)["contact"] == [(0,)]
+    assert _state(store)["parent"] == [(ACCOUNT,)]
+    assert store.query("SELECT COUNT(*) FROM erased") == [(0,)]
+    store.close()
+
+
+def test_a_write_waits_for_an_erasure_in_progress(store_url: str) -> None:
+    eraser, writer = open_store(store_url), open_store(store_url)
+    held, release, wrote = threading.Event(), threading.Event(), threading.Event()
+
+    def erasing() -> None:
+        with eraser.transaction() as tx:
+            eraser.hold_erasures(tx, exclusive=True)
+            held.set()
+            release.wait(30)
+
+    def writing() -> None:
+        writer.write([_contact("2026-11-01T00:00:00Z")])
+        wrote.set()
+
+    # Given an erasure in progress (holding the erasure hold alone)
+    threads = [threading.Thread(target=erasing)]
+    threads[0].start()
+    assert held.wait(30)
+    # when a run writes meanwhile
+    threads.append(threading.Thread(target=writing))
+    threads[1].start()
+    # then the write waits for the erasure to finish, and then goes through
+    assert not wrote.wait(1.0), "a write went through while an erasure held the store"
+    release.set()
+    for thread in threads:
+        thread.join(60)
+    assert wrote.is_set() and _state(writer)["contact"] == [(0,)]
+    eraser.close()
+    writer.close()
 
 
 def test_privacy_doc_lists_every_personal_field_and_the_store_holds_none_in_clear(

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tapkit import PG_URL
 
 from target_health.mapping import Row
 from target_health.runlock import LOCK, StoreBusy, exclusive
 from target_health.store import Store, open_store
-
-PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tapkit import run_tap, tap_config
+from tapkit import PG_URL, run_tap, tap_config
 
 from crm_connectors.sandbox.world import WorldSpec, generate
 from target_health import compute as compute_module
@@ -33,7 +33,6 @@ from target_health.scoring import nps_report, parse_settings, retention_report, 
 from target_health.store import open_store
 
 WORLD = WorldSpec(size=60, seed=5)
-PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="module")

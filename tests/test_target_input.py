@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -22,13 +21,12 @@ from typing import Any
 
 import pytest
 from singer_corpus import CANARY, LINE_FAULTS, Case, corpus, encode, good_messages
+from tapkit import fresh_store, postgres_answers
 
 from target_health.exits import Exit
 from target_health.mapping import Row
 from target_health.store import open_store
 from target_health.target import TargetHealth
-
-PG_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @dataclass
@@ -199,10 +197,8 @@ def test_an_impossible_time_no_longer_pins_a_record(tmp_path: Path) -> None:
     assert json.loads(data)["name"] == "Later"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_store_compares_modification_times_as_times(backend: str, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'h.sqlite'}" if backend == "sqlite" else _pg(tmp_path)
-    store = open_store(url)
+def test_the_store_compares_modification_times_as_times(store_url: str) -> None:
+    store = open_store(store_url)
 
     def row(modified: str, name: str) -> Row:
         return Row("account", {"key": "hubspot:companies:1", "crm": "hubspot", "deleted": False,
@@ -214,20 +210,6 @@ def test_the_store_compares_modification_times_as_times(backend: str, tmp_path: 
     store.write([row("2026-10-01T08:30:00.000Z", "at 08:30Z, late")])  # older: changes nothing
     (data,) = store.query("SELECT data FROM records")[0]
     assert json.loads(data)["name"] == "at 09:00Z"
-
-
-def _pg(tmp_path: Path) -> str:
-    """A PostgreSQL store of its own (a fresh schema), or a skip naming why there is none."""
-    import psycopg
-
-    schema = f"ti_{os.getpid()}_{tmp_path.name.replace('-', '_').lower()}"[:60]
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG_URL} ({type(exc).__name__})")
-    return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
 def test_a_store_made_before_modified_ms_is_migrated_and_unpinned(tmp_path: Path) -> None:
@@ -256,7 +238,13 @@ def test_a_store_made_before_modified_ms_is_migrated_and_unpinned(tmp_path: Path
 
 
 def test_a_nul_in_a_key_is_quarantined_on_postgresql_too(tmp_path: Path) -> None:
-    url = _pg(tmp_path)
+    if why := postgres_answers():
+        pytest.skip(why)
+    with fresh_store("postgresql", tmp_path) as url:
+        _nul_key_quarantined(url)
+
+
+def _nul_key_quarantined(url: str) -> None:
     target = TargetHealth(config={"database_url": url, "max_invalid_share": 1})
     lines = _with_schema(_company("a\x00b", "2026-10-01T00:00:00Z"))
     with redirect_stdout(io.StringIO()):

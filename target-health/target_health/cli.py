@@ -169,10 +169,15 @@ def forget_command(argv: list[str]) -> int:
     with exclusive(store, "target-health forget", wait_seconds(config)):
         keys, streams = erasure.subject_keys(store, tokens=tokens, contact_id=contact)
         extra = {s: contact[1] for s in streams} if contact else {}
+        # a contact known only to the quarantine is not taken again either
+        keys |= {f"{s.replace('_', ':', 1)}:{rid}" for s, rid in extra.items()}
         done = erasure.erase(store, keys, selector, quarantine=extra)
     out = {"forgotten": selector, **done.counts()}
     if done.contacts:
-        out["note"] = "erase the person in the CRM too, or the next sync brings the contact back"
+        out["note"] = (
+            "erase the person in the CRM too: the store will not take them again,"
+            " but the CRM still holds them"
+        )
     print(json.dumps(out, indent=2) if args.json else _text(out))
     return exits.OK
 

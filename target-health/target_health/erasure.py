@@ -16,12 +16,20 @@ contact with the same token is the same person in another CRM and is erased too.
   date, a status) but lose the link to the person: ``contact_ref`` is cleared and, where the
   contact was the only way to their account, the account is written in ``account_ref``;
 - one ``erasures`` row records when, by which kind of selector and how many rows, never the
-  identifier.
+  identifier;
+- each erased contact gets an ``erased`` entry (a hash of its key, its account): the store then
+  drops the contact when it is written again (a replayed Singer file, another run that read the
+  CRM before the erasure, the next sync of a CRM that still holds the person) and clears the
+  link to it from the records written later, as above (store.Store.write).
 
 Contacts deleted in the CRM are purged the same way once ``deleted_contact_retention_days``
-have passed since their deletion (:func:`purge_deleted_contacts`, at the end of each target run).
+have passed since their deletion (:func:`purge_deleted_contacts`, at the end of each target run);
+their entry covers the versions up to the deletion, so a contact restored in its CRM afterwards
+(a later version) is stored again.
 
-A contact that still exists in the CRM comes back with the next sync: erase it in the CRM first.
+An erasure takes the store's erasure hold alone (Store.hold_erasures), so a write running at
+the same time sees it whole or not at all. The CRM still holds a person forgotten only here:
+erase them there too.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .store import Store
+from .store import Erased, Store, erased_digest
 
 _DDL = """CREATE TABLE IF NOT EXISTS erasures (
     erased_at TEXT NOT NULL,
@@ -109,15 +117,21 @@ def erase(
     *,
     quarantine: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
+    later_versions: bool = False,
 ) -> Erasure:
     """Erase the contacts ``keys`` (see the module doc) in one transaction, and log it.
-    ``quarantine``: more (stream, record key) entries to delete (a contact known only there)."""
+    ``quarantine``: more (stream, record key) entries to delete (a contact known only there).
+    ``later_versions``: a version of a contact modified after the one erased is stored again
+    (a purged deletion); otherwise the contact is never stored again."""
     ensure_table(store)
     keys = sorted(set(keys))
     sql = store.sql
     done: list[Erasure] = []
 
+    when = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
+
     def work(tx: Any) -> None:  # run again whole if PostgreSQL breaks it off (Store.atomic)
+        store.hold_erasures(tx, exclusive=True)
         report = Erasure(selector)
         entries = dict(quarantine or {})
         for key in keys:
@@ -126,13 +140,19 @@ def erase(
                 entries.setdefault(f"{parts[0]}_{parts[1]}", ":".join(parts[2:]))
                 report.crms.add(parts[0])
             tx.execute(
-                sql("SELECT account_ref FROM records WHERE entity = 'contact' AND key = {p}"),
+                sql(
+                    "SELECT account_ref, modified_ms FROM records"
+                    " WHERE entity = 'contact' AND key = {p}"
+                ),
                 (key,),
             )
             found = tx.fetchone()
             tx.execute(sql("SELECT account_ref FROM parents WHERE child = {p}"), (key,))
             parent = tx.fetchone()
             account = (found[0] if found else None) or (parent[0] if parent else None)
+            if found or not later_versions:
+                through = found[1] if found and later_versions else None
+                _suppress(tx, sql, key, Erased(account, through), when)
             report.unlinked += _unlink(tx, sql, key, account)
             tx.execute(sql("DELETE FROM records WHERE entity = 'contact' AND key = {p}"), (key,))
             report.contacts += max(tx.rowcount, 0)
@@ -144,7 +164,6 @@ def erase(
                 (stream, record_key),
             )
             report.quarantine += max(tx.rowcount, 0)
-        when = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
         tx.execute(
             sql("INSERT INTO erasures (erased_at, selector, counts) VALUES ({p}, {p}, {p})"),
             (when, selector, json.dumps(report.counts(), sort_keys=True)),
@@ -153,6 +172,25 @@ def erase(
 
     store.atomic(work)
     return done[0]
+
+
+def _suppress(tx: Any, sql: Any, key: str, entry: Erased, when: str) -> None:
+    """Record ``key`` as erased; an entry already there for every version stays so."""
+    digest = erased_digest(key)
+    tx.execute(sql("SELECT through_ms FROM erased WHERE digest = {p}"), (digest,))
+    before = tx.fetchone()
+    through = entry.through_ms
+    if before is not None:
+        through = None if before[0] is None or through is None else max(through, before[0])
+    tx.execute(
+        sql(
+            "INSERT INTO erased (digest, account_ref, through_ms, erased_at)"
+            " VALUES ({p}, {p}, {p}, {p}) ON CONFLICT (digest) DO UPDATE SET"
+            " account_ref = COALESCE(excluded.account_ref, erased.account_ref),"
+            " through_ms = excluded.through_ms, erased_at = excluded.erased_at"
+        ),
+        (digest, entry.account_ref, through, when),
+    )
 
 
 def _unlink(tx: Any, sql: Any, key: str, account: str | None) -> int:
@@ -195,4 +233,4 @@ def purge_deleted_contacts(store: Store, retention_days: float, now: dt.datetime
     ]
     if not keys:
         return Erasure("deleted-in-crm")
-    return erase(store, keys, "deleted-in-crm", now=now)
+    return erase(store, keys, "deleted-in-crm", now=now, later_versions=True)

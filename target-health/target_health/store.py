@@ -18,6 +18,12 @@ One schema for both (plain SQL, JSON as text), so they give the same results:
                 top factors and the signals behind them (the score history).
 ``metrics``     portfolio figures per as-of date: NPS overall, retention per period, bands.
 ``runs``        one row per target run with its counts.
+``erased``      the contacts erased from the store (target_health.erasure), by a hash of their
+                source key, with the account they belonged to: a write of one of them (a replay,
+                or another run that read the CRM before the erasure) is dropped, and its
+                tickets', conversations' and NPS responses' link to the person is cleared as the
+                erasure cleared it (:meth:`Store.write`). ``through_ms``: versions modified up to
+                then are erased (a purged deletion); NULL: every version (``forget``).
 ``run_locks``   who holds a store-wide lock (PostgreSQL; SQLite keeps it in the lock file).
 
 Store-wide locks (:meth:`Store.try_lock`, used by target_health.runlock) are held by the
@@ -116,6 +122,12 @@ _DDL = (
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS erased (
+        digest TEXT PRIMARY KEY,
+        account_ref TEXT,
+        through_ms BIGINT,
+        erased_at TEXT NOT NULL
+    )""",
 )
 #: Released by its holder: the store-wide lock it took (Store.try_lock).
 Release = Callable[[], None]
@@ -169,6 +181,23 @@ class Invalid:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def erased_digest(key: str) -> str:
+    """How ``erased`` names an erased record: a hash of its source key, never the key."""
+    return hashlib.blake2b(f"target-health/erased/{key}".encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """An ``erased`` entry: the account the person belonged to, and up to which modification
+    (epoch ms; None: every version) their contact record is erased."""
+
+    account_ref: str | None
+    through_ms: int | None
+
+    def covers(self, modified_ms: int | None) -> bool:
+        return self.through_ms is None or modified_ms is None or modified_ms <= self.through_ms
 
 
 class _Connection(Protocol):
@@ -287,23 +316,113 @@ class Store:
         # the same records at once wait for each other instead of deadlocking (PostgreSQL).
         rows.sort(key=lambda r: (r[0], r[1]))
         links.sort(key=lambda link: link[1])
+        written = [0]
 
         def work(tx: Any) -> None:
-            if rows:
-                tx.executemany(self.sql(_UPSERT), rows)
-            for unlinked, run in itertools.groupby(links, key=lambda link: link[0]):
+            self.hold_erasures(tx)
+            kept, kept_links = self._suppress_erased(tx, rows, links)
+            if kept:
+                tx.executemany(self.sql(_UPSERT), kept)
+            for unlinked, run in itertools.groupby(kept_links, key=lambda link: link[0]):
                 tx.executemany(
                     self.sql(_UNPARENT if unlinked else _PARENT), [link[1:] for link in run]
                 )
+            written[0] = len(kept)
 
         self.atomic(work)
-        return len(rows)
+        return written[0]
+
+    def _suppress_erased(
+        self, tx: Any, rows: list[tuple[Any, ...]], links: list[tuple[bool, str, str]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[bool, str, str]]]:
+        """``rows`` and ``links`` without what an erasure removed: an erased contact's rows
+        (a later version of a purged deletion is the contact restored in its CRM: it is kept,
+        and lifts the entry) and its associations; the link of other rows to an erased
+        contact is cleared, their account kept as erase() keeps it."""
+        tx.execute("SELECT 1 FROM erased LIMIT 1")
+        if tx.fetchone() is None:  # the common case: nothing was ever erased
+            return rows, links
+        probe = {r[1] for r in rows if r[0] == "contact"} | {r[4] for r in rows if r[4]}
+        erased = self._erased(tx, probe | {link[1] for link in links})
+        if not erased:
+            return rows, links
+        kept: list[tuple[Any, ...]] = []
+        lifted: set[str] = set()
+        for row in rows:
+            entry = erased.get(row[1]) if row[0] == "contact" else None
+            if entry is None:
+                kept.append(row)
+            elif not entry.covers(row[9]):
+                kept.append(row)
+                lifted.add(row[1])
+        for key in sorted(lifted):
+            tx.execute(self.sql("DELETE FROM erased WHERE digest = {p}"), (erased_digest(key),))
+            del erased[key]
+        links = [link for link in links if link[1] not in erased]
+        orphans = [r for r in kept if r[4] in erased and r[3] is None]
+        parented = {link[1] for link in links if not link[0]} | self._children(
+            tx, [r[1] for r in orphans]
+        )
+        for i, row in enumerate(kept):
+            entry = erased.get(row[4]) if row[4] else None
+            if entry is None:
+                continue
+            doc = json.loads(row[8])
+            doc["contact_ref"] = None
+            ref = row[3]
+            if ref is None and row[1] not in parented and entry.account_ref is not None:
+                ref = doc["account_ref"] = entry.account_ref
+            kept[i] = (*row[:3], ref, None, *row[5:8], _dumps(doc), row[9])
+        return kept, links
+
+    def _erased(self, tx: Any, keys: Iterable[str]) -> dict[str, Erased]:
+        """The ``erased`` entries of ``keys``, by key."""
+        digests = {erased_digest(k): k for k in keys}
+        found: dict[str, Erased] = {}
+        names = sorted(digests)
+        for i in range(0, len(names), _KEYS_PER_QUERY):
+            chunk = names[i : i + _KEYS_PER_QUERY]
+            marks = ", ".join(["{p}"] * len(chunk))
+            tx.execute(
+                self.sql(
+                    f"SELECT digest, account_ref, through_ms FROM erased WHERE digest IN ({marks})"
+                ),
+                chunk,
+            )
+            for digest, account, through in tx.fetchall():
+                found[digests[digest]] = Erased(account, through)
+        return found
+
+    def _children(self, tx: Any, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that have an association (``parents``) in the store."""
+        found: set[str] = set()
+        for i in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = list(keys[i : i + _KEYS_PER_QUERY])
+            marks = ", ".join(["{p}"] * len(chunk))
+            tx.execute(self.sql(f"SELECT child FROM parents WHERE child IN ({marks})"), chunk)
+            found |= {str(c) for (c,) in tx.fetchall()}
+        return found
+
+    def hold_erasures(self, tx: Any, exclusive: bool = False) -> None:
+        """Order this transaction with erasures: writes share the hold, an erasure takes it
+        alone, so a write sees an erasure either whole or not yet begun, never half done."""
+        raise NotImplementedError
 
     def quarantine(self, invalid: Iterable[Invalid], run_id: str) -> None:
         params = [(i.stream, i.record_key, i.pointer, i.reason, run_id) for i in invalid]
         params.sort(key=lambda r: tuple(map(str, r[:3])))  # in key order, as write()
-        if params:
-            self.atomic(lambda tx: tx.executemany(self.sql(_QUARANTINE), params))
+        if not params:
+            return
+
+        def work(tx: Any) -> None:
+            self.hold_erasures(tx)
+            # an erased contact's record key is not recorded again
+            erased = self._erased(tx, {_source_key(str(r[0]), str(r[1])) for r in params})
+            kept = [r for r in params if _source_key(str(r[0]), str(r[1])) not in erased]
+            if kept:
+                tx.executemany(self.sql(_QUARANTINE), kept)
+
+        self.atomic(work)
 
     def write_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Upsert score snapshots: (account_key, as_of, model_version, score, band, segment,
@@ -435,6 +554,15 @@ class SqliteStore(Store):
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def hold_erasures(self, tx: Any, exclusive: bool = False) -> None:
+        # SQLite has one writer at a time: taking the write lock now (not at the first write)
+        # makes what this transaction reads before it writes part of it
+        if not self._conn.in_transaction:
+            tx.execute("BEGIN IMMEDIATE")
+
+    def _conflict(self, exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
     def _lock_path(self, name: str) -> Path | None:
         path = self.url.removeprefix("sqlite:///")
         return None if path == ":memory:" else Path(f"{path}.{name}.lock")
@@ -503,6 +631,10 @@ class PostgresStore(Store):
     def _serialise_ddl(self, tx: Any) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(%s)", (_advisory_key("ddl"),))
 
+    def hold_erasures(self, tx: Any, exclusive: bool = False) -> None:
+        take = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        tx.execute(f"SELECT {take}(%s)", (_advisory_key("erasure"),))
+
     def _migrate(self, tx: Any) -> None:
         tx.execute("ALTER TABLE records ADD COLUMN IF NOT EXISTS modified_ms BIGINT")
 
@@ -539,6 +671,12 @@ def _advisory_key(name: str) -> int:
     """A 64-bit advisory lock key for target-health's lock ``name``."""
     digest = hashlib.blake2b(f"target-health/{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _source_key(stream: str, record_key: str) -> str:
+    """The source key (``<crm>:<object>:<id>``) of a record of tap stream ``<crm>_<object>``."""
+    crm, _, obj = stream.partition("_")
+    return f"{crm}:{obj}:{record_key}"
 
 
 def open_store(url: str = DEFAULT_URL) -> Store:
