@@ -23,6 +23,7 @@ from typing import Any
 
 from crm_connectors.sandbox.app import Sandbox
 from crm_connectors.sandbox.emulators import client_settings, vendors
+from crm_connectors.sandbox.world import WorldSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The venv's meltano (a dev extra), None when it is not installed.
@@ -91,6 +92,22 @@ ENC_KEY = base64.b64encode(bytes(range(32))).decode()
 HMAC_KEY = base64.b64encode(bytes(range(100, 132))).decode()
 PII_KEYS = f"t1:{ENC_KEY}"
 PII_HMAC_KEYS = f"h1:{HMAC_KEY}"
+
+
+def run_target(
+    workdir: Path, messages: list[dict[str, Any]], **config: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m target_health.target`` on ``messages``, its store ``workdir/health.sqlite``
+    unless ``database_url`` says otherwise, measuring as of the sandbox world's "now"."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config.setdefault("database_url", f"sqlite:///{workdir / 'health.sqlite'}")
+    config.setdefault("as_of", str(WorldSpec().anchor.date()))
+    (workdir / "config.json").write_text(json.dumps(config))
+    lines = "".join(json.dumps(m) + "\n" for m in messages)
+    return subprocess.run(
+        [sys.executable, "-m", "target_health.target", "--config", str(workdir / "config.json")],
+        input=lines, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
 
 
 def tap_config(sandbox: Sandbox, crms: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:

@@ -52,14 +52,14 @@ def test_given_deals_in_a_custom_pipeline_then_won_and_lost_follow_its_stages(
     mapped = {
         row.data["key"].rsplit(":", 1)[1]: row.data["stage"]
         for record in run.records["hubspot_deals"]
-        for row in MAPPING["hubspot_deals"](record)
+        for row in MAPPING["hubspot_deals"]({}, record)
     }
     # then each is open, won or lost as its stage says
     assert {rid: mapped[rid] for rid in want} == want
     # and the seeded deals in the default pipeline keep their outcomes
     seeded = [r for r in run.records["hubspot_deals"] if r["id"] not in want]
     assert seeded and all(
-        MAPPING["hubspot_deals"](r)[0].data["stage"]
+        MAPPING["hubspot_deals"]({}, r)[0].data["stage"]
         == {"closedwon": "won", "closedlost": "lost"}.get(r["dealstage"], "open")
         for r in seeded
     )

@@ -56,6 +56,16 @@ def _tap_env(sandbox: Any) -> dict[str, str]:
     }
 
 
+def test_the_dev_environment_maps_the_sandbox_fields_as_the_sandbox_does() -> None:
+    # Given the dev environment's tap settings and the sandbox's own (its seeded fields)
+    dev = _dev_config("extractors", "tap-crm")
+    sandbox = client_settings({crm: "http://127.0.0.1:1" for crm in vendors()})
+    mappings = {k: v for k, v in sandbox.items() if k.endswith("_field_mapping")}
+    # then `meltano run` in dev maps every CRM's fields where the sandbox keeps them
+    assert set(mappings) == {f"{crm}_field_mapping" for crm in vendors()}
+    assert {k: dev.get(k) for k in mappings} == mappings
+
+
 @pytest.fixture(scope="module")
 def installed() -> None:
     done = _meltano("install")

@@ -44,7 +44,7 @@ class Connector:
         pass
 
 
-def account(r):
+def account(marks, r):
     return [Row("account", source_fields("acme", "widgets", r["id"], r, r["updated_ms"]))]
 
 

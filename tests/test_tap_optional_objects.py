@@ -4,8 +4,9 @@ A real Salesforce org has the standard objects of its edition, visible to the in
 only where its permission sets grant Read, and custom objects of its own. So tap-crm reads by
 default only Account, Contact, Opportunity, Case, Task and User; one of those the org lacks or the
 user cannot see is left out with a warning naming it, never a failed run; a custom object is read
-when named in ``salesforce_objects`` (and one named there that does not exist is a setting to
-fix). A run given a catalog asks the CRM about the streams it selects only.
+when named in ``salesforce_objects`` or as the NPS object of ``salesforce_field_mapping`` (and
+one named that does not exist is a setting to fix). A run given a catalog asks the CRM about the
+streams it selects only.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def test_given_no_objects_named_then_only_the_standard_objects_are_read(
     # as a stranger's first config would
     sandbox = make_sandbox(vendors=("salesforce",), size=10)
     config = tap_config(sandbox)
-    config.pop("salesforce_objects")
+    config.pop("salesforce_field_mapping")  # (it names the NPS object)
     # when the tap discovers
     catalog = discover(tmp_path, config)
     # then it offers the standard objects only: no sandbox-invented object is a default
@@ -53,7 +54,7 @@ def test_given_an_org_whose_user_cannot_see_case_then_the_others_are_read_and_ca
         options={"salesforce": {"hidden_objects": ["Case", "NPS_Response__c"]}},
     )
     config = tap_config(sandbox)
-    config.pop("salesforce_objects")
+    config.pop("salesforce_field_mapping")
     # when the tap discovers, then syncs
     catalog = discover(tmp_path / "discover", config)
     run = run_tap(tmp_path / "sync", config)

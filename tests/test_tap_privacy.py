@@ -200,7 +200,7 @@ def assert_no_plaintext(plain: Plaintext, run: TapRun) -> int:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     db = tmp_path_factory.mktemp("privacy") / "sandbox.sqlite"
     seed(db, WorldSpec(size=30, seed=7), VENDORS)
-    box = Sandbox(SandboxConfig(db_path=db, port=0, rate_limits="off")).start()
+    box = Sandbox(SandboxConfig(db_path=db, port=0, vendors=VENDORS, rate_limits="off")).start()
     yield box
     box.stop()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tapkit import PG_URL, run_tap, tap_config
+from tapkit import PG_URL, run_tap, run_target, tap_config
 
 from crm_connectors.sandbox.world import WorldSpec, generate
 from target_health import compute as compute_module
@@ -55,24 +55,6 @@ def tap_output(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[dict[s
 
 #: A retention under which no deleted contact of the seeded world is purged yet.
 KEEP_DELETED = 36500
-
-
-def run_target(
-    workdir: Path, messages: list[dict[str, Any]], **config: Any
-) -> subprocess.CompletedProcess[str]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    config.setdefault("database_url", f"sqlite:///{workdir / 'health.sqlite'}")
-    config.setdefault("as_of", str(WORLD.anchor.date()))  # measure as of the world's "now"
-    (workdir / "config.json").write_text(json.dumps(config))
-    lines = "".join(json.dumps(m) + "\n" for m in messages)
-    return subprocess.run(
-        [sys.executable, "-m", "target_health.target", "--config", str(workdir / "config.json")],
-        input=lines,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 EXPECTED_ENTITIES = {
@@ -510,12 +492,14 @@ def test_measuring_a_batch_at_a_time_gives_the_figures_of_all_accounts_at_once(
     assert summary.bands == Counter(band or "unscored" for _, band, _ in expected.values())
 
 
-def _schema(stream: str, key: str = "id") -> dict[str, Any]:
+def _schema(stream: str, key: str = "id", **fields: str) -> dict[str, Any]:
+    """A SCHEMA message; ``fields``: role -> the field tap-crm's field mapping marks for it."""
+    props = {field: {"x-canonical": role} for role, field in fields.items()}
     return {
         "type": "SCHEMA",
         "stream": stream,
         "key_properties": [key],
-        "schema": {"type": "object", "properties": {}},
+        "schema": {"type": "object", "properties": props},
     }
 
 
@@ -530,7 +514,7 @@ def test_an_account_known_only_by_a_contacts_email_token_joins_its_customer(
     # external id nor website whose contact has the same keyed e-mail token as HubSpot's contact
     token = "tok:v1:h1:Sh4r3dT0k3nAAAAAAAAAAA"
     messages = [
-        _schema("hubspot_companies"),
+        _schema("hubspot_companies", external_id="external_account_id", arr="annualrevenue"),
         _record("hubspot_companies", id="1", external_account_id="ACC-9", name="Nine",
                 annualrevenue=1200.0, hs_lastmodifieddate="2026-10-01T00:00:00.000Z"),
         _schema("hubspot_contacts"),

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from .canonical import Mapped
     from .fields import CrmField
+    from .roles import Marks, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,11 @@ class Followups(Protocol):
 
 #: One stream's records into canonical rows (crm_connectors.canonical).
 Mapper = Callable[[Mapping[str, Any]], "list[Mapped]"]
+#: A connector's mapping function: ``f(marks, record)``, ``marks`` saying which of the
+#: record's fields hold which role (crm_connectors.roles; bound per stream by the loader).
+FieldMapper = Callable[["Marks", Mapping[str, Any]], "list[Mapped]"]
+#: The mapping of a stream the field mapping names: ``f(object, marks, record)``.
+EntityMapper = Callable[[str, "Marks", Mapping[str, Any]], "list[Mapped]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +269,12 @@ class ConnectorSpec:
     #: Settings only write-back uses (the loader's).
     writer_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Stream name -> its canonical mapping.
-    mapping: Mapping[str, Mapper] = field(default_factory=dict)
+    mapping: Mapping[str, FieldMapper] = field(default_factory=dict)
+    #: The facts users map onto their own fields (``<name>_field_mapping``), by role.
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    #: Entity -> the mapping of a stream the field mapping names (``x-canonical-entity``: a
+    #: Salesforce NPS object), whatever its name.
+    entity_mapping: Mapping[str, EntityMapper] = field(default_factory=dict)
     #: ``"module:ATTR"`` of its sandbox emulator (crm_connectors.sandbox.EmulatorSpec); never
     #: imported by the plugins.
     emulator: str = ""

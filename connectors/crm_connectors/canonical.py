@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .roles import Marks, flag, value
+
 Record = Mapping[str, Any]
 
 
@@ -91,6 +93,16 @@ def timestamp(value: Any) -> str | None:
     return None
 
 
+def text(value: Any) -> str | None:
+    """A text value: a non-empty text stripped, a number as its digits (an id kept as a number
+    field), anything else None."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def integer(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
@@ -121,6 +133,20 @@ def source_fields(crm: str, obj: str, rid: Any, record: Record, modified: Any) -
         "crm": crm,
         "deleted": bool(record.get("_sdc_deleted_at")),
         "modified": modified if isinstance(modified, str) else None,
+    }
+
+
+def account_facts(marks: Marks, r: Record) -> dict[str, Any]:
+    """The mapped facts of an account record (crm_connectors.roles), for every CRM's accounts."""
+    return {
+        "external_id": text(value(r, marks, "external_id")),
+        "arr": number(value(r, marks, "arr")),
+        "seats": integer(value(r, marks, "seats")),
+        "plan": text(value(r, marks, "plan")),
+        "renewal_date": date(value(r, marks, "renewal_date")),
+        "customer_since": date(value(r, marks, "customer_since")),
+        "churned": flag(r, marks, "churned"),
+        "payment_issue": flag(r, marks, "payment_issue"),
     }
 
 

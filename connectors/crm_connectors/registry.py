@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from . import roles
 from .base import ConnectorSpec
 from .errors import ConfigError
 
@@ -88,10 +89,17 @@ def configured(config: Mapping[str, Any]) -> list[ConnectorSpec]:
 
 
 def settings(*, writer: bool = False) -> dict[str, dict[str, Any]]:
-    """Every connector's settings (and, with ``writer``, write-back's too), by name."""
+    """Every connector's settings, by name: for the reader, with each field mapping
+    (``<name>_field_mapping``, crm_connectors.roles: the loader gets it in the SCHEMA); with
+    ``writer``, for the loader, with write-back's settings instead."""
     out: dict[str, dict[str, Any]] = {}
     for spec in specs():
-        for group in (spec.settings, spec.writer_settings if writer else {}):
+        mapping = (
+            {roles.setting_name(spec.name): roles.mapping_setting(spec.name, spec.roles)}
+            if spec.roles and not writer
+            else {}
+        )
+        for group in (spec.settings, mapping, spec.writer_settings if writer else {}):
             for name, schema in group.items():
                 if name in out:
                     raise RegistryError(f"setting {name!r} is declared twice ({spec.name})")

@@ -42,6 +42,25 @@ def with_deleted_flag(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "properties": props}
 
 
+def with_annotations(source: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` carrying ``source``'s annotations (``x-*`` keys: PII marks, the
+    field mapping's roles) wherever both have the node. singer-sdk's Catalog keeps only the
+    keywords it knows, so a schema read back from a catalog has lost them."""
+    out = dict(schema)
+    for key, value in source.items():
+        if key.startswith("x-"):
+            out[key] = value
+    props, given = source.get("properties"), schema.get("properties")
+    if isinstance(props, Mapping) and isinstance(given, Mapping):
+        out["properties"] = {
+            name: with_annotations(props[name], node)
+            if isinstance(props.get(name), Mapping) and isinstance(node, Mapping)
+            else node
+            for name, node in given.items()
+        }
+    return out
+
+
 class CrmStream(Stream):
     """A connector resource as a Singer stream (see the module doc)."""
 

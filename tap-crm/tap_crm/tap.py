@@ -21,12 +21,13 @@ from typing import Any
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import ConfigValidationError
 
+from crm_connectors import registry, roles
 from crm_connectors.base import CatalogTyped, Connector, Resource
 from crm_connectors.errors import ConfigError, CrmError, MissingScopes, Unavailable
 from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
 from . import settings
-from .streams import CrmStream, with_deleted_flag
+from .streams import CrmStream, with_annotations, with_deleted_flag
 from .writer import OrjsonWriter
 
 log = logging.getLogger("tap_crm")
@@ -89,6 +90,7 @@ class TapCrm(Tap):
                 " the CRM's metadata API instead (run discovery again to save those calls)",
                 ", ".join(unusable),
             )
+        self._mark_roles(found)
         policy = settings.pii_policy(self.config, {r.name: s for _, r, s in found})
         if policy.keyring is not None:
             redact_in_logs(policy.keyring.secret_strings())
@@ -104,6 +106,37 @@ class TapCrm(Tap):
             )
             for vendor, resource, schema in found
         ]
+
+    def setup_mapper(self) -> None:
+        """singer-sdk's stream maps, their SCHEMA messages carrying the annotations its Catalog
+        drops (``x-*``: the field mapping's roles, which target-health maps by, and PII marks),
+        from this run's settings whatever catalog the run was given."""
+        super().setup_mapper()
+        for name, maps in self.mapper.stream_maps.items():
+            if (stream := self.streams.get(name)) is None:
+                continue
+            for stream_map in maps:
+                stream_map.transformed_schema = with_annotations(
+                    stream.schema, stream_map.transformed_schema
+                )
+
+    def _mark_roles(self, found: list[tuple[str, Resource, dict[str, Any]]]) -> None:
+        """Mark each CRM's mapped fields in its schemas (crm_connectors.roles): a field the
+        field mapping names that the CRM lacks stops the run (ConfigError); the roles no field
+        holds are said once, with what they feed."""
+        for connector in self._connectors:
+            spec = registry.get(connector.vendor)
+            if not spec.roles:
+                continue
+            schemas = {r.name: schema for v, r, schema in found if v == connector.vendor}
+            unmapped = roles.mark(spec.name, spec.roles, self.config, schemas, spec.label)
+            if unmapped and schemas:
+                log.info(
+                    "tap-crm: %s: no field holds %s (set %s to map them)",
+                    spec.label,
+                    "; ".join(f"{r}, for {roles.FEEDS.get(r, r)}" for r in unmapped),
+                    roles.setting_name(spec.name),
+                )
 
     def _wanted(self, stream: str) -> bool:
         """Whether a run needs ``stream``: always without an input catalog (discovery), else
@@ -135,6 +168,8 @@ class TapCrm(Tap):
         catalog: dict[str, Any] = super().catalog_dict
         for entry in catalog.get("streams") or []:
             stream = self.streams.get(entry["tap_stream_id"])
+            if stream is not None:  # the field mapping's roles and PII marks, for people to see
+                entry["schema"] = with_annotations(stream.schema, entry["schema"])
             resource = getattr(stream, "resource", None)
             if not isinstance(resource, CatalogTyped):
                 continue

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .store import Erased, Store, erased_digest
+from .store import Erased, Store, erased_digest, to_json
 
 _DDL = """CREATE TABLE IF NOT EXISTS erasures (
     erased_at TEXT NOT NULL,
@@ -213,7 +213,7 @@ def _unlink(tx: Any, sql: Any, key: str, account: str | None) -> int:
                 "UPDATE records SET contact_ref = NULL, account_ref = {p}, data = {p}"
                 " WHERE entity = {p} AND key = {p}"
             ),
-            (account_ref, json.dumps(doc, sort_keys=True), entity, rkey),
+            (account_ref, to_json(doc), entity, rkey),
         )
     return len(rows)
 

@@ -179,7 +179,8 @@ class Invalid:
     reason: str
 
 
-def _dumps(value: Any) -> str:
+def to_json(value: Any) -> str:
+    """The one JSON text the store keeps of a value (so equal values are equal texts)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -308,7 +309,7 @@ class Store:
                 d.get("email_token"),  # a contact's keyed e-mail token: links across CRMs
                 1 if d.get("deleted") else 0,
                 modified,
-                _dumps(d),
+                to_json(d),
                 iso_to_ms(modified) if modified else None,  # ValueError for a wrong one
             ))  # fmt: skip
         # Rows in key order, then links in child order (a child's own links in their given
@@ -372,7 +373,7 @@ class Store:
             ref = row[3]
             if ref is None and row[1] not in parented and entry.account_ref is not None:
                 ref = doc["account_ref"] = entry.account_ref
-            kept[i] = (*row[:3], ref, None, *row[5:8], _dumps(doc), row[9])
+            kept[i] = (*row[:3], ref, None, *row[5:8], to_json(doc), row[9])
         return kept, links
 
     def _erased(self, tx: Any, keys: Iterable[str]) -> dict[str, Erased]:
@@ -427,14 +428,14 @@ class Store:
     def write_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Upsert score snapshots: (account_key, as_of, model_version, score, band, segment,
         trend, nps, nps_responses, churned_on, factors, detail); JSON columns as values."""
-        params = [(*r[:10], _dumps(r[10]), _dumps(r[11])) for r in rows]
+        params = [(*r[:10], to_json(r[10]), to_json(r[11])) for r in rows]
         params.sort(key=lambda r: tuple(map(str, r[:3])))  # in key order, as write()
         if params:
             self.atomic(lambda tx: tx.executemany(self.sql(_SCORE), params))
 
     def write_metrics(self, rows: Sequence[tuple[str, str, str, str, Any]]) -> None:
         """Upsert portfolio metrics: (as_of, name, label, model_version, value as JSON)."""
-        params = [(*r[:4], _dumps(r[4])) for r in rows]
+        params = [(*r[:4], to_json(r[4])) for r in rows]
         params.sort(key=lambda r: tuple(map(str, r[:4])))  # in key order, as write()
         if params:
             self.atomic(lambda tx: tx.executemany(self.sql(_METRIC), params))
@@ -486,7 +487,7 @@ class Store:
                     "UPDATE runs SET finished_at = {p}, status = {p}, counts = {p}"
                     " WHERE run_id = {p}"
                 ),
-                (finished_at, status, _dumps(counts), run_id),
+                (finished_at, status, to_json(counts), run_id),
             )
 
     # -- reads ----------------------------------------------------------------------------------

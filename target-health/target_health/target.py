@@ -33,7 +33,7 @@ from singer_sdk.exceptions import MappingError
 from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
-from crm_connectors import registry
+from crm_connectors import registry, roles
 from crm_connectors.pii import redact_in_logs
 from crm_connectors.settings import setting
 from crm_connectors.timefmt import iso_to_ms
@@ -41,7 +41,7 @@ from crm_connectors.timefmt import iso_to_ms
 from . import cli, exits
 from .compute import ComputeSummary, compute
 from .erasure import purge_deleted_contacts
-from .mapping import Mapped, Parent, Row, mappers
+from .mapping import Mapped, Parent, Row, mapper_for, unmapped, usage
 from .reader import OrjsonReader
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import ModelError, parse_settings
@@ -228,6 +228,8 @@ class RunStats:
         self.stored: Counter[str] = Counter()
         self.quarantined: Counter[str] = Counter()
         self.ignored: dict[str, Counter[str]] = {}  # stream -> reason -> records
+        #: stream -> the roles its schema marks no field for (mapping.unmapped)
+        self.unmapped_roles: dict[str, list[str]] = {}
 
     def ignore(self, stream: str, reason: str) -> None:
         self.ignored.setdefault(stream, Counter())[reason] += 1
@@ -241,6 +243,9 @@ class RunStats:
             "unmapped_streams": sorted(
                 s for s, reasons in self.ignored.items() if UNMAPPED in reasons
             ),
+            "unmapped_roles": {
+                s: missing for s, missing in sorted(self.unmapped_roles.items()) if self.received[s]
+            },
             "streams": {
                 s: {
                     "received": n,
@@ -281,7 +286,9 @@ class HealthSink(BatchSink):
         assert isinstance(target, TargetHealth)
         self._target = target
         self._stream_validator = Validator(self.schema, target.bounds)
-        self._mapper = mappers().get(self.stream_name)
+        self._mapper = mapper_for(self.stream_name, self.schema)
+        if missing := unmapped(self.stream_name, self.schema):
+            target.stats.unmapped_roles[self.stream_name] = missing
         self._pending: list[Mapped] = []
         self._invalid: list[Invalid] = []
 
@@ -513,6 +520,14 @@ class TargetHealth(Target):
             share * 100,
             summary["ignored"],
         )
+        for stream, missing in summary["unmapped_roles"].items():
+            log.info(
+                "%s: no field holds %s, so what they feed is missing from the scores (map"
+                " them with tap-crm's %s)",
+                stream,
+                ", ".join(missing),
+                roles.setting_name(stream.partition("_")[0]),
+            )
         if failure is not None:
             raise exits.Exit(code, failure)
 
@@ -613,7 +628,7 @@ class TargetHealth(Target):
         with handle:
             for line, row in enumerate(csv.DictReader(handle), start=2):
                 self.stats.received[stream] += 1
-                rows = mappers()[stream](row)
+                rows = usage(row)
                 data = rows[0].data if isinstance(rows[0], Row) else {}
                 if not validator.is_valid(data):
                     self.stats.quarantined[stream] += 1

@@ -1,9 +1,12 @@
 """HubSpot's streams in the canonical model (crm_connectors.canonical).
 
-- companies -> account: ``external_account_id`` (the cross-CRM id), ``domain``, ARR from
-  ``annualrevenue``, ``seats``, ``plan``, ``renewal_date``, ``customer_since``; churned when
-  ``lifecyclestage`` is ``other`` or ``former_customer``. Merged companies list the ids merged
-  into them (``hs_merged_object_ids``): stale references to those resolve to the survivor.
+- companies -> account: ``name``, ``domain``, the owner (``hubspot_owner_id``), and the facts a
+  portal keeps in properties of its own, by ``hubspot_field_mapping`` (:data:`ROLES`,
+  crm_connectors.roles): external id, ARR, seats, plan, renewal date, customer since, churned,
+  payment issue. A plain portal has none of them: ``annualrevenue`` is the company's own
+  revenue, not what it pays, and ``lifecyclestage`` has no churned stage unless the portal adds
+  one. Merged companies list the ids merged into them (``hs_merged_object_ids``): stale
+  references to those resolve to the survivor.
 - deals -> deal: the standard ``dealtype`` has ``newbusiness`` and ``existingbusiness`` only; an
   existing-business deal named as an upsell is an expansion, otherwise a renewal; won and lost
   from HubSpot's calculated ``hs_is_closed_won``/``hs_is_closed``, which follow each stage's
@@ -11,7 +14,7 @@
   ``closedwon``); only a record without them falls back to the default pipeline's
   ``closedwon``/``closedlost``. The account comes from the associations stream.
 - tickets -> ticket: the default pipeline's stages (1 new, 2 waiting on contact, 3 waiting on
-  us, 4 closed); ``closed_date`` closes one whatever its stage.
+  us, 4 closed); ``closed_date`` closes one whatever its stage; CSAT by the mapping (``csat``).
 - feedback_submissions -> nps_response (NPS surveys only), through the contact.
 - associations (company -> deal/ticket/contact) -> parents.
 """
@@ -21,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import Mapper
+from ..base import FieldMapper
 from ..canonical import (
     Mapped,
     Parent,
     Row,
+    account_facts,
     aliases,
     csat,
     date,
@@ -36,8 +40,17 @@ from ..canonical import (
     ref,
     source_fields,
 )
+from ..roles import Marks, Role, account_roles, value
 
 Record = Mapping[str, Any]
+
+#: The facts a portal keeps where it chooses (hubspot_field_mapping): on companies, and CSAT on
+#: tickets; only the owner is a standard property.
+ROLES = {
+    **account_roles("companies"),
+    "owner": Role("companies", "hubspot_owner_id"),
+    "csat": Role("tickets"),
+}
 
 #: HubSpot's standard dealtype has newbusiness and existingbusiness only; an existing-business
 #: deal named as an upsell is an expansion, otherwise a renewal.
@@ -77,20 +90,13 @@ def _hubspot_stage(r: Record) -> str:
 _HUBSPOT_TICKET_STAGE = {"1": "open", "2": "pending", "3": "pending", "4": "closed"}
 
 
-def hubspot_companies(r: Record) -> list[Mapped]:
+def hubspot_companies(marks: Marks, r: Record) -> list[Mapped]:
     data = source_fields("hubspot", "companies", r["id"], r, r.get("hs_lastmodifieddate"))
     data |= {
         "name": r.get("name"),
         "domain": domain_of(r.get("domain")),
-        "external_id": r.get("external_account_id"),
-        "arr": number(r.get("annualrevenue")),
-        "seats": integer(r.get("seats")),
-        "plan": r.get("plan"),
-        "renewal_date": date(r.get("renewal_date")),
-        "customer_since": date(r.get("customer_since")),
-        "churned": str(r.get("lifecyclestage") or "").lower() in ("other", "former_customer"),
-        "payment_issue": None,
-        "owner_ref": ref("hubspot", "owners", r.get("hubspot_owner_id")),
+        **account_facts(marks, r),
+        "owner_ref": ref("hubspot", "owners", value(r, marks, "owner")),
         "merged_into": None,  # HubSpot lists only survivors (hs_merged_object_ids)
     }
     return [
@@ -99,7 +105,7 @@ def hubspot_companies(r: Record) -> list[Mapped]:
     ]
 
 
-def hubspot_contacts(r: Record) -> list[Mapped]:
+def hubspot_contacts(marks: Marks, r: Record) -> list[Mapped]:
     data = source_fields("hubspot", "contacts", r["id"], r, r.get("lastmodifieddate"))
     data |= {
         "account_ref": ref("hubspot", "companies", r.get("associatedcompanyid")),
@@ -111,7 +117,7 @@ def hubspot_contacts(r: Record) -> list[Mapped]:
     return [Row("contact", data)]
 
 
-def hubspot_deals(r: Record) -> list[Mapped]:
+def hubspot_deals(marks: Marks, r: Record) -> list[Mapped]:
     data = source_fields("hubspot", "deals", r["id"], r, r.get("hs_lastmodifieddate"))
     data |= {
         "account_ref": None,  # from the associations stream
@@ -124,7 +130,7 @@ def hubspot_deals(r: Record) -> list[Mapped]:
     return [Row("deal", data)]
 
 
-def hubspot_tickets(r: Record) -> list[Mapped]:
+def hubspot_tickets(marks: Marks, r: Record) -> list[Mapped]:
     data = source_fields("hubspot", "tickets", r["id"], r, r.get("hs_lastmodifieddate"))
     closed = r.get("closed_date")
     status = _HUBSPOT_TICKET_STAGE.get(str(r.get("hs_pipeline_stage")), "open")
@@ -135,12 +141,12 @@ def hubspot_tickets(r: Record) -> list[Mapped]:
         "status": "closed" if closed else status,
         "opened_at": r.get("createdate") or r.get("createdAt"),
         "closed_at": closed,
-        "csat": csat(r.get("csat")),
+        "csat": csat(value(r, marks, "csat")),
     }
     return [Row("ticket", data)]
 
 
-def hubspot_feedback_submissions(r: Record) -> list[Mapped]:
+def hubspot_feedback_submissions(marks: Marks, r: Record) -> list[Mapped]:
     if str(r.get("hs_survey_type") or "NPS").upper() != "NPS":
         return []
     data = source_fields(
@@ -155,7 +161,7 @@ def hubspot_feedback_submissions(r: Record) -> list[Mapped]:
     return [Row("nps_response", data)]
 
 
-def hubspot_associations(r: Record) -> list[Mapped]:
+def hubspot_associations(marks: Marks, r: Record) -> list[Mapped]:
     if r.get("from_object") != "companies":
         return []
     child = ref("hubspot", str(r.get("to_object")), r.get("to_id"))
@@ -166,7 +172,7 @@ def hubspot_associations(r: Record) -> list[Mapped]:
 
 
 #: Stream name -> mapper.
-MAPPING: dict[str, Mapper] = {
+MAPPING: dict[str, FieldMapper] = {
     "hubspot_companies": hubspot_companies,
     "hubspot_contacts": hubspot_contacts,
     "hubspot_deals": hubspot_deals,

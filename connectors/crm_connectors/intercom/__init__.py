@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..base import ConnectorSpec
 from . import settings
-from .canonical import MAPPING
+from .canonical import MAPPING, ROLES
 from .writer import writer
 
 SPEC = ConnectorSpec(
@@ -17,5 +17,6 @@ SPEC = ConnectorSpec(
     connect=settings.connect,
     writer=writer,
     mapping=MAPPING,
+    roles=ROLES,
     emulator="crm_connectors.intercom.emulator:EMULATOR",
 )

@@ -1,8 +1,10 @@
 """Intercom's streams in the canonical model (crm_connectors.canonical).
 
-- companies -> account: ``company_id`` (the cross-CRM id), ``website``, and the custom
-  attributes ``arr``, ``seats``, ``renewal_date``, ``customer_since``, ``payment_issue``; the
-  plan's name. Intercom has no churn marker.
+- companies -> account: ``name``, ``website``; ``company_id`` (the id the workspace gives its
+  companies: the cross-CRM id) and the plan's name by default, and the facts a workspace keeps
+  in custom attributes of its own by ``intercom_field_mapping`` (:data:`ROLES`,
+  crm_connectors.roles; ``custom_attributes.<name>``): ARR, seats, renewal date, customer
+  since, churned, payment issue. Intercom has no churn marker and no company owner.
 - contacts -> contact, with the first company as the account.
 - conversations -> conversation: through the first contact; snoozed is pending; CSAT from
   ``conversation_rating``.
@@ -13,44 +15,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import Mapper
-from ..canonical import (
-    Mapped,
-    Row,
-    csat,
-    date,
-    domain_of,
-    integer,
-    number,
-    ref,
-    source_fields,
-    timestamp,
-)
+from ..base import FieldMapper
+from ..canonical import Mapped, Row, account_facts, csat, domain_of, ref, source_fields, timestamp
+from ..roles import Marks, account_roles
 
 Record = Mapping[str, Any]
+
+#: On companies: the standard company id and plan; the rest where the workspace keeps it.
+ROLES = account_roles("companies", external_id="company_id", plan="plan.name")
 
 
 def _ic(obj: str, r: Record) -> dict[str, Any]:
     return source_fields("intercom", obj, r["id"], r, r.get("updated_at"))
 
 
-def intercom_companies(r: Record) -> list[Mapped]:
+def intercom_companies(marks: Marks, r: Record) -> list[Mapped]:
     data = _ic("companies", r)
-    custom = r.get("custom_attributes") or {}
-    plan = r.get("plan")
     data |= {
         "name": r.get("name"),
         "domain": domain_of(r.get("website")),
-        "external_id": r.get("company_id"),
-        "arr": number(custom.get("arr")),
-        "seats": integer(custom.get("seats")),
-        "plan": plan.get("name") if isinstance(plan, Mapping) else None,
-        "renewal_date": date(custom.get("renewal_date")),
-        "customer_since": date(custom.get("customer_since")),
-        "churned": None,
-        "payment_issue": custom.get("payment_issue")
-        if isinstance(custom.get("payment_issue"), bool)
-        else None,
+        **account_facts(marks, r),
         "owner_ref": None,
         "merged_into": None,
     }
@@ -65,7 +49,7 @@ def _first_company(r: Record) -> str | None:
     return None
 
 
-def intercom_contacts(r: Record) -> list[Mapped]:
+def intercom_contacts(_marks: Marks, r: Record) -> list[Mapped]:
     data = _ic("contacts", r)
     data |= {
         "account_ref": _first_company(r),
@@ -77,7 +61,7 @@ def intercom_contacts(r: Record) -> list[Mapped]:
     return [Row("contact", data)]
 
 
-def intercom_conversations(r: Record) -> list[Mapped]:
+def intercom_conversations(_marks: Marks, r: Record) -> list[Mapped]:
     data = _ic("conversations", r)
     contacts = r.get("contacts")
     items = contacts.get("contacts") if isinstance(contacts, Mapping) else None
@@ -103,7 +87,7 @@ def intercom_conversations(r: Record) -> list[Mapped]:
 
 
 #: Stream name -> mapper.
-MAPPING: dict[str, Mapper] = {
+MAPPING: dict[str, FieldMapper] = {
     "intercom_companies": intercom_companies,
     "intercom_contacts": intercom_contacts,
     "intercom_conversations": intercom_conversations,

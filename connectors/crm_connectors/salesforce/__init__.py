@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..base import ConnectorSpec
 from . import settings
-from .canonical import MAPPING
+from .canonical import ENTITY_MAPPING, MAPPING, ROLES
 from .writer import writer
 
 SPEC = ConnectorSpec(
@@ -18,5 +18,7 @@ SPEC = ConnectorSpec(
     writer=writer,
     writer_settings=settings.WRITER_SETTINGS,
     mapping=MAPPING,
+    roles=ROLES,
+    entity_mapping=ENTITY_MAPPING,
     emulator="crm_connectors.salesforce.emulator:EMULATOR",
 )

@@ -1,11 +1,17 @@
 """Salesforce's streams in the canonical model (crm_connectors.canonical).
 
-- Account -> account: ``External_Account_Id__c``, ``Website``, ARR from ``AnnualRevenue``,
-  ``Seats__c``, ``Plan__c``, ``Renewal_Date__c``; churned when ``Type`` is "Former Customer"; a
-  merged-away Account (``MasterRecordId``) resolves to its master.
+- Account -> account: ``Name``, ``Website``, ``OwnerId``, and the facts an org keeps in fields
+  of its own, by ``salesforce_field_mapping`` (:data:`ROLES`, crm_connectors.roles): external
+  id, ARR, seats, plan, renewal date, customer since, churned, payment issue. A plain org has
+  none of them (``AnnualRevenue`` is the company's own revenue; the standard ``Type`` picklist
+  has no former-customer value unless the org adds one). A merged-away Account
+  (``MasterRecordId``) resolves to its master.
 - Opportunity -> deal: kind from ``Type``, stage from ``IsWon``/``IsClosed``.
-- Case -> ticket: closed from ``IsClosed``, pending for Working/Escalated/On Hold.
-- NPS_Response__c -> nps_response.
+- Case -> ticket: closed from ``IsClosed``, pending for Working/Escalated/On Hold; CSAT by the
+  mapping.
+- NPS: Salesforce has no standard survey object; the object the mapping names
+  (``nps_object``, with ``nps_score`` and where the account, contact and time are) ->
+  nps_response.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import Mapper
+from ..base import EntityMapper, FieldMapper
 from ..canonical import (
     Mapped,
     Parent,
     Row,
+    account_facts,
     csat,
     date,
     domain_of,
@@ -27,8 +34,22 @@ from ..canonical import (
     ref,
     source_fields,
 )
+from ..roles import Marks, Role, account_roles, value
 
 Record = Mapping[str, Any]
+
+#: The facts an org keeps where it chooses (salesforce_field_mapping): on Account, CSAT on
+#: Case, and an NPS object of its own; only the owner is a standard field.
+ROLES = {
+    **account_roles("Account"),
+    "owner": Role("Account", "OwnerId"),
+    "csat": Role("Case"),
+    "nps_object": Role("", names_object=True),
+    "nps_score": Role("nps_object", required=True),
+    "nps_account": Role("nps_object"),
+    "nps_contact": Role("nps_object"),
+    "nps_submitted_at": Role("nps_object"),
+}
 
 _SF_OPPORTUNITY_KIND = {
     "new business": "new_business",
@@ -43,21 +64,14 @@ def _sf(obj: str, r: Record) -> dict[str, Any]:
     return source_fields("salesforce", obj, r["Id"], r, r.get("SystemModstamp"))
 
 
-def salesforce_account(r: Record) -> list[Mapped]:
+def salesforce_account(marks: Marks, r: Record) -> list[Mapped]:
     data = _sf("Account", r)
     master = r.get("MasterRecordId")
     data |= {
         "name": r.get("Name"),
         "domain": domain_of(r.get("Website")),
-        "external_id": r.get("External_Account_Id__c"),
-        "arr": number(r.get("AnnualRevenue")),
-        "seats": integer(r.get("Seats__c")),
-        "plan": r.get("Plan__c"),
-        "renewal_date": date(r.get("Renewal_Date__c")),
-        "customer_since": None,
-        "churned": str(r.get("Type") or "").lower() == "former customer",
-        "payment_issue": None,
-        "owner_ref": ref("salesforce", "User", r.get("OwnerId")),
+        **account_facts(marks, r),
+        "owner_ref": ref("salesforce", "User", value(r, marks, "owner")),
         "merged_into": ref("salesforce", "Account", master),
     }
     rows: list[Mapped] = [Row("account", data)]
@@ -66,7 +80,7 @@ def salesforce_account(r: Record) -> list[Mapped]:
     return rows
 
 
-def salesforce_contact(r: Record) -> list[Mapped]:
+def salesforce_contact(marks: Marks, r: Record) -> list[Mapped]:
     data = _sf("Contact", r)
     data |= {
         "account_ref": ref("salesforce", "Account", r.get("AccountId")),
@@ -78,7 +92,7 @@ def salesforce_contact(r: Record) -> list[Mapped]:
     return [Row("contact", data)]
 
 
-def salesforce_opportunity(r: Record) -> list[Mapped]:
+def salesforce_opportunity(marks: Marks, r: Record) -> list[Mapped]:
     data = _sf("Opportunity", r)
     won, closed = r.get("IsWon"), r.get("IsClosed")
     data |= {
@@ -92,7 +106,7 @@ def salesforce_opportunity(r: Record) -> list[Mapped]:
     return [Row("deal", data)]
 
 
-def salesforce_case(r: Record) -> list[Mapped]:
+def salesforce_case(marks: Marks, r: Record) -> list[Mapped]:
     data = _sf("Case", r)
     status = str(r.get("Status") or "").lower()
     data |= {
@@ -104,27 +118,29 @@ def salesforce_case(r: Record) -> list[Mapped]:
         else ("pending" if status in ("working", "escalated", "on hold") else "open"),
         "opened_at": r.get("CreatedDate"),
         "closed_at": r.get("ClosedDate"),
-        "csat": csat(r.get("CSAT__c")),
+        "csat": csat(value(r, marks, "csat")),
     }
     return [Row("ticket", data)]
 
 
-def salesforce_nps(r: Record) -> list[Mapped]:
-    data = _sf("NPS_Response__c", r)
+def salesforce_nps(obj: str, marks: Marks, r: Record) -> list[Mapped]:
+    """A record of ``obj``, the object ``nps_object`` names."""
+    data = _sf(obj, r)
     data |= {
-        "account_ref": ref("salesforce", "Account", r.get("Account__c")),
-        "contact_ref": ref("salesforce", "Contact", r.get("Contact__c")),
-        "score": integer(r.get("Score__c")),
-        "submitted_at": r.get("Submitted_At__c") or r.get("CreatedDate"),
+        "account_ref": ref("salesforce", "Account", value(r, marks, "nps_account")),
+        "contact_ref": ref("salesforce", "Contact", value(r, marks, "nps_contact")),
+        "score": integer(value(r, marks, "nps_score")),
+        "submitted_at": value(r, marks, "nps_submitted_at") or r.get("CreatedDate"),
     }
     return [Row("nps_response", data)]
 
 
 #: Stream name -> mapper.
-MAPPING: dict[str, Mapper] = {
+MAPPING: dict[str, FieldMapper] = {
     "salesforce_Account": salesforce_account,
     "salesforce_Contact": salesforce_contact,
     "salesforce_Opportunity": salesforce_opportunity,
     "salesforce_Case": salesforce_case,
-    "salesforce_NPS_Response__c": salesforce_nps,
 }
+#: Streams the field mapping names, by the entity it marks them with.
+ENTITY_MAPPING: dict[str, EntityMapper] = {"nps": salesforce_nps}

@@ -28,7 +28,7 @@ import datetime as dt
 import io
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -181,12 +181,15 @@ class SalesforceResource:
         bulk_page_size: int | None = None,
         poll_cap: float = 30.0,
         optional: bool = False,
+        setting: str = "salesforce_objects",
     ) -> None:
         self.client = client
         self.sobject = sobject
         #: Read by default rather than named by the user: when the org has no such object, or
         #: the user cannot see it, the stream is left out (Unavailable), not a setting to fix.
         self.optional = optional
+        #: The setting that named it (a missing named object is that setting's error).
+        self.setting = setting
         self.name = f"salesforce_{sobject}"
         self.start_date = start_date
         self.bulk_threshold = bulk_threshold
@@ -214,7 +217,7 @@ class SalesforceResource:
                 raise ConfigError(
                     f"Salesforce has no object {self.sobject!r}"
                     " (check its API name, e.g. Subscription__c, and the user's access)",
-                    setting="salesforce_objects",
+                    setting=self.setting,
                 ) from exc
             self._fields = [
                 f for f in fields if f.get("name") and f.get("type") not in _UNSELECTABLE
@@ -416,22 +419,35 @@ class SalesforceResource:
 
 class SalesforceConnector:
     """The Salesforce connector: the standard objects (those the org has and the user can see)
-    plus every one named in ``objects`` (those must exist)."""
+    plus every one named in ``objects`` (those must exist): a list (named in
+    ``salesforce_objects``), or object -> the setting that names it."""
 
     vendor = "salesforce"
 
     def __init__(
-        self, client: SalesforceClient, objects: Sequence[str] = (), **resource_options: Any
+        self,
+        client: SalesforceClient,
+        objects: Sequence[str] | Mapping[str, str] = (),
+        **resource_options: Any,
     ) -> None:
         self.client = client
-        self.objects = tuple(dict.fromkeys([*OBJECTS, *objects]))
-        self.named = tuple(objects)
+        self.named = (
+            dict(objects)
+            if isinstance(objects, Mapping)
+            else dict.fromkeys(objects, "salesforce_objects")
+        )
+        self.objects = tuple(dict.fromkeys([*OBJECTS, *self.named]))
         self._options = resource_options
 
     def resources(self) -> list[Resource]:
-        named = set(self.named)
         return [
-            SalesforceResource(self.client, o, optional=o not in named, **self._options)
+            SalesforceResource(
+                self.client,
+                o,
+                optional=o not in self.named,
+                setting=self.named.get(o, "salesforce_objects"),
+                **self._options,
+            )
             for o in self.objects
         ]
 

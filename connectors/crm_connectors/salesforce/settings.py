@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..roles import named_objects, setting_name
 from ..settings import epoch_ms, has_any, setting
 from .auth import LOGIN_URL, credentials
+from .canonical import ROLES
 from .client import API_VERSION, SalesforceClient
 from .pacing import SalesforcePacer
 from .resources import SalesforceConnector
@@ -38,7 +40,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "array",
         "sObjects to read besides Account, Contact, Opportunity, Case, Task and User (of "
         "those, one the org lacks or the user cannot see is left out with a warning), e.g. "
-        "Subscription__c. Each becomes a stream salesforce_<Object>; each must exist.",
+        "Subscription__c. Each becomes a stream salesforce_<Object>; each must exist. (The NPS "
+        "object salesforce_field_mapping names is read without being listed here.)",
     ),
     "salesforce_bulk_threshold": setting(
         "integer",
@@ -88,9 +91,13 @@ def client(config: Mapping[str, Any], **client_kw: Any) -> SalesforceClient:
 
 def connect(config: Mapping[str, Any], **client_kw: Any) -> SalesforceConnector:
     threshold = int(config.get("salesforce_bulk_threshold", 50_000))
+    # the objects named in salesforce_objects, and the NPS object the field mapping names
+    named = dict.fromkeys(config.get("salesforce_objects") or (), "salesforce_objects")
+    for obj in named_objects("salesforce", ROLES, config).values():
+        named.setdefault(obj, setting_name("salesforce"))
     return SalesforceConnector(
         client(config, **client_kw),
-        objects=list(config.get("salesforce_objects") or ()),
+        objects=named,
         start_date=epoch_ms(config),
         bulk_threshold=threshold if threshold > 0 else None,
     )

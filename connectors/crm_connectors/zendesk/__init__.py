@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..base import ConnectorSpec
 from . import settings
-from .canonical import MAPPING
+from .canonical import MAPPING, ROLES
 from .writer import writer
 
 SPEC = ConnectorSpec(
@@ -19,5 +19,6 @@ SPEC = ConnectorSpec(
     writer=writer,
     writer_settings=settings.WRITER_SETTINGS,
     mapping=MAPPING,
+    roles=ROLES,
     emulator="crm_connectors.zendesk.emulator:EMULATOR",
 )

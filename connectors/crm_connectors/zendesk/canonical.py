@@ -1,9 +1,10 @@
 """Zendesk's streams in the canonical model (crm_connectors.canonical).
 
 - organizations -> account: ``external_id`` (Zendesk's own field: the cross-CRM id), the first
-  of ``domain_names``, and the organization fields ``arr``, ``seats``, ``plan``,
-  ``renewal_date`` and ``customer_since`` where the account defines them. Zendesk has no churn
-  marker and no account owner.
+  of ``domain_names``, and the facts an account keeps in organization fields of its own by
+  ``zendesk_field_mapping`` (:data:`ROLES`, crm_connectors.roles;
+  ``organization_fields.<key>``): ARR, seats, plan, renewal date, customer since, churned,
+  payment issue. Zendesk has no churn marker and no account owner.
 - users -> contact, with their ``organization_id`` as the account; end users and agents alike
   (an agent belongs to no customer organization, so it joins none).
 - tickets -> ticket, through the organization, else the requester: status new/open -> open,
@@ -20,10 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import Mapper
-from ..canonical import Mapped, Row, date, domain_of, integer, number, priority, ref, source_fields
+from ..base import FieldMapper
+from ..canonical import Mapped, Row, account_facts, domain_of, priority, ref, source_fields
+from ..roles import Marks, account_roles
 
 Record = Mapping[str, Any]
+
+#: On organizations: Zendesk's own external id; the rest where the account keeps it.
+ROLES = account_roles("organizations", external_id="external_id")
 
 _STATUS = {
     "new": "open", "open": "open", "pending": "pending", "hold": "pending",
@@ -36,29 +41,20 @@ def _zd(obj: str, r: Record, modified: Any) -> dict[str, Any]:
     return source_fields("zendesk", obj, r["id"], r, modified)
 
 
-def zendesk_organizations(r: Record) -> list[Mapped]:
+def zendesk_organizations(marks: Marks, r: Record) -> list[Mapped]:
     data = _zd("organizations", r, r.get("updated_at"))
-    custom = r.get("organization_fields") or {}
     domains = r.get("domain_names") or []
-    plan = custom.get("plan")
     data |= {
         "name": r.get("name"),
         "domain": domain_of(domains[0]) if isinstance(domains, list) and domains else None,
-        "external_id": r.get("external_id"),
-        "arr": number(custom.get("arr")),
-        "seats": integer(custom.get("seats")),
-        "plan": plan if isinstance(plan, str) and plan else None,
-        "renewal_date": date(custom.get("renewal_date")),
-        "customer_since": date(custom.get("customer_since")),
-        "churned": None,
-        "payment_issue": None,
+        **account_facts(marks, r),
         "owner_ref": None,
         "merged_into": None,
     }
     return [Row("account", data)]
 
 
-def zendesk_users(r: Record) -> list[Mapped]:
+def zendesk_users(_marks: Marks, r: Record) -> list[Mapped]:
     data = _zd("users", r, r.get("updated_at"))
     data |= {
         "account_ref": ref("zendesk", "organizations", r.get("organization_id")),
@@ -70,7 +66,7 @@ def zendesk_users(r: Record) -> list[Mapped]:
     return [Row("contact", data)]
 
 
-def zendesk_tickets(r: Record) -> list[Mapped]:
+def zendesk_tickets(_marks: Marks, r: Record) -> list[Mapped]:
     if r.get("type") == "task":
         return []
     data = _zd("tickets", r, r.get("generated_timestamp") or r.get("updated_at"))
@@ -90,7 +86,7 @@ def zendesk_tickets(r: Record) -> list[Mapped]:
 
 
 #: Stream name -> mapper.
-MAPPING: dict[str, Mapper] = {
+MAPPING: dict[str, FieldMapper] = {
     "zendesk_organizations": zendesk_organizations,
     "zendesk_users": zendesk_users,
     "zendesk_tickets": zendesk_tickets,

@@ -11,12 +11,26 @@ from .app import HubSpotEmulator
 from .kit import KIT
 from .seed import Seeder
 
+#: Where the seeded portal keeps each fact (crm_connectors.roles): properties the seeder made, and
+#: its churned companies' lifecycle stage "other". A real portal's names are its own.
+FIELD_MAPPING: dict[str, Any] = {
+    "external_id": "external_account_id",
+    "arr": "annualrevenue",
+    "seats": "seats",
+    "plan": "plan",
+    "renewal_date": "renewal_date",
+    "customer_since": "customer_since",
+    "churned": {"field": "lifecyclestage", "values": ["other"]},
+    "csat": "csat",
+}
+
 
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "hubspot_access_token": creds["private_app_token"],
         "hubspot_base_url": url,
         "hubspot_search_settle_seconds": 0,  # the sandbox indexes at once
+        "hubspot_field_mapping": FIELD_MAPPING,
     }
 
 

@@ -11,12 +11,20 @@ from .app import IntercomEmulator
 from .kit import KIT
 from .seed import Seeder
 
+#: Where the seeded workspace keeps each fact (crm_connectors.roles): custom company attributes
+#: the seeder made. A real workspace's names are its own.
+FIELD_MAPPING: dict[str, Any] = {
+    role: f"custom_attributes.{role}"
+    for role in ("arr", "seats", "renewal_date", "customer_since", "payment_issue")
+}
+
 
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "intercom_access_token": creds["access_token"],
         "intercom_base_url": url,
         "intercom_search_settle_seconds": 0,  # the sandbox indexes at once
+        "intercom_field_mapping": FIELD_MAPPING,
     }
 
 

@@ -11,6 +11,23 @@ from .app import SalesforceEmulator
 from .kit import KIT
 from .seed import Seeder
 
+#: Where the seeded org keeps each fact (crm_connectors.roles): custom fields the seeder made, a
+#: "Former Customer" Account type, and its custom NPS object. A real org's names are its own.
+FIELD_MAPPING: dict[str, Any] = {
+    "external_id": "External_Account_Id__c",
+    "arr": "AnnualRevenue",
+    "seats": "Seats__c",
+    "plan": "Plan__c",
+    "renewal_date": "Renewal_Date__c",
+    "churned": {"field": "Type", "values": ["Former Customer"]},
+    "csat": "CSAT__c",
+    "nps_object": "NPS_Response__c",
+    "nps_score": "Score__c",
+    "nps_account": "Account__c",
+    "nps_contact": "Contact__c",
+    "nps_submitted_at": "Submitted_At__c",
+}
+
 
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
@@ -18,8 +35,7 @@ def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
         "salesforce_client_secret": creds["client_secret"],
         "salesforce_refresh_token": creds["refresh_token"],
         "salesforce_login_url": url,
-        # the sandbox org's custom NPS object: a real org has none unless its admins made one
-        "salesforce_objects": ["NPS_Response__c"],
+        "salesforce_field_mapping": FIELD_MAPPING,
     }
 
 

@@ -11,6 +11,13 @@ from .app import ZendeskEmulator
 from .kit import KIT
 from .seed import Seeder
 
+#: Where the seeded account keeps each fact (crm_connectors.roles): organization fields the seeder
+#: made. A real account's keys are its own.
+FIELD_MAPPING: dict[str, Any] = {
+    role: f"organization_fields.{role}"
+    for role in ("arr", "seats", "plan", "renewal_date", "customer_since")
+}
+
 
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
@@ -18,6 +25,7 @@ def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
         "zendesk_base_url": url,
         "zendesk_email": creds["email"],
         "zendesk_api_token": creds["api_token"],
+        "zendesk_field_mapping": FIELD_MAPPING,
     }
 
 
