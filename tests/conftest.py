@@ -19,7 +19,7 @@ MakeSandbox = Callable[..., Sandbox]
 @pytest.fixture
 def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
     """Start sandboxes on free ports: ``make_sandbox(vendors=("hubspot",), size=40, seed=3,
-    tie_block=0, tls=False, rate_limits="off", options={...}, faults=[...])``.
+    tie_block=0, profile="vanilla", tls=False, rate_limits="off", options={...}, faults=[...])``.
 
     ``size=0`` starts an empty sandbox. Each call gets its own database under ``tmp_path``;
     all are stopped at teardown.
@@ -31,11 +31,13 @@ def make_sandbox(tmp_path: Path) -> Iterator[MakeSandbox]:
         size: int = 30,
         seed_value: int = 7,
         tie_block: int = 0,
+        profile: str = "seeded",
         **config: Any,
     ) -> Sandbox:
         db = tmp_path / f"sandbox-{len(started)}.sqlite"
         if size:
-            seed(db, WorldSpec(size=size, seed=seed_value, tie_block=tie_block), vendors)
+            spec = WorldSpec(size=size, seed=seed_value, tie_block=tie_block, profile=profile)
+            seed(db, spec, vendors)
         config.setdefault("rate_limits", "off")
         sandbox = Sandbox(SandboxConfig(db_path=db, port=0, vendors=vendors, **config)).start()
         started.append(sandbox)

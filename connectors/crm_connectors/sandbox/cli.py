@@ -1,6 +1,6 @@
 """``crm-sandbox``: a local stand-in for HubSpot, Salesforce and Intercom.
 
-crm-sandbox seed  --db crm.sqlite --size 1000 --seed 1
+crm-sandbox seed  --db crm.sqlite --size 1000 --seed 1 [--profile seeded|vanilla]
 crm-sandbox serve --db crm.sqlite [--port 8700] [--tls] [--no-rate-limits]
                   [--fault kind=rate_limit,vendor=hubspot,probability=0.2] [--faults FILE]
                   [--option hubspot.burst_limit=10]
@@ -24,6 +24,7 @@ from typing import Any
 from .app import Sandbox, SandboxConfig
 from .emulators import credentials, emulators, vendors
 from .faults import Fault
+from .world import PROFILES
 
 
 def _option(text: str) -> tuple[str, str, Any]:
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="contacts sharing one modification millisecond (default: 10050 from size 2000)",
+    )
+    seed.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="seeded",
+        help="seeded: with the custom fields a CS team adds (default); vanilla: plain CRMs",
     )
     seed.add_argument("--force", action="store_true", help="replace an existing database")
 
@@ -146,7 +153,7 @@ def _seed(args: argparse.Namespace) -> int:
     if args.force:
         for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
             path.unlink(missing_ok=True)
-    spec = WorldSpec(size=args.size, seed=args.seed, tie_block=args.tie_block)
+    spec = WorldSpec(size=args.size, seed=args.seed, tie_block=args.tie_block, profile=args.profile)
 
     def progress(n: int) -> None:
         if n % 100_000 == 0:

@@ -83,6 +83,10 @@ TAKEN_TICKETS = 0.6
 TIE_STRIDE_MAX = 950
 
 
+#: The ways the sandbox's CRMs can be set up (WorldSpec.profile).
+PROFILES = ("seeded", "vanilla")
+
+
 @dataclass(frozen=True, slots=True)
 class WorldSpec:
     size: int = 100  # number of accounts
@@ -94,6 +98,21 @@ class WorldSpec:
     #: The CRMs of the world and each one's share of the accounts (an account is in at least
     #: one). Default: every installed emulator's profile.
     crms: tuple[CrmProfile, ...] = field(default_factory=registered_profiles)
+    #: How the CRMs are set up (the same accounts, people and history either way):
+    #: "seeded", with the custom fields and objects a customer-success team adds (ARR, seats,
+    #: plan, renewal and customer-since dates, CSAT, a churned marker, Salesforce's NPS object:
+    #: the sandbox's usual world); "vanilla", a plain portal, org, workspace and account with
+    #: no custom field or object at all, nor values only those would hold.
+    profile: str = "seeded"
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
+
+    @property
+    def custom_fields(self) -> bool:
+        """Whether the CRMs have the custom fields and objects of a seeded world."""
+        return self.profile == "seeded"
 
     def serving(self, vendors: Sequence[str]) -> WorldSpec:
         """This world as a sandbox of ``vendors`` holds it: the first CRMs (``core``) stay, as

@@ -163,14 +163,17 @@ class Seeder:
                 "phone": a.phone,
                 "numberofemployees": None if a.employees is None else str(a.employees),
                 "annualrevenue": number(a.arr),
-                "lifecyclestage": "other" if a.label == "churned" else "customer",
+                "lifecyclestage": "other" if a.label == "churned" and self.spec.custom_fields
+                else "customer",
                 "hubspot_owner_id": owner_id(a.owner),
                 "description": a.description,
-                "external_account_id": a.external_id,
-                "seats": str(a.seats),
-                "renewal_date": a.renewal_date,
-                "plan": a.plan,
-                "customer_since": a.customer_since,
+                **({
+                    "external_account_id": a.external_id,
+                    "seats": str(a.seats),
+                    "renewal_date": a.renewal_date,
+                    "plan": a.plan,
+                    "customer_since": a.customer_since,
+                } if self.spec.custom_fields else {}),
             },
             state, merged_into,
         )  # fmt: skip
@@ -231,7 +234,8 @@ class Seeder:
                     "hs_pipeline_stage": _TICKET_STAGE[t.status],
                     "hs_ticket_priority": t.priority.upper(),
                     "closed_date": None if t.closed_ms is None else iso_ms(t.closed_ms),
-                    "csat": None if t.csat is None else str(t.csat),
+                    **({"csat": None if t.csat is None else str(t.csat)}
+                       if self.spec.custom_fields else {}),
                     "hubspot_owner_id": owner_id(a.owner),
                 },
                 LIVE,
@@ -270,9 +274,8 @@ class Seeder:
                     " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                     (id_counter(obj), key),
                 )
-        custom = {
-            obj: {p["name"]: p for p in props} for obj, props in seeded_custom_properties().items()
-        }
+        seeded = seeded_custom_properties() if self.spec.custom_fields else {}
+        custom = {obj: {p["name"]: p for p in props} for obj, props in seeded.items()}
         self.store.set_meta(VENDOR, "custom_properties", custom)
         self.store.set_meta(
             VENDOR,

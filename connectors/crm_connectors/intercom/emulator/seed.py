@@ -306,6 +306,8 @@ class Seeder:
             company_id = object_id(COMPANY_KIND, a.key, created_s)
             live_users = sum(1 for c in contacts if VENDOR not in c.lifecycle)
             data = company_record(a, created_s, live_users)
+            if not self.spec.custom_fields:  # a plain workspace has no custom attributes
+                data["custom_attributes"] = {}
             state = _STATE.get(a.lifecycle.get(VENDOR, ""), LIVE)
             self._put("companies", company_id, a.created_ms, a.updated_ms, state, data)
             self.max_key["companies"] = max(self.max_key["companies"], a.key)
@@ -313,6 +315,8 @@ class Seeder:
         records: dict[int, dict[str, Any]] = {}
         for c in contacts:
             data = contact_record(c, a, company_id, owner_id)
+            if not self.spec.custom_fields:
+                data["custom_attributes"] = {}
             records[c.key] = data
             state = _STATE.get(c.lifecycle.get(VENDOR, ""), LIVE)
             self._put("contacts", data["id"], c.created_ms, c.updated_ms, state, data)
@@ -342,7 +346,7 @@ class Seeder:
                     data_attribute(len(attrs) + 1, model, name, label, dtype, custom=False,
                                    created_s=now_s)
                 )  # fmt: skip
-        for model, customs in SEEDED_CUSTOM.items():
+        for model, customs in (SEEDED_CUSTOM if self.spec.custom_fields else {}).items():
             for name, label, dtype in customs:
                 attrs.append(
                     data_attribute(len(attrs) + 1, model, name, label, dtype, custom=True,

@@ -55,6 +55,7 @@ from .model import (
     normalize_id,
     parse_date,
     parse_datetime,
+    plain_org,
     standard_objects,
 )
 from .model import field as make_field
@@ -333,6 +334,8 @@ class SalesforceEmulator(VendorApp):
 
     def _load_schema(self) -> None:
         objects = standard_objects()
+        if self.store.get_meta(self.vendor, "profile") == "vanilla":
+            objects = plain_org(objects)
         for hidden in self.options.get("hidden_objects") or ():
             objects.pop(hidden, None)
         custom: dict[str, list[dict[str, Any]]] = self.store.get_meta(

@@ -302,6 +302,25 @@ CASE_ORIGINS = ("Email", "Web", "Phone")
 TASK_STATUSES = ("Not Started", "In Progress", "Completed")
 
 
+def plain_org(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``objects`` as a plain org has them (a vanilla world): no custom object, no custom
+    field, and the standard picklists without the values the seeded org added."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, info in objects.items():
+        if name.endswith("__c"):
+            continue
+        fields = []
+        for f in info["fields"]:
+            if f.get("custom"):
+                continue
+            if name == "Account" and f["name"] == "Type":
+                values = [v for v in f["picklistValues"] if v["value"] != "Former Customer"]
+                f = {**f, "picklistValues": values}
+            fields.append(f)
+        out[name] = {**info, "fields": fields}
+    return out
+
+
 def standard_objects() -> dict[str, dict[str, Any]]:
     """The emulated org's objects: ``{name: {label, labelPlural, custom, fields: [...]}}``.
 

@@ -117,7 +117,9 @@ class Seeder:
             "MasterRecordId": account_id(a.merged_into) if life == "merged" and a.merged_into
             else None,
             "Name": a.name,
-            "Type": "Former Customer" if churned else "Customer - Direct",
+            # "Former Customer" is a value the seeded org added to the standard picklist
+            "Type": "Former Customer" if churned and self.spec.custom_fields
+            else "Customer - Direct",
             "Website": f"https://www.{a.domain}" if a.domain else None,
             "Industry": INDUSTRY.get(a.industry or "", "Other") if a.industry else None,
             # This org keeps the subscription's ARR in AnnualRevenue.
@@ -128,10 +130,12 @@ class Seeder:
             "Phone": a.phone,
             "Description": a.description,
             "OwnerId": owner,
-            "External_Account_Id__c": a.external_id,
-            "Seats__c": a.seats,
-            "Renewal_Date__c": a.renewal_date,
-            "Plan__c": a.plan,
+            **({
+                "External_Account_Id__c": a.external_id,
+                "Seats__c": a.seats,
+                "Renewal_Date__c": a.renewal_date,
+                "Plan__c": a.plan,
+            } if self.spec.custom_fields else {}),
         })  # fmt: skip
         contact_ids: list[str] = []
         in_org: set[int] = set()  # contacts of this account that live in Salesforce
@@ -187,10 +191,10 @@ class Seeder:
                 "IsClosed": t.status == "closed",
                 "ClosedDate": fmt_datetime(t.closed_ms) if t.closed_ms else None,
                 "OwnerId": owner,
-                "CSAT__c": t.csat,
+                **({"CSAT__c": t.csat} if self.spec.custom_fields else {}),
             })  # fmt: skip
         for n in bundle.nps:
-            if n.crm != VENDOR:
+            if n.crm != VENDOR or not self.spec.custom_fields:  # a plain org has no NPS object
                 continue
             self._row("NPS_Response__c", n.key, n.submitted_ms, n.submitted_ms, LIVE, {
                 "Name": f"NPS-{n.key:07d}",
@@ -251,4 +255,5 @@ class Seeder:
                 " ON records (json_extract(data, '$.External_Account_Id__c'))"
                 " WHERE vendor = 'salesforce' AND object = 'Account'"
             )
+        self.store.set_meta(VENDOR, "profile", self.spec.profile)
         return dict(self.counts)

@@ -123,13 +123,17 @@ class Seeder:
         oid = org_id(a.key)
         created_s, updated_s = a.created_ms // 1000, a.updated_ms // 1000
         org_state = _ORG_STATE.get(a.lifecycle.get(VENDOR, ""), LIVE)
-        fields = {
-            "arr": a.arr,
-            "seats": a.seats,
-            "plan": a.plan,
-            "renewal_date": date_value(a.renewal_date),
-            "customer_since": date_value(a.customer_since),
-        }
+        fields = (
+            {
+                "arr": a.arr,
+                "seats": a.seats,
+                "plan": a.plan,
+                "renewal_date": date_value(a.renewal_date),
+                "customer_since": date_value(a.customer_since),
+            }
+            if self.spec.custom_fields
+            else {}
+        )  # a plain account defines no organization field
         org = organization_record(
             oid, self._unique_name(a), created_s=created_s, updated_s=updated_s,
             external_id=a.external_id, domain_names=[a.domain] if a.domain else [],
@@ -223,7 +227,8 @@ class Seeder:
     def _definitions(self) -> tuple[list[JsonObj], list[JsonObj], int]:
         org_fields: list[JsonObj] = []
         option_n = 0
-        for position, (key, ftype, title, options) in enumerate(SEEDED_ORG_FIELDS):
+        seeded = SEEDED_ORG_FIELDS if self.spec.custom_fields else ()
+        for position, (key, ftype, title, options) in enumerate(seeded):
             opts = []
             for i, (name, value) in enumerate(options):
                 option_n += 1

@@ -1,0 +1,105 @@
+"""The whole pipeline (tap-crm, target-health, write-back) on each world the sandbox can be
+(issue #14): the seeded world with the field mapping of its custom fields, and a vanilla world,
+plain CRMs with no custom field or object at all, with no mapping. Both run end to end; the
+vanilla one scores from what there is and names the facts no field holds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tapkit import run_tap, run_target, tap_config
+
+from crm_connectors.sandbox.emulators import vendors
+from target_health.store import open_store
+
+ALL = tuple(vendors())
+
+
+def _custom_hubspot_properties(sandbox: Any, token: str) -> set[str]:
+    url = f"{sandbox.urls['hubspot']}/crm/v3/properties/companies"
+    found = httpx.get(url, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+    return {p["name"] for p in found.json()["results"] if not p.get("hubspotDefined")}
+
+
+@pytest.mark.parametrize("profile", ["seeded", "vanilla"])
+def test_the_pipeline_runs_end_to_end_on_each_world(
+    profile: str, make_sandbox: Any, tmp_path: Path
+) -> None:
+    # Given the sandbox as a world, and the config a team would give it: the seeded world with
+    # the mapping of its custom fields, the vanilla one with credentials only
+    sandbox = make_sandbox(vendors=ALL, size=40, profile=profile)
+    config = tap_config(sandbox)
+    if profile == "vanilla":
+        config = {k: v for k, v in config.items() if not k.endswith("_field_mapping")}
+        # (a plain portal: no property but HubSpot's own)
+        assert _custom_hubspot_properties(sandbox, config["hubspot_access_token"]) == set()
+    # when the tap, then target-health with write-back run
+    tap = run_tap(tmp_path / "tap", config)
+    assert tap.returncode == 0, tap.stderr[-3000:]
+    if profile == "vanilla":  # (and plain CRMs are what the tap found: no custom field at all)
+        schemas = {m["stream"]: m["schema"] for m in tap.messages if m["type"] == "SCHEMA"}
+        custom = {
+            stream: sorted(
+                name
+                for name, prop in schema["properties"].items()
+                if name.endswith("__c")
+                or (name in ("custom_attributes", "organization_fields", "user_fields")
+                    and (prop.get("properties") or {}))
+            )
+            for stream, schema in schemas.items()
+        }  # fmt: skip
+        assert not any(custom.values()), custom
+        assert "salesforce_NPS_Response__c" not in schemas
+    on = config | {"writeback": {"enabled": True, "max_band_change_share": 1.0}}
+    first = run_target(tmp_path / "target", tap.messages, **on)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_target(tmp_path / "target", tap.messages, **on)
+    assert again.returncode == 0, again.stderr[-3000:]
+    # then every CRM got its fields written, and the rerun changed nothing
+    store = open_store(f"sqlite:///{tmp_path / 'target' / 'health.sqlite'}")
+    runs = [json.loads(c) for (c,) in store.query("SELECT counts FROM runs ORDER BY started_at")]
+    done, rerun = runs[0]["writeback"], runs[1]["writeback"]
+    assert not done.get("failed") and not done.get("error"), done
+    assert set(done["by_crm"]) == set(ALL) and all(done["by_crm"].values()), done
+    assert rerun["applied"] == 0 and rerun["items"] == 0, rerun
+    # and accounts are scored from what each world holds
+    scored = store.query("SELECT COUNT(*) FROM scores WHERE score IS NOT NULL")[0][0]
+    assert scored > 0
+    # and the facts no field holds are named, per stream: in the vanilla world ARR, seats and
+    # renewal dates everywhere; in the seeded one only what its CRMs do not keep
+    missing = runs[0]["unmapped_roles"]
+    if profile == "vanilla":
+        for stream in ("hubspot_companies", "salesforce_Account", "intercom_companies",
+                       "zendesk_organizations"):  # fmt: skip
+            assert {"arr", "seats", "renewal_date"} <= set(missing[stream]), stream
+    else:
+        assert not any({"arr", "seats"} & set(roles) for roles in missing.values()), missing
+    store.close()
+
+
+def test_crm_sandbox_seed_makes_a_vanilla_world_on_request(tmp_path: Path) -> None:
+    # Given the sandbox's command line, asked for a vanilla world
+    db = tmp_path / "plain.sqlite"
+    cmd = [sys.executable, "-m", "crm_connectors.sandbox.cli", "seed", "--db", str(db),
+           "--size", "20", "--profile", "vanilla"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # then its CRMs hold no custom field: no HubSpot custom property, a plain Salesforce org,
+    # no Intercom custom attribute, no Zendesk organization field
+    conn = sqlite3.connect(db)
+    meta = dict(conn.execute("SELECT vendor || '.' || name, value FROM meta").fetchall())
+    assert json.loads(meta["hubspot.custom_properties"]) == {}
+    assert json.loads(meta["salesforce.profile"]) == "vanilla"
+    objects = dict(conn.execute("SELECT object, COUNT(*) FROM records GROUP BY object").fetchall())
+    assert "NPS_Response__c" not in objects and "organization_fields" not in objects
+    attrs = [json.loads(d) for (d,) in conn.execute(
+        "SELECT data FROM records WHERE object = 'data_attributes'")]  # fmt: skip
+    assert attrs and not [a for a in attrs if a.get("custom")]
+    conn.close()
