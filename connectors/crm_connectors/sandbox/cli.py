@@ -1,6 +1,6 @@
 """``crm-sandbox``: a local stand-in for HubSpot, Salesforce and Intercom.
 
-crm-sandbox seed  --db crm.sqlite --size 1000 --seed 1 [--profile seeded|vanilla]
+crm-sandbox seed  --db crm.sqlite --size 1000 --seed 1 [--profile seeded|vanilla|realistic]
 crm-sandbox serve --db crm.sqlite [--port 8700] [--tls] [--no-rate-limits]
                   [--fault kind=rate_limit,vendor=hubspot,probability=0.2] [--faults FILE]
                   [--option hubspot.burst_limit=10]
@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         choices=PROFILES,
         default="seeded",
-        help="seeded: with the custom fields a CS team adds (default); vanilla: plain CRMs",
+        help="seeded: with the custom fields a CS team adds (default); vanilla: plain CRMs;"
+        " realistic: long standard schemas and custom fields of their own names",
     )
     seed.add_argument("--force", action="store_true", help="replace an existing database")
 

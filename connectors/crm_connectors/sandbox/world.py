@@ -84,7 +84,7 @@ TIE_STRIDE_MAX = 950
 
 
 #: The ways the sandbox's CRMs can be set up (WorldSpec.profile).
-PROFILES = ("seeded", "vanilla")
+PROFILES = ("seeded", "vanilla", "realistic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +101,10 @@ class WorldSpec:
     #: How the CRMs are set up (the same accounts, people and history either way):
     #: "seeded", with the custom fields and objects a customer-success team adds (ARR, seats,
     #: plan, renewal and customer-since dates, CSAT, a churned marker, Salesforce's NPS object:
-    #: the sandbox's usual world); "vanilla", a plain portal, org, workspace and account with
-    #: no custom field or object at all, nor values only those would hold.
+    #: the sandbox's usual world, small schemas); "vanilla", a plain portal, org, workspace and
+    #: account with no custom field or object at all, nor values only those would hold;
+    #: "realistic", shaped like a real customer's: the vendors' long standard field lists,
+    #: custom fields of other names than the seeded world's, no NPS object.
     profile: str = "seeded"
 
     def __post_init__(self) -> None:
@@ -111,8 +113,13 @@ class WorldSpec:
 
     @property
     def custom_fields(self) -> bool:
-        """Whether the CRMs have the custom fields and objects of a seeded world."""
-        return self.profile == "seeded"
+        """Whether the CRMs have custom fields for the customer facts (seeded, realistic)."""
+        return self.profile != "vanilla"
+
+    @property
+    def realistic(self) -> bool:
+        """Whether the CRMs are shaped like a real customer's (long schemas, their own names)."""
+        return self.profile == "realistic"
 
     def serving(self, vendors: Sequence[str]) -> WorldSpec:
         """This world as a sandbox of ``vendors`` holds it: the first CRMs (``core``) stay, as
