@@ -182,18 +182,23 @@ BENCH_SETTINGS: dict[str, dict[str, Any]] = {
 _PII_KEYS = {"pii_keys": f"b1:{new_key()}", "pii_hmac_keys": f"h1:{new_key()}"}
 
 
-def crm_settings(urls: dict[str, str], crms: Sequence[str] = BENCH_CRMS) -> dict[str, Any]:
-    """The connector settings of ``crms`` for the sandbox at ``urls`` (its credentials)."""
-    out = client_settings(urls, tuple(crms))
+def crm_settings(
+    urls: dict[str, str], crms: Sequence[str] = BENCH_CRMS, profile: str = "seeded"
+) -> dict[str, Any]:
+    """The connector settings of ``crms`` for the sandbox at ``urls`` (its credentials, the
+    field mapping of its world ``profile``)."""
+    out = client_settings(urls, tuple(crms), profile)
     for crm in crms:
         out |= BENCH_SETTINGS.get(crm, {})
     return out
 
 
-def tap_config(crm: str, urls: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    """tap-crm's config for one CRM of the sandbox at ``urls``, PII encrypted (one key pair per
-    bench run)."""
-    return {"crms": [crm], **_PII_KEYS, **crm_settings(urls, (crm,)), **overrides}
+def tap_config(
+    crm: str, urls: dict[str, str], profile: str = "seeded", **overrides: Any
+) -> dict[str, Any]:
+    """tap-crm's config for one CRM of the sandbox at ``urls`` (a world of ``profile``), PII
+    encrypted (one key pair per bench run)."""
+    return {"crms": [crm], **_PII_KEYS, **crm_settings(urls, (crm,), profile), **overrides}
 
 
 def tap_command(

@@ -13,7 +13,8 @@ Seeds the sandbox and measures, side by side in one run on this machine, then pr
 5. a rate-limited run against HubSpot's burst window and search budget (bench/ratelimit.py);
 6. every stream of each CRM, then an incremental rerun after 1% of the records changed
    (bench/incremental.py); target-health over the full syncs' output; write-back calls;
-7. scoring over 100,000 and 1,000,000 accounts' history (bench/scoring.py).
+7. scoring over 100,000 and 1,000,000 accounts' history (bench/scoring.py);
+8. tap-crm on the seeded world beside the realistic one (long schemas; bench/profiles.py).
 
 Targets (issue #6) are checked as ratios from this one run at the end. Figures on shared 2-core
 machines are noisy: compare ratios from one run, never absolute numbers across runs. Nothing
@@ -57,6 +58,8 @@ from peers.hubspot import PEERS as HUBSPOT_PEERS
 from peers.intercom import PEERS as INTERCOM_PEERS
 from peers.salesforce import PEERS as SALESFORCE_PEERS
 from pipeline import measure_pipelines
+from profiles import measure as measure_profiles
+from profiles import section as profiles_section
 from ratelimit import measure_rate_limited
 from scoring import measure_scoring
 
@@ -753,6 +756,12 @@ def main(argv: list[str] | None = None) -> int:
                 high <= 1.2 * low,
             )
         )
+
+    # 8. the realistic world beside the seeded one
+    profile_size = 1_000 if args.quick else 5_000
+    block = profiles_section(measure_profiles(workdir, profile_size), profile_size)
+    report.lines += ["", *block]
+    print("\n".join(block), flush=True)
 
     report.section("Targets (issue #6), from this run:", ["target", "measured", "met"], "llr")
     for name, measured, met in checks:

@@ -110,15 +110,17 @@ def run_target(
     )  # fmt: skip
 
 
-def tap_config(sandbox: Sandbox, crms: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
+def tap_config(
+    sandbox: Sandbox, crms: Iterable[str] | None = None, *, profile: str = "seeded", **extra: Any
+) -> dict[str, Any]:
     """A config reading ``crms`` (default: every CRM the sandbox serves) with the sandbox's
     credentials and its emulators' client settings (no settle delay: the sandbox indexes at
-    once), and the test PII keys."""
+    once) with the field mapping of its world ``profile``, and the test PII keys."""
     served = [c for c in vendors() if c in sandbox.urls]  # (urls also holds the admin API)
     chosen = tuple(c for c in served if crms is None or c in set(crms))
     config: dict[str, Any] = {"crms": list(chosen)}
     config |= {"pii_keys": PII_KEYS, "pii_hmac_keys": PII_HMAC_KEYS}
-    return config | client_settings(sandbox.urls, chosen) | extra
+    return config | client_settings(sandbox.urls, chosen, profile) | extra
 
 
 @dataclass

@@ -3,6 +3,7 @@ response the emulator sends, and its calls must behave as against api.hubapi.com
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
@@ -21,13 +22,26 @@ from hubspot.crm.properties import ApiException as PropertiesApiException
 from hubspot.crm.properties import PropertyCreate
 
 from crm_connectors.sandbox.app import Sandbox
+from crm_connectors.sandbox.emulators import emulators
 
 TOKEN = "pat-sandbox-hubspot"
 
 
+@pytest.fixture(params=["seeded", "realistic"])
+def profile(request: pytest.FixtureRequest) -> str:
+    """The world: the seeded portal, and one shaped like a real customer's (its own names)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def sb(make_sandbox: Any) -> Sandbox:
-    return make_sandbox(vendors=("hubspot",), size=40, tie_block=12)
+def sb(make_sandbox: Any, profile: str) -> Sandbox:
+    return make_sandbox(vendors=("hubspot",), size=40, tie_block=12, profile=profile)
+
+
+@pytest.fixture
+def names(profile: str) -> dict[str, Any]:
+    """Role -> the property of that world's portal (the emulator's field mapping)."""
+    return dict(emulators()["hubspot"].field_mappings[profile])
 
 
 def api(sandbox: Sandbox) -> HubSpot:
@@ -38,12 +52,14 @@ def count(sandbox: Sandbox, obj: str) -> int:
     return sandbox.store.count("hubspot", obj)
 
 
-def test_given_client_when_paging_all_companies_then_count_matches_seed(sb: Sandbox) -> None:
+def test_given_client_when_paging_all_companies_then_count_matches_seed(
+    sb: Sandbox, names: dict[str, Any]
+) -> None:
     client = api(sb)
     pages, after, ids = 0, None, []
     while True:
         page = client.crm.companies.basic_api.get_page(
-            limit=9, after=after, properties=["name", "external_account_id"]
+            limit=9, after=after, properties=["name", names["external_id"]]
         )
         pages += 1
         ids.extend(r.id for r in page.results)
@@ -85,15 +101,18 @@ def test_given_client_when_searching_contacts_with_sort_then_pages_are_ordered(
     assert seen == sorted(seen)
 
 
-def test_given_client_when_batch_updating_and_upserting_then_read_back(sb: Sandbox) -> None:
+def test_given_client_when_batch_updating_and_upserting_then_read_back(
+    sb: Sandbox, names: dict[str, Any]
+) -> None:
     client = api(sb)
-    first = client.crm.companies.basic_api.get_page(limit=2, properties=["external_account_id"])
+    uid, seats, plan = names["external_id"], names["seats"], names["plan"]
+    first = client.crm.companies.basic_api.get_page(limit=2, properties=[uid])
     a, b = first.results
     client.crm.companies.batch_api.update(
         batch_input_simple_public_object_batch_input=BatchInputSimplePublicObjectBatchInput(
             inputs=[
-                SimplePublicObjectBatchInput(id=a.id, properties={"seats": "111"}),
-                SimplePublicObjectBatchInput(id=b.id, properties={"seats": "222"}),
+                SimplePublicObjectBatchInput(id=a.id, properties={seats: "111"}),
+                SimplePublicObjectBatchInput(id=b.id, properties={seats: "222"}),
             ]
         )
     )
@@ -101,34 +120,36 @@ def test_given_client_when_batch_updating_and_upserting_then_read_back(sb: Sandb
         batch_input_simple_public_object_batch_input_upsert=BatchInputSimplePublicObjectBatchInputUpsert(
             inputs=[
                 SimplePublicObjectBatchInputUpsert(
-                    id=a.properties["external_account_id"],
-                    id_property="external_account_id",
-                    properties={"plan": "enterprise"},
+                    id=a.properties[uid],
+                    id_property=uid,
+                    properties={plan: "enterprise"},
                 ),
                 SimplePublicObjectBatchInputUpsert(
                     id="ACC-9999999",
-                    id_property="external_account_id",
+                    id_property=uid,
                     properties={"name": "Brand New"},
                 ),
             ]
         )
     )
-    flags = {r.properties["external_account_id"]: r.new for r in upserted.results}
+    flags = {r.properties[uid]: r.new for r in upserted.results}
     read = client.crm.companies.batch_api.read(
         batch_read_input_simple_public_object_id=BatchReadInputSimplePublicObjectId(
             inputs=[SimplePublicObjectId(id=a.id), SimplePublicObjectId(id=b.id)],
-            properties=["seats", "plan"],
+            properties=[seats, plan],
             properties_with_history=[],
         )
     )
     got = {r.id: r.properties for r in read.results}
-    assert flags == {a.properties["external_account_id"]: False, "ACC-9999999": True}
-    assert got[a.id]["seats"] == "111" and got[a.id]["plan"] == "enterprise"
-    assert got[b.id]["seats"] == "222"
+    assert flags == {a.properties[uid]: False, "ACC-9999999": True}
+    assert got[a.id][seats] == "111" and got[a.id][plan] == "enterprise"
+    assert got[b.id][seats] == "222"
     assert count(sb, "companies") == len(client.crm.companies.get_all())
 
 
-def test_given_client_when_creating_property_twice_then_409_api_exception(sb: Sandbox) -> None:
+def test_given_client_when_creating_property_twice_then_409_api_exception(
+    sb: Sandbox, names: dict[str, Any]
+) -> None:
     client = api(sb)
     spec = PropertyCreate(
         name="churn_risk",
@@ -146,10 +167,10 @@ def test_given_client_when_creating_property_twice_then_409_api_exception(sb: Sa
     assert created.name == "churn_risk"
     assert err.value.status == 409
     assert types["churn_risk"] == ("enumeration", "select")
-    assert types["renewal_date"] == ("date", "date")
+    assert types[names["renewal_date"]] == ("date", "date")
     assert types["createdate"] == ("datetime", "date")
     assert types["numberofemployees"] == ("number", "number")
-    assert next(p for p in listed.results if p.name == "external_account_id").has_unique_value
+    assert next(p for p in listed.results if p.name == names["external_id"]).has_unique_value
 
 
 def test_given_client_when_reading_associations_and_owners_then_models_parse(
@@ -212,3 +233,41 @@ def test_given_client_when_creating_and_reading_pipelines_then_models_parse(sb: 
     assert [s.metadata["ticketState"] for s in one.stages] == ["OPEN", "CLOSED"]
     deals = client.crm.pipelines.pipelines_api.get_all("deals").results[0]
     assert deals.id == "default" and deals.stages[-2].metadata["probability"] == "1.0"
+
+
+ENGAGEMENTS_AND_COMMERCE = {
+    "notes": ("crm.objects.notes", "hs_note_body"),
+    "calls": ("crm.objects.calls", "hs_call_title"),
+    "meetings": ("crm.objects.meetings", "hs_meeting_title"),
+    "emails": ("crm.objects.emails", "hs_email_subject"),
+    "products": ("crm.products", "name"),
+    "line_items": ("crm.line_items", "name"),
+    "quotes": ("crm.quotes", "hs_title"),
+}
+
+
+@pytest.mark.parametrize("obj", sorted(ENGAGEMENTS_AND_COMMERCE))
+def test_given_client_when_using_other_standard_objects_then_they_are_served(
+    sb: Sandbox, obj: str
+) -> None:
+    # Given HubSpot's other standard objects (engagements, commerce), through the client's own
+    # API classes for them
+    path, field = ENGAGEMENTS_AND_COMMERCE[obj]
+    api_of: Any = api(sb)
+    for part in path.split("."):
+        api_of = getattr(api_of, part)
+    model = importlib.import_module(f"hubspot.{path}")
+    # when one is listed (empty), then created and listed again
+    empty = api_of.basic_api.get_page(limit=5)
+    made = api_of.basic_api.create(
+        simple_public_object_input_for_create=model.SimplePublicObjectInputForCreate(
+            properties={field: f"a {obj[:-1]}"}
+            | ({"hs_timestamp": "2026-11-01T00:00:00Z"} if path.startswith("crm.objects") else {})
+        )
+    )
+    page = api_of.basic_api.get_page(limit=5, properties=[field])
+    # then the client parses every answer, and reads back what it wrote
+    assert empty.results == []
+    assert [(r.id, r.properties[field]) for r in page.results] == [(made.id, f"a {obj[:-1]}")]
+    listed = api(sb).crm.properties.core_api.get_all(obj)
+    assert field in {p.name for p in listed.results}

@@ -1,7 +1,9 @@
 """The whole pipeline (tap-crm, target-health, write-back) on each world the sandbox can be
-(issue #14): the seeded world with the field mapping of its custom fields, and a vanilla world,
-plain CRMs with no custom field or object at all, with no mapping. Both run end to end; the
-vanilla one scores from what there is and names the facts no field holds."""
+(issue #14): the seeded world with the field mapping of its custom fields; a realistic world,
+shaped like a real customer's CRMs (long standard schemas, custom fields of their own names, a
+renewals pipeline with numeric stage ids, no NPS object) with the mapping of those names; and a
+vanilla world, plain CRMs with no custom field or object at all, with no mapping. All run end
+to end; the vanilla one scores from what there is and names the facts no field holds."""
 
 from __future__ import annotations
 
@@ -28,16 +30,17 @@ def _custom_hubspot_properties(sandbox: Any, token: str) -> set[str]:
     return {p["name"] for p in found.json()["results"] if not p.get("hubspotDefined")}
 
 
-@pytest.mark.parametrize("profile", ["seeded", "vanilla"])
+@pytest.mark.parametrize("profile", ["seeded", "vanilla", "realistic"])
 def test_the_pipeline_runs_end_to_end_on_each_world(
     profile: str, make_sandbox: Any, tmp_path: Path
 ) -> None:
-    # Given the sandbox as a world, and the config a team would give it: the seeded world with
-    # the mapping of its custom fields, the vanilla one with credentials only
+    # Given the sandbox as a world, and the config a team would give it: the seeded and the
+    # realistic world with the mapping of their own custom fields (the emulators' field
+    # mappings), the vanilla one with credentials only
     sandbox = make_sandbox(vendors=ALL, size=40, profile=profile)
-    config = tap_config(sandbox)
+    config = tap_config(sandbox, profile=profile)
+    assert any(k.endswith("_field_mapping") for k in config) == (profile != "vanilla")
     if profile == "vanilla":
-        config = {k: v for k, v in config.items() if not k.endswith("_field_mapping")}
         # (a plain portal: no property but HubSpot's own)
         assert _custom_hubspot_properties(sandbox, config["hubspot_access_token"]) == set()
     # when the tap, then target-health with write-back run
@@ -81,6 +84,34 @@ def test_the_pipeline_runs_end_to_end_on_each_world(
             assert {"arr", "seats", "renewal_date"} <= set(missing[stream]), stream
     else:
         assert not any({"arr", "seats"} & set(roles) for roles in missing.values()), missing
+        # and every CRM's accounts carry the facts from the fields the mapping names
+        accounts = [
+            (str(k).split(":")[0], json.loads(d))
+            for k, d in store.query("SELECT key, data FROM records WHERE entity = 'account'")
+        ]
+        for crm in ALL:
+            mine = [a for c, a in accounts if c == crm and not a["deleted"]]
+            assert mine and all(a["arr"] is not None and a["seats"] is not None for a in mine)
+            assert sum(1 for a in mine if a["renewal_date"]) > len(mine) / 2, crm
+        churned = [a for c, a in accounts if c in ("hubspot", "salesforce") and a["churned"]]
+        assert churned, "no churned account from the churned markers"
+    if profile == "realistic":
+        # and renewals in the portal's own pipeline (numeric stage ids) are won and lost as
+        # its stages say
+        renewals = {
+            r["id"]: r["dealstage"]
+            for r in tap.records["hubspot_deals"]
+            if r.get("pipeline") == "31415926"
+        }
+        stages = {
+            str(k).rsplit(":", 1)[1]: json.loads(d)["stage"]
+            for k, d in store.query(
+                "SELECT key, data FROM records WHERE entity = 'deal' AND crm = 'hubspot'"
+            )
+        }
+        outcome = {"31415929": "won", "31415930": "lost"}
+        assert renewals and {stages[r] for r in renewals} >= {"won", "open"}, renewals
+        assert all(stages[r] == outcome.get(s, "open") for r, s in renewals.items())
     store.close()
 
 

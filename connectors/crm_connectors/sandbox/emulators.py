@@ -79,6 +79,10 @@ class EmulatorSpec:
     world: CrmProfile
     #: The conformance kit's hooks (None: the kit checks only what needs no hook).
     kit: KitHooks | None = None
+    #: Per world profile (WorldSpec.profile), where its records keep the customer facts: the
+    #: ``<name>_field_mapping`` a team with that CRM would set (crm_connectors.roles); none for
+    #: a profile not listed (vanilla: nothing to map).
+    field_mappings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @functools.cache
@@ -110,11 +114,16 @@ def credentials() -> dict[str, dict[str, Any]]:
     return {name: dict(e.credentials) for name, e in emulators().items()}
 
 
-def client_settings(urls: Mapping[str, str], crms: tuple[str, ...] | None = None) -> dict[str, Any]:
+def client_settings(
+    urls: Mapping[str, str], crms: tuple[str, ...] | None = None, profile: str = "seeded"
+) -> dict[str, Any]:
     """Connector settings for the CRMs ``crms`` (default: every one ``urls`` serves) of a
-    sandbox whose listeners are at ``urls``, with its well-known credentials."""
+    sandbox whose listeners are at ``urls``, with its well-known credentials and the field
+    mapping of its world ``profile``."""
     out: dict[str, Any] = {}
     for name, e in emulators().items():
         if name in urls and (crms is None or name in crms):
             out |= e.client_settings(urls[name], e.credentials)
+            if (mapping := e.field_mappings.get(profile)) is not None:
+                out[f"{name}_field_mapping"] = dict(mapping)
     return out

@@ -49,7 +49,7 @@ from ..fields import Field, normalize
 from ..http import RetryPolicy
 from ..pacing import NoPacing
 from ..sandbox.app import Sandbox, SandboxConfig
-from ..sandbox.emulators import EmulatorSpec, KitHooks, emulators
+from ..sandbox.emulators import EmulatorSpec, KitHooks, client_settings, emulators
 from ..sandbox.faults import Fault
 from ..sandbox.seed import seed
 from ..sandbox.world import WorldSpec
@@ -138,10 +138,7 @@ class Harness:
             box.stop()
 
     def config(self, box: Sandbox, **overrides: Any) -> dict[str, Any]:
-        return self.emulator.client_settings(box.urls[self.name], self.emulator.credentials) | {
-            "crms": [self.name],
-            **overrides,
-        }
+        return client_settings(box.urls, (self.name,)) | {"crms": [self.name], **overrides}
 
     def client_kw(self, box: Sandbox, retry: RetryPolicy | None = None) -> dict[str, Any]:
         """No proactive pacing (limits are off) and every wait on the sandbox's clock."""

@@ -25,12 +25,24 @@ FIELD_MAPPING: dict[str, Any] = {
 }
 
 
+#: Where the realistic portal keeps them: its own property names, a status picklist for churn.
+REALISTIC_FIELD_MAPPING: dict[str, Any] = {
+    "external_id": "customer_id",
+    "arr": "arr_usd",
+    "seats": "licensed_seats",
+    "plan": "subscription_tier",
+    "renewal_date": "contract_renewal_date",
+    "customer_since": "became_customer_on",
+    "churned": {"field": "account_status", "values": ["churned"]},
+    "csat": "satisfaction_score",
+}
+
+
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "hubspot_access_token": creds["private_app_token"],
         "hubspot_base_url": url,
         "hubspot_search_settle_seconds": 0,  # the sandbox indexes at once
-        "hubspot_field_mapping": FIELD_MAPPING,
     }
 
 
@@ -47,6 +59,7 @@ EMULATOR = EmulatorSpec(
         "access_token_ttl": 1800,
     },
     client_settings=_client_settings,
+    field_mappings={"seeded": FIELD_MAPPING, "realistic": REALISTIC_FIELD_MAPPING},
     port_offset=1,
     world=CrmProfile(
         "hubspot",

@@ -41,6 +41,7 @@ from .model import (
     MESSAGE_NAME,
     OBJECT_TYPE_IDS,
     READ_ONLY_OBJECTS,
+    SINGULAR,
     TYPE_ID_OBJECTS,
     TYPE_ID_PAIRS,
     VENDOR,
@@ -384,11 +385,9 @@ class HubSpotEmulator(VendorApp):
             return name
         if name in TYPE_ID_OBJECTS:
             return TYPE_ID_OBJECTS[name]
-        singular = {"contact": "contacts", "company": "companies", "deal": "deals",
-                    "ticket": "tickets", "task": "tasks", "feedback_submission":
-                    "feedback_submissions"}  # fmt: skip
-        if name.lower() in singular:
-            return singular[name.lower()]
+        plural = {one: many for many, one in SINGULAR.items()}
+        if name.lower() in plural:
+            return plural[name.lower()]
         raise _validation(f"Unable to infer object type from: {name}")
 
     def _writable(self, obj: str) -> None:
@@ -428,9 +427,10 @@ class HubSpotEmulator(VendorApp):
                     obj: {p["name"]: p for p in props}
                     for obj, props in builtin_properties().items()
                 }
-                custom = self.store.get_meta(VENDOR, "custom_properties", {}) or {}
-                for obj, defs in custom.items():
-                    out.setdefault(obj, {}).update(defs)
+                # a realistic portal's longer standard list, then the portal's own properties
+                for name in ("standard_properties", "custom_properties"):
+                    for obj, defs in (self.store.get_meta(VENDOR, name, {}) or {}).items():
+                        out.setdefault(obj, {}).update(defs)
                 # The pipeline and stage properties' options are the portal's pipelines.
                 for obj, (pipe, stage) in _PIPELINE_PROPERTIES.items():
                     pipes = self._pipelines(obj)

@@ -25,8 +25,20 @@ OBJECT_TYPE_IDS = {
     "tickets": "0-5",
     "feedback_submissions": "0-19",
     "tasks": "0-27",
+    # more standard objects, served empty unless written [API.md §1.2]
+    "notes": "0-46",
+    "meetings": "0-47",
+    "calls": "0-48",
+    "emails": "0-49",
+    "products": "0-7",
+    "line_items": "0-8",
+    "quotes": "0-14",
 }
 TYPE_ID_OBJECTS = {v: k for k, v in OBJECT_TYPE_IDS.items()}
+#: The objects the seeder fills; the others are served empty unless written.
+_BASE_OBJECTS = frozenset(
+    {"contacts", "companies", "deals", "tickets", "feedback_submissions", "tasks"}
+)
 #: feedback_submissions is read-only in the public API [API.md §1.2].
 READ_ONLY_OBJECTS = frozenset({"feedback_submissions"})
 #: Singular names used in association type names ("contact_to_company").
@@ -37,6 +49,13 @@ SINGULAR = {
     "tickets": "ticket",
     "feedback_submissions": "feedback_submission",
     "tasks": "task",
+    "notes": "note",
+    "meetings": "meeting",
+    "calls": "call",
+    "emails": "email",
+    "products": "product",
+    "line_items": "line_item",
+    "quotes": "quote",
 }
 #: Upper-case names HubSpot uses in some messages ("Could not get some CONTACT objects").
 MESSAGE_NAME = {
@@ -46,6 +65,13 @@ MESSAGE_NAME = {
     "tickets": "TICKET",
     "feedback_submissions": "FEEDBACK_SUBMISSION",
     "tasks": "TASK",
+    "notes": "NOTE",
+    "meetings": "MEETING",
+    "calls": "CALL",
+    "emails": "EMAIL",
+    "products": "PRODUCT",
+    "line_items": "LINE_ITEM",
+    "quotes": "QUOTE",
 }
 
 #: Id base per object: ids are 11-digit numeric strings, so text order equals numeric order
@@ -57,6 +83,13 @@ ID_BASE = {
     "tickets": 50_000_000_000,
     "feedback_submissions": 70_000_000_000,
     "tasks": 80_000_000_000,
+    "notes": 81_000_000_000,
+    "meetings": 82_000_000_000,
+    "calls": 83_000_000_000,
+    "emails": 84_000_000_000,
+    "products": 85_000_000_000,
+    "line_items": 86_000_000_000,
+    "quotes": 87_000_000_000,
 }
 ID_WIDTH = 11
 
@@ -429,7 +462,55 @@ def builtin_properties() -> dict[str, list[dict[str, Any]]]:
         "tickets": tickets,
         "feedback_submissions": feedback,
         "tasks": tasks,
+        **_more_objects(),
     }
+
+
+def _more_objects() -> dict[str, list[dict[str, Any]]]:
+    """A few of the standard properties of HubSpot's other standard objects [API.md §1.2]."""
+
+    def engagement(obj: str, *props: tuple[str, str, str]) -> list[dict[str, Any]]:
+        # an activity: when it happened is hs_timestamp
+        return [prop("hs_timestamp", "Activity date", "datetime", f"{obj}_information"),
+                *commerce(obj, *props)]  # fmt: skip
+
+    def commerce(obj: str, *props: tuple[str, str, str]) -> list[dict[str, Any]]:
+        group = f"{obj}_information"
+        return [*_common(group), *(prop(n, label, kind, group) for n, label, kind in props)]
+
+    return {
+        "notes": engagement("note", ("hs_note_body", "Note body", "string")),
+        "meetings": engagement(
+            "meeting", ("hs_meeting_title", "Meeting name", "string"),
+            ("hs_meeting_body", "Meeting description", "string"),
+            ("hs_meeting_start_time", "Start time", "datetime"),
+            ("hs_meeting_end_time", "End time", "datetime"),
+            ("hs_meeting_outcome", "Meeting outcome", "enumeration")),
+        "calls": engagement(
+            "call", ("hs_call_title", "Call title", "string"),
+            ("hs_call_body", "Call notes", "string"),
+            ("hs_call_direction", "Call direction", "enumeration"),
+            ("hs_call_duration", "Call duration", "number"),
+            ("hs_call_status", "Call status", "enumeration")),
+        "emails": engagement(
+            "email", ("hs_email_subject", "Email subject", "string"),
+            ("hs_email_text", "Email body", "string"),
+            ("hs_email_direction", "Email direction", "enumeration"),
+            ("hs_email_status", "Email send status", "enumeration")),
+        "products": commerce(
+            "product", ("name", "Name", "string"), ("price", "Unit price", "number"),
+            ("hs_sku", "SKU", "string"), ("description", "Description", "string"),
+            ("recurringbillingfrequency", "Billing frequency", "enumeration")),
+        "line_items": commerce(
+            "line_item", ("name", "Name", "string"), ("quantity", "Quantity", "number"),
+            ("price", "Unit price", "number"), ("amount", "Net price", "number"),
+            ("hs_product_id", "Product ID", "number"),
+            ("recurringbillingfrequency", "Billing frequency", "enumeration")),
+        "quotes": commerce(
+            "quote", ("hs_title", "Quote name", "string"),
+            ("hs_expiration_date", "Expiration date", "datetime"),
+            ("hs_status", "Quote approval status", "enumeration")),
+    }  # fmt: skip
 
 
 def seeded_custom_properties() -> dict[str, list[dict[str, Any]]]:
@@ -452,6 +533,155 @@ def seeded_custom_properties() -> dict[str, list[dict[str, Any]]]:
     }  # fmt: skip
 
 
+#: More of HubSpot's own properties, as a real portal lists them (the realistic profile): their
+#: internal names and types, grouped per object; most records leave them empty.
+_MORE_STANDARD: dict[str, tuple[tuple[str, str], ...]] = {
+    "companies": (
+        ("about_us", "string"), ("address", "string"), ("address2", "string"),
+        ("closedate", "datetime"), ("days_to_close", "number"),
+        ("facebook_company_page", "string"), ("facebookfans", "number"),
+        ("first_contact_createdate", "datetime"), ("first_conversion_date", "datetime"),
+        ("first_conversion_event_name", "string"), ("first_deal_created_date", "datetime"),
+        ("founded_year", "string"), ("hs_analytics_first_timestamp", "datetime"),
+        ("hs_analytics_first_touch_converting_campaign", "string"),
+        ("hs_analytics_first_visit_timestamp", "datetime"),
+        ("hs_analytics_last_timestamp", "datetime"),
+        ("hs_analytics_last_touch_converting_campaign", "string"),
+        ("hs_analytics_last_visit_timestamp", "datetime"),
+        ("hs_analytics_latest_source", "enumeration"),
+        ("hs_analytics_latest_source_data_1", "string"),
+        ("hs_analytics_latest_source_data_2", "string"),
+        ("hs_analytics_latest_source_timestamp", "datetime"),
+        ("hs_analytics_num_page_views", "number"), ("hs_analytics_num_visits", "number"),
+        ("hs_analytics_source", "enumeration"), ("hs_analytics_source_data_1", "string"),
+        ("hs_analytics_source_data_2", "string"),
+        ("hs_annual_revenue_currency_code", "string"), ("hs_created_by_user_id", "number"),
+        ("hs_ideal_customer_profile", "enumeration"), ("hs_is_target_account", "bool"),
+        ("hs_last_booked_meeting_date", "datetime"), ("hs_last_logged_call_date", "datetime"),
+        ("hs_last_open_task_date", "datetime"), ("hs_last_sales_activity_timestamp", "datetime"),
+        ("hs_lead_status", "enumeration"), ("hs_num_blockers", "number"),
+        ("hs_num_child_companies", "number"), ("hs_num_contacts_with_buying_roles", "number"),
+        ("hs_num_decision_makers", "number"), ("hs_num_open_deals", "number"),
+        ("hs_parent_company_id", "number"), ("hs_total_deal_value", "number"),
+        ("hs_updated_by_user_id", "number"), ("hubspot_owner_assigneddate", "datetime"),
+        ("hubspot_team_id", "enumeration"), ("is_public", "bool"),
+        ("linkedin_company_page", "string"), ("linkedinbio", "string"),
+        ("notes_last_contacted", "datetime"), ("notes_last_updated", "datetime"),
+        ("notes_next_activity_date", "datetime"), ("num_associated_contacts", "number"),
+        ("num_associated_deals", "number"), ("num_contacted_notes", "number"),
+        ("num_conversion_events", "number"), ("recent_conversion_date", "datetime"),
+        ("recent_conversion_event_name", "string"), ("recent_deal_amount", "number"),
+        ("recent_deal_close_date", "datetime"), ("state", "string"), ("timezone", "string"),
+        ("total_money_raised", "string"), ("total_revenue", "number"),
+        ("twitterbio", "string"), ("twitterfollowers", "number"), ("twitterhandle", "string"),
+        ("type", "enumeration"), ("web_technologies", "enumeration"), ("website", "string"),
+        ("zip", "string"),
+    ),
+    "contacts": (
+        ("address", "string"), ("annualrevenue", "string"), ("company_size", "string"),
+        ("currentlyinworkflow", "enumeration"), ("date_of_birth", "string"),
+        ("degree", "string"), ("fax", "string"), ("field_of_study", "string"),
+        ("first_conversion_date", "datetime"), ("first_conversion_event_name", "string"),
+        ("first_deal_created_date", "datetime"), ("gender", "string"),
+        ("graduation_date", "string"), ("hs_analytics_average_page_views", "number"),
+        ("hs_analytics_first_referrer", "string"), ("hs_analytics_first_timestamp", "datetime"),
+        ("hs_analytics_first_url", "string"), ("hs_analytics_last_referrer", "string"),
+        ("hs_analytics_last_timestamp", "datetime"), ("hs_analytics_last_url", "string"),
+        ("hs_analytics_num_event_completions", "number"),
+        ("hs_analytics_num_page_views", "number"), ("hs_analytics_num_visits", "number"),
+        ("hs_analytics_source", "enumeration"), ("hs_analytics_source_data_1", "string"),
+        ("hs_analytics_source_data_2", "string"), ("hs_buying_role", "enumeration"),
+        ("hs_content_membership_status", "enumeration"), ("hs_email_bounce", "number"),
+        ("hs_email_click", "number"), ("hs_email_delivered", "number"),
+        ("hs_email_first_click_date", "datetime"), ("hs_email_first_open_date", "datetime"),
+        ("hs_email_first_send_date", "datetime"), ("hs_email_last_click_date", "datetime"),
+        ("hs_email_last_email_name", "string"), ("hs_email_last_open_date", "datetime"),
+        ("hs_email_last_send_date", "datetime"), ("hs_email_open", "number"),
+        ("hs_email_optout", "bool"), ("hs_email_sends_since_last_engagement", "number"),
+        ("hs_emailconfirmationstatus", "enumeration"), ("hs_language", "enumeration"),
+        ("hs_lead_status", "enumeration"), ("hs_legal_basis", "enumeration"),
+        ("hs_persona", "enumeration"), ("hs_sales_email_last_replied", "datetime"),
+        ("hs_time_zone", "enumeration"), ("hubspot_owner_assigneddate", "datetime"),
+        ("industry", "string"), ("ip_city", "string"), ("ip_country", "string"),
+        ("ip_state", "string"), ("job_function", "string"), ("marital_status", "string"),
+        ("message", "string"), ("military_status", "string"), ("mobilephone", "string"),
+        ("notes_last_contacted", "datetime"), ("notes_last_updated", "datetime"),
+        ("num_associated_deals", "number"), ("num_contacted_notes", "number"),
+        ("num_conversion_events", "number"), ("num_unique_conversion_events", "number"),
+        ("numemployees", "enumeration"), ("recent_conversion_date", "datetime"),
+        ("recent_conversion_event_name", "string"), ("recent_deal_amount", "number"),
+        ("recent_deal_close_date", "datetime"), ("relationship_status", "string"),
+        ("salutation", "string"), ("school", "string"), ("seniority", "string"),
+        ("start_date", "string"), ("state", "string"), ("twitterhandle", "string"),
+        ("website", "string"), ("work_email", "string"), ("zip", "string"),
+    ),
+    "deals": (
+        ("amount_in_home_currency", "number"), ("closed_lost_reason", "string"),
+        ("closed_won_reason", "string"), ("days_to_close", "number"),
+        ("description", "string"), ("hs_acv", "number"), ("hs_analytics_source", "enumeration"),
+        ("hs_arr", "number"), ("hs_closed_amount", "number"),
+        ("hs_closed_amount_in_home_currency", "number"), ("hs_createdate", "datetime"),
+        ("hs_deal_stage_probability", "number"), ("hs_forecast_amount", "number"),
+        ("hs_forecast_probability", "number"), ("hs_manual_forecast_category", "enumeration"),
+        ("hs_mrr", "number"), ("hs_next_step", "string"), ("hs_priority", "enumeration"),
+        ("hs_projected_amount", "number"), ("hs_tcv", "number"),
+        ("hubspot_owner_assigneddate", "datetime"), ("notes_last_contacted", "datetime"),
+        ("notes_last_updated", "datetime"), ("notes_next_activity_date", "datetime"),
+        ("num_associated_contacts", "number"), ("num_contacted_notes", "number"),
+        ("num_notes", "number"),
+    ),
+}  # fmt: skip
+_MORE_GROUPS = {"companies": "companyinformation", "contacts": "contactinformation",
+                "deals": "dealinformation"}  # fmt: skip
+
+
+def more_standard_properties() -> dict[str, list[dict[str, Any]]]:
+    """HubSpot-defined properties a real portal lists beyond :func:`builtin_properties`."""
+    return {
+        obj: [
+            prop(name, name.replace("_", " ").capitalize(), kind, _MORE_GROUPS[obj],
+                 read_only=name.startswith(("hs_analytics", "num_", "notes_", "recent_")))
+            for name, kind in names
+        ]
+        for obj, names in _MORE_STANDARD.items()
+    }  # fmt: skip
+
+
+def realistic_custom_properties() -> dict[str, list[dict[str, Any]]]:
+    """A real customer's own properties for the facts the seeded portal keeps under other names
+    (the realistic profile)."""
+    g = "companyinformation"
+    return {
+        "companies": [
+            prop("customer_id", "Customer ID", "string", g, unique=True, hubspot_defined=False),
+            prop("arr_usd", "ARR (USD)", "number", g, hubspot_defined=False),
+            prop("licensed_seats", "Licensed seats", "number", g, hubspot_defined=False),
+            prop("subscription_tier", "Subscription tier", "enumeration", g,
+                 hubspot_defined=False, options=(("starter", "Starter"), ("growth", "Growth"),
+                                                 ("enterprise", "Enterprise"))),
+            prop("contract_renewal_date", "Contract renewal date", "date", g,
+                 hubspot_defined=False),
+            prop("became_customer_on", "Became customer on", "date", g, hubspot_defined=False),
+            prop("account_status", "Account status", "enumeration", g, hubspot_defined=False,
+                 options=(("active", "Active"), ("paused", "Paused"), ("churned", "Churned"))),
+        ],
+        "tickets": [
+            prop("satisfaction_score", "Satisfaction score", "number", "ticketinformation",
+                 hubspot_defined=False),
+        ],
+    }  # fmt: skip
+
+
+#: The realistic portal's renewals pipeline: numeric ids, as a portal's own pipelines have.
+RENEWALS_PIPELINE = "31415926"
+RENEWAL_STAGES = (
+    ("31415927", "Renewal upcoming", {"isClosed": "false", "probability": "0.5"}),
+    ("31415928", "Quote sent", {"isClosed": "false", "probability": "0.7"}),
+    ("31415929", "Renewed", {"isClosed": "true", "probability": "1.0"}),
+    ("31415930", "Not renewed", {"isClosed": "true", "probability": "0.0"}),
+)
+
+
 def builtin_groups() -> dict[str, list[dict[str, Any]]]:
     names = {
         "companies": (("companyinformation", "Company information"),),
@@ -460,7 +690,9 @@ def builtin_groups() -> dict[str, list[dict[str, Any]]]:
         "tickets": (("ticketinformation", "Ticket information"),),
         "feedback_submissions": (("feedback_submission_information", "Feedback information"),),
         "tasks": (("task", "Task information"),),
-    }
+        **{obj: ((f"{one}_information", f"{one.replace('_', ' ').capitalize()} information"),)
+           for obj, one in SINGULAR.items() if obj not in _BASE_OBJECTS},
+    }  # fmt: skip
     return {
         obj: [{"name": n, "label": lab, "displayOrder": -1, "archived": False} for n, lab in groups]
         for obj, groups in names.items()
@@ -478,6 +710,8 @@ DEFAULT_PROPERTIES = {
                 "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject"),
     "feedback_submissions": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
     "tasks": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
+    **{obj: ("createdate", "hs_lastmodifieddate", "hs_object_id")
+       for obj in ("notes", "meetings", "calls", "emails", "products", "line_items", "quotes")},
 }  # fmt: skip
 
 

@@ -16,14 +16,19 @@ from typing import Any
 import orjson
 
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, PURGED, Store
-from crm_connectors.sandbox.world import OWNERS, Bundle, WorldSpec
+from crm_connectors.sandbox.world import OWNERS, Account, Bundle, Deal, WorldSpec
 
 from .model import (
     ASSOCIATION_TYPE_IDS,
+    RENEWAL_STAGES,
+    RENEWALS_PIPELINE,
     VENDOR,
     builtin_groups,
     id_counter,
     iso_ms,
+    more_standard_properties,
+    pipeline,
+    realistic_custom_properties,
     record_id,
     seeded_custom_properties,
 )
@@ -162,18 +167,9 @@ class Seeder:
                 "city": a.city,
                 "phone": a.phone,
                 "numberofemployees": None if a.employees is None else str(a.employees),
-                "annualrevenue": number(a.arr),
-                "lifecyclestage": "other" if a.label == "churned" and self.spec.custom_fields
-                else "customer",
                 "hubspot_owner_id": owner_id(a.owner),
                 "description": a.description,
-                **({
-                    "external_account_id": a.external_id,
-                    "seats": str(a.seats),
-                    "renewal_date": a.renewal_date,
-                    "plan": a.plan,
-                    "customer_since": a.customer_since,
-                } if self.spec.custom_fields else {}),
+                **self._company_facts(a),
             },
             state, merged_into,
         )  # fmt: skip
@@ -213,8 +209,7 @@ class Seeder:
                 {
                     "dealname": d.name,
                     "amount": number(d.amount),
-                    "dealstage": _STAGE[d.stage],
-                    "pipeline": "default",
+                    **self._deal_stage(d),
                     "closedate": _close_date(d.close_date),
                     "dealtype": _DEALTYPE.get(d.kind, "existingbusiness"),
                     "hubspot_owner_id": owner_id(a.owner),
@@ -234,8 +229,8 @@ class Seeder:
                     "hs_pipeline_stage": _TICKET_STAGE[t.status],
                     "hs_ticket_priority": t.priority.upper(),
                     "closed_date": None if t.closed_ms is None else iso_ms(t.closed_ms),
-                    **({"csat": None if t.csat is None else str(t.csat)}
-                       if self.spec.custom_fields else {}),
+                    **({} if not self.spec.custom_fields or t.csat is None else
+                       {self._csat: str(t.csat)}),
                     "hubspot_owner_id": owner_id(a.owner),
                 },
                 LIVE,
@@ -262,6 +257,46 @@ class Seeder:
                 LIVE,
             )  # fmt: skip
 
+    @property
+    def _csat(self) -> str:
+        return "satisfaction_score" if self.spec.realistic else "csat"
+
+    def _company_facts(self, a: Account) -> dict[str, Any]:
+        """What the portal keeps of an account's subscription, where its profile keeps it."""
+        churned = a.label == "churned"
+        if self.spec.realistic:  # its own names; annualrevenue is the company's own revenue
+            return {
+                "annualrevenue": None if a.employees is None else number(a.employees * 150_000),
+                "lifecyclestage": "customer",
+                "website": f"https://www.{a.domain}" if a.domain else None,
+                "customer_id": a.external_id,
+                "arr_usd": number(a.arr),
+                "licensed_seats": str(a.seats),
+                "subscription_tier": a.plan,
+                "contract_renewal_date": a.renewal_date,
+                "became_customer_on": a.customer_since,
+                "account_status": "churned" if churned else "active",
+            }
+        if not self.spec.custom_fields:  # a plain portal: no property of its own
+            return {"annualrevenue": number(a.arr), "lifecyclestage": "customer"}
+        return {
+            "annualrevenue": number(a.arr),  # this portal keeps the subscription ARR there
+            "lifecyclestage": "other" if churned else "customer",
+            "external_account_id": a.external_id,
+            "seats": str(a.seats),
+            "renewal_date": a.renewal_date,
+            "plan": a.plan,
+            "customer_since": a.customer_since,
+        }
+
+    def _deal_stage(self, d: Deal) -> dict[str, str]:
+        """A deal's pipeline and stage: the realistic portal runs renewals and expansions in a
+        pipeline of its own, with numeric stage ids."""
+        if self.spec.realistic and d.kind != "new_business":
+            stage = {"won": "31415929", "lost": "31415930"}.get(d.stage, "31415928")
+            return {"pipeline": RENEWALS_PIPELINE, "dealstage": stage}
+        return {"pipeline": "default", "dealstage": _STAGE[d.stage]}
+
     def finish(self) -> dict[str, int]:
         for obj in list(self.rows):
             self._flush(obj)
@@ -274,9 +309,16 @@ class Seeder:
                     " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                     (id_counter(obj), key),
                 )
-        seeded = seeded_custom_properties() if self.spec.custom_fields else {}
-        custom = {obj: {p["name"]: p for p in props} for obj, props in seeded.items()}
-        self.store.set_meta(VENDOR, "custom_properties", custom)
+        if self.spec.realistic:
+            seeded, more = realistic_custom_properties(), more_standard_properties()
+            renewals = pipeline(RENEWALS_PIPELINE, "Renewals", list(RENEWAL_STAGES), order=1)
+            self.store.set_meta(VENDOR, "pipelines", {"deals": [renewals]})
+        else:
+            seeded, more = seeded_custom_properties() if self.spec.custom_fields else {}, {}
+        for name, defs in (("custom_properties", seeded), ("standard_properties", more)):
+            self.store.set_meta(
+                VENDOR, name, {obj: {p["name"]: p for p in ps} for obj, ps in defs.items()}
+            )
         self.store.set_meta(
             VENDOR,
             "property_groups",

@@ -19,12 +19,21 @@ FIELD_MAPPING: dict[str, Any] = {
 }
 
 
+#: Where the realistic workspace keeps them: custom attributes of its own names.
+REALISTIC_FIELD_MAPPING: dict[str, Any] = {
+    "arr": "custom_attributes.annual_contract_value",
+    "seats": "custom_attributes.seat_count",
+    "renewal_date": "custom_attributes.next_renewal",
+    "customer_since": "custom_attributes.became_customer",
+    "payment_issue": "custom_attributes.billing_overdue",
+}
+
+
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "intercom_access_token": creds["access_token"],
         "intercom_base_url": url,
         "intercom_search_settle_seconds": 0,  # the sandbox indexes at once
-        "intercom_field_mapping": FIELD_MAPPING,
     }
 
 
@@ -34,6 +43,7 @@ EMULATOR = EmulatorSpec(
     seeder=Seeder,
     credentials={"access_token": "sandbox-intercom-token"},
     client_settings=_client_settings,
+    field_mappings={"seeded": FIELD_MAPPING, "realistic": REALISTIC_FIELD_MAPPING},
     port_offset=3,
     world=CrmProfile("intercom", 0.4, frozenset({"tickets"}), removal="archived", core=True),
     kit=KIT,

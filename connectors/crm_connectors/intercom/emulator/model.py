@@ -91,6 +91,42 @@ SEEDED_CUSTOM: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
+#: A real workspace's own attributes (the realistic profile): the facts above under names of its
+#: own, and the many more a team adds over the years, most of them empty on most companies.
+REALISTIC_CUSTOM: dict[str, list[tuple[str, str, str]]] = {
+    "contact": [
+        ("role", "Role", "string"), ("crm_id", "CRM ID", "string"),
+        ("onboarding_complete", "Onboarding complete", "boolean"),
+        ("last_nps_score", "Last NPS score", "integer"), ("beta_tester", "Beta tester", "boolean"),
+        ("preferred_language", "Preferred language", "string"),
+    ],
+    "company": [
+        ("annual_contract_value", "Annual contract value", "float"),
+        ("seat_count", "Seat count", "integer"),
+        ("next_renewal", "Next renewal", "date"),
+        ("became_customer", "Became customer", "date"),
+        ("billing_overdue", "Billing overdue", "boolean"),
+        ("tier", "Tier", "string"), ("region", "Region", "string"),
+        ("csm_name", "CSM name", "string"), ("onboarding_stage", "Onboarding stage", "string"),
+        ("integration_count", "Integration count", "integer"),
+        ("sso_enabled", "SSO enabled", "boolean"),
+        ("api_calls_30d", "API calls (30 days)", "integer"),
+        ("last_qbr", "Last QBR", "date"), ("expansion_potential", "Expansion potential", "string"),
+        ("support_plan", "Support plan", "string"), ("partner", "Partner", "string"),
+        ("contract_type", "Contract type", "string"), ("payment_terms", "Payment terms", "string"),
+        ("churn_risk_note", "Churn risk note", "string"),
+        ("industry_segment", "Industry segment", "string"),
+        ("employee_band", "Employee band", "string"), ("trial_end", "Trial end", "date"),
+        ("product_edition", "Product edition", "string"), ("data_region", "Data region", "string"),
+        ("health_override", "Health override", "string"),
+        ("referral_source", "Referral source", "string"),
+        ("success_plan_url", "Success plan URL", "string"),
+        ("salesforce_account_id", "Salesforce account ID", "string"),
+        ("hubspot_company_id", "HubSpot company ID", "string"),
+        ("is_strategic", "Strategic account", "boolean"),
+    ],
+}  # fmt: skip
+
 
 def data_attribute(
     attr_id: int,

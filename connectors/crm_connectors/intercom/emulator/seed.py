@@ -25,6 +25,7 @@ from .model import (
     COUNTER_NOTE,
     COUNTER_PART,
     COUNTER_TAG,
+    REALISTIC_CUSTOM,
     SEEDED_CUSTOM,
     VENDOR,
     attached_list,
@@ -308,6 +309,17 @@ class Seeder:
             data = company_record(a, created_s, live_users)
             if not self.spec.custom_fields:  # a plain workspace has no custom attributes
                 data["custom_attributes"] = {}
+            elif self.spec.realistic:  # the same facts under the workspace's own names
+                custom = data["custom_attributes"]
+                data["custom_attributes"] = {
+                    "annual_contract_value": custom["arr"],
+                    "seat_count": custom["seats"],
+                    "next_renewal": custom["renewal_date"],
+                    "became_customer": custom["customer_since"],
+                    "billing_overdue": custom["payment_issue"],
+                    "tier": a.plan,
+                    "region": a.country,
+                }
             state = _STATE.get(a.lifecycle.get(VENDOR, ""), LIVE)
             self._put("companies", company_id, a.created_ms, a.updated_ms, state, data)
             self.max_key["companies"] = max(self.max_key["companies"], a.key)
@@ -317,6 +329,8 @@ class Seeder:
             data = contact_record(c, a, company_id, owner_id)
             if not self.spec.custom_fields:
                 data["custom_attributes"] = {}
+            elif self.spec.realistic:
+                data["custom_attributes"] = {"role": c.title, "crm_id": a.external_id}
             records[c.key] = data
             state = _STATE.get(c.lifecycle.get(VENDOR, ""), LIVE)
             self._put("contacts", data["id"], c.created_ms, c.updated_ms, state, data)
@@ -346,7 +360,8 @@ class Seeder:
                     data_attribute(len(attrs) + 1, model, name, label, dtype, custom=False,
                                    created_s=now_s)
                 )  # fmt: skip
-        for model, customs in (SEEDED_CUSTOM if self.spec.custom_fields else {}).items():
+        customs_of = REALISTIC_CUSTOM if self.spec.realistic else SEEDED_CUSTOM
+        for model, customs in (customs_of if self.spec.custom_fields else {}).items():
             for name, label, dtype in customs:
                 attrs.append(
                     data_attribute(len(attrs) + 1, model, name, label, dtype, custom=True,

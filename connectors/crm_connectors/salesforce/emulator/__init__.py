@@ -29,13 +29,25 @@ FIELD_MAPPING: dict[str, Any] = {
 }
 
 
+#: Where the realistic org keeps them: its own field names, a checkbox for churn, no NPS object.
+REALISTIC_FIELD_MAPPING: dict[str, Any] = {
+    "external_id": "Customer_Number__c",
+    "arr": "ARR__c",
+    "seats": "Licenses_Purchased__c",
+    "plan": "Subscription_Tier__c",
+    "renewal_date": "Contract_End_Date__c",
+    "customer_since": "Customer_Since__c",
+    "churned": "Churned__c",
+    "csat": "Satisfaction_Score__c",
+}
+
+
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "salesforce_client_id": creds["client_id"],
         "salesforce_client_secret": creds["client_secret"],
         "salesforce_refresh_token": creds["refresh_token"],
         "salesforce_login_url": url,
-        "salesforce_field_mapping": FIELD_MAPPING,
     }
 
 
@@ -51,6 +63,7 @@ EMULATOR = EmulatorSpec(
         "access_token_ttl": 7200,
     },
     client_settings=_client_settings,
+    field_mappings={"seeded": FIELD_MAPPING, "realistic": REALISTIC_FIELD_MAPPING},
     port_offset=2,
     world=CrmProfile(
         "salesforce", 0.45, frozenset({"deals", "tickets", "nps"}), removal="deleted", core=True

@@ -19,13 +19,22 @@ FIELD_MAPPING: dict[str, Any] = {
 }
 
 
+#: Where the realistic account keeps them: organization fields of its own keys.
+REALISTIC_FIELD_MAPPING: dict[str, Any] = {
+    "arr": "organization_fields.contract_value",
+    "seats": "organization_fields.licensed_agents",
+    "plan": "organization_fields.service_tier",
+    "renewal_date": "organization_fields.contract_end",
+    "customer_since": "organization_fields.customer_since_date",
+}
+
+
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "zendesk_subdomain": "sandbox",
         "zendesk_base_url": url,
         "zendesk_email": creds["email"],
         "zendesk_api_token": creds["api_token"],
-        "zendesk_field_mapping": FIELD_MAPPING,
     }
 
 
@@ -44,6 +53,7 @@ EMULATOR = EmulatorSpec(
         "access_token_ttl": 1800,
     },
     client_settings=_client_settings,
+    field_mappings={"seeded": FIELD_MAPPING, "realistic": REALISTIC_FIELD_MAPPING},
     port_offset=4,
     world=CrmProfile("zendesk", 0.35, frozenset({"tickets"}), removal="deleted"),
     kit=KIT,

@@ -156,6 +156,22 @@ SEEDED_ORG_FIELDS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...]
     ("customer_since", "date", "Customer since", ()),
 )  # fmt: skip
 
+#: A real account's organization fields (the realistic profile): the same facts under keys of
+#: its own, and more a support team keeps.
+REALISTIC_ORG_FIELDS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
+    ("contract_value", "decimal", "Contract value (annual)", ()),
+    ("licensed_agents", "integer", "Licensed seats", ()),
+    ("service_tier", "dropdown", "Service tier",
+     (("Starter", "tier_starter"), ("Growth", "tier_growth"), ("Enterprise", "tier_enterprise"))),
+    ("contract_end", "date", "Contract end", ()),
+    ("customer_since_date", "date", "Customer since", ()),
+    ("account_manager", "text", "Account manager", ()),
+    ("region", "text", "Region", ()),
+    ("sla_hours", "integer", "SLA (hours)", ()),
+    ("escalation_contact", "text", "Escalation contact", ()),
+    ("vip", "checkbox", "VIP", ()),
+)  # fmt: skip
+
 
 def field_option(option_id: int, name: str, value: str, position: int) -> JsonObj:
     return {"id": option_id, "name": name, "raw_name": name, "value": value,

@@ -31,6 +31,7 @@ from .model import (
     FIELD_OPTION_BASE,
     ORG_FIELD_BASE,
     PRIORITY,
+    REALISTIC_ORG_FIELDS,
     SEEDED_ORG_FIELDS,
     SUPPORT_ADDRESS,
     SYSTEM_TICKET_FIELDS,
@@ -123,17 +124,25 @@ class Seeder:
         oid = org_id(a.key)
         created_s, updated_s = a.created_ms // 1000, a.updated_ms // 1000
         org_state = _ORG_STATE.get(a.lifecycle.get(VENDOR, ""), LIVE)
-        fields = (
-            {
+        if self.spec.realistic:  # the same facts under the account's own keys
+            fields: JsonObj = {
+                "contract_value": a.arr,
+                "licensed_agents": a.seats,
+                "service_tier": f"tier_{a.plan}" if a.plan else None,
+                "contract_end": date_value(a.renewal_date),
+                "customer_since_date": date_value(a.customer_since),
+                "region": a.country,
+            }
+        elif self.spec.custom_fields:
+            fields = {
                 "arr": a.arr,
                 "seats": a.seats,
                 "plan": a.plan,
                 "renewal_date": date_value(a.renewal_date),
                 "customer_since": date_value(a.customer_since),
             }
-            if self.spec.custom_fields
-            else {}
-        )  # a plain account defines no organization field
+        else:  # a plain account defines no organization field
+            fields = {}
         org = organization_record(
             oid, self._unique_name(a), created_s=created_s, updated_s=updated_s,
             external_id=a.external_id, domain_names=[a.domain] if a.domain else [],
@@ -227,7 +236,13 @@ class Seeder:
     def _definitions(self) -> tuple[list[JsonObj], list[JsonObj], int]:
         org_fields: list[JsonObj] = []
         option_n = 0
-        seeded = SEEDED_ORG_FIELDS if self.spec.custom_fields else ()
+        seeded = (
+            REALISTIC_ORG_FIELDS
+            if self.spec.realistic
+            else SEEDED_ORG_FIELDS
+            if self.spec.custom_fields
+            else ()
+        )
         for position, (key, ftype, title, options) in enumerate(seeded):
             opts = []
             for i, (name, value) in enumerate(options):
