@@ -134,3 +134,40 @@ def test_crm_sandbox_seed_makes_a_vanilla_world_on_request(tmp_path: Path) -> No
         "SELECT data FROM records WHERE object = 'data_attributes'")]  # fmt: skip
     assert attrs and not [a for a in attrs if a.get("custom")]
     conn.close()
+
+
+def test_tap_reads_a_realistic_salesforce_org_with_its_own_field_names(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    from crm_connectors.salesforce.emulator import REALISTIC_FIELD_MAPPING
+
+    # Given a realistic Salesforce org (a real org's long field lists, compound addresses, its
+    # own custom field names, no NPS object) and the mapping its admin would write, read in Bulk
+    sandbox = make_sandbox(vendors=("salesforce",), size=40, profile="realistic")
+    config = tap_config(sandbox) | {
+        "salesforce_field_mapping": REALISTIC_FIELD_MAPPING,
+        "salesforce_bulk_threshold": 5,
+    }
+    # when tap-crm runs
+    tap = run_tap(tmp_path / "tap", config)
+    # then it reads the org, exit 0
+    assert tap.returncode == 0, tap.stderr[-3000:]
+    accounts = tap.records["salesforce_Account"]
+    assert accounts
+    # and the accounts carry the org's custom fields, and no compound field
+    assert all(r["Customer_Number__c"] and r["ARR__c"] is not None for r in accounts)
+    schema = tap.schemas["salesforce_Account"]["properties"]
+    assert not {"BillingAddress", "ShippingAddress"} & set(schema)
+    assert not any({"BillingAddress", "ShippingAddress"} & set(r) for r in accounts)
+    assert {"BillingCity", "ShippingCountry", "DunsNumber"} <= set(schema)
+    contacts = tap.schemas["salesforce_Contact"]["properties"]
+    assert not {"MailingAddress", "OtherAddress"} & set(contacts)
+    # and the mapping marks the org's own fields, the personal ones marked PII
+    assert schema["ARR__c"]["x-canonical"] == "arr"
+    assert schema["Customer_Number__c"]["x-canonical"] == "external_id"
+    assert contacts["MobilePhone"]["x-pii"] == "phone" and contacts["Birthdate"]["x-pii"]
+    assert "salesforce_NPS_Response__c" not in tap.schemas
+    # and the reads went through Bulk 2.0 query jobs, every one accepted (no compound field)
+    routes = sandbox.ctx.stats.snapshot()["vendors"]["salesforce"]["routes"]
+    created = routes["POST /services/data/{version}/jobs/query"]["statuses"]
+    assert created.get("200") and set(created) == {"200"}, created

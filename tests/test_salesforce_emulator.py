@@ -677,3 +677,126 @@ def test_given_an_object_the_api_user_cannot_see_then_it_is_absent_as_in_a_real_
         q = _query(client, f"SELECT Id FROM {obj}")
         assert q.status_code == 400 and _error(q)["errorCode"] == "INVALID_TYPE"
     assert _query(client, "SELECT Id FROM Account").status_code == 200
+
+
+# -- a realistic org ----------------------------------------------------------------------------
+
+#: The seeded org's custom fields: a realistic org names its own.
+_SEEDED_CUSTOM = {"External_Account_Id__c", "Seats__c", "Renewal_Date__c", "Plan__c"}
+
+
+def test_given_a_realistic_org_then_describe_lists_a_real_orgs_fields_and_its_own_custom_ones(
+    make_sandbox: Any,
+) -> None:
+    # Given a realistic world's org
+    client = _client(make_sandbox(vendors=("salesforce",), size=20, profile="realistic"))
+    # then the global describe has no NPS object
+    names = {o["name"] for o in client.get(f"{V}/sobjects").json()["sobjects"]}
+    assert {"Account", "Contact", "Opportunity", "Case"} <= names
+    assert "NPS_Response__c" not in names
+    # and Account lists a real org's long standard field list, compound addresses included
+    account = {f["name"]: f for f in client.get(f"{V}/sobjects/Account/describe").json()["fields"]}
+    assert len(account) >= 50
+    assert account["BillingAddress"]["type"] == "address"
+    assert account["ShippingAddress"]["type"] == "address"
+    assert not account["BillingAddress"]["createable"]
+    assert account["BillingCity"]["compoundFieldName"] == "BillingAddress"
+    assert account["ParentId"]["type"] == "reference"
+    assert {"AccountNumber", "Rating", "Sic", "DunsNumber", "NaicsCode", "YearStarted"} <= set(
+        account
+    )
+    # and the org's own custom fields, none of the seeded org's
+    custom = {n: f for n, f in account.items() if f["custom"]}
+    assert set(custom) == {
+        "Customer_Number__c", "ARR__c", "Licenses_Purchased__c", "Subscription_Tier__c",
+        "Contract_End_Date__c", "Customer_Since__c", "Churned__c",
+    }  # fmt: skip
+    assert custom["Customer_Number__c"]["externalId"] and custom["Customer_Number__c"]["unique"]
+    assert custom["ARR__c"]["type"] == "currency" and custom["Churned__c"]["type"] == "boolean"
+    types = [v["value"] for v in account["Type"]["picklistValues"]]
+    assert "Former Customer" not in types
+    contact = {f["name"]: f for f in client.get(f"{V}/sobjects/Contact/describe").json()["fields"]}
+    assert len(contact) >= 50 and contact["MailingAddress"]["type"] == "address"
+    assert contact["OtherAddress"]["type"] == "address" and contact["Birthdate"]["type"] == "date"
+    case = {f["name"]: f for f in client.get(f"{V}/sobjects/Case/describe").json()["fields"]}
+    assert "Satisfaction_Score__c" in case and "CSAT__c" not in case
+    assert {"SuppliedEmail", "ContactEmail", "IsEscalated"} <= set(case)
+    opp = {f["name"]: f for f in client.get(f"{V}/sobjects/Opportunity/describe").json()["fields"]}
+    assert opp["Probability"]["type"] == "percent" and "ForecastCategoryName" in opp
+
+
+def test_given_a_realistic_org_when_querying_then_custom_values_and_the_compound_address(
+    make_sandbox: Any,
+) -> None:
+    # Given a realistic world's org
+    client = _client(make_sandbox(vendors=("salesforce",), size=30, profile="realistic"))
+    # when a REST query selects its custom fields and the compound BillingAddress
+    soql = (
+        "SELECT Id, Customer_Number__c, ARR__c, AnnualRevenue, NumberOfEmployees, BillingCity,"
+        " BillingCountry, BillingAddress, Churned__c, Type FROM Account"
+    )
+    r = _query(client, soql)
+    assert r.status_code == 200, r.text
+    rows = r.json()["records"]
+    assert rows
+    for row in rows:
+        # then each account carries its external id and ARR in the org's own fields
+        assert row["Customer_Number__c"].startswith("ACC-")
+        assert isinstance(row["ARR__c"], int | float) and row["ARR__c"] > 0
+        # and AnnualRevenue is the company's own revenue (firmographic), not the ARR
+        if row["NumberOfEmployees"]:
+            assert row["AnnualRevenue"] == row["NumberOfEmployees"] * 150_000
+        assert row["Type"] != "Former Customer" and isinstance(row["Churned__c"], bool)
+        # and the compound address is an object built from its components
+        address = row["BillingAddress"]
+        if row["BillingCity"] is None and row["BillingCountry"] is None:
+            assert address is None
+        else:
+            assert address["city"] == row["BillingCity"]
+            assert address["country"] == row["BillingCountry"]
+            assert address["street"] is None and address["latitude"] is None
+    assert any(row["BillingAddress"] for row in rows)
+    # and an upsert by the org's external id finds the account
+    first = rows[0]
+    upsert = client.patch(
+        f"{V}/sobjects/Account/Customer_Number__c/{first['Customer_Number__c']}",
+        json={"Rating": "Hot"},
+    )
+    assert upsert.status_code in (200, 204), upsert.text
+    again = _query(client, f"SELECT Rating FROM Account WHERE Id = '{first['Id']}'").json()
+    assert again["records"][0]["Rating"] == "Hot"
+    # and opportunities carry the probability and forecast category of their stage
+    opps = _query(client, "SELECT StageName, Probability, ForecastCategory FROM Opportunity")
+    for opp in opps.json()["records"]:
+        if opp["StageName"] == "Closed Won":
+            assert opp["Probability"] == 100 and opp["ForecastCategory"] == "Closed"
+
+
+def test_given_a_realistic_org_then_compound_fields_are_rejected_where_salesforce_rejects_them(
+    make_sandbox: Any,
+) -> None:
+    # Given a realistic world's org
+    client = _client(make_sandbox(vendors=("salesforce",), size=10, profile="realistic"))
+    # when a Bulk 2.0 query job selects a compound field, then it is refused
+    job = client.post(
+        f"{V}/jobs/query",
+        json={"operation": "query", "query": "SELECT Id, BillingAddress FROM Account"},
+    )
+    assert job.status_code == 400 and "compound" in _error(job)["message"]
+    # and its components are selectable in Bulk
+    ok = client.post(
+        f"{V}/jobs/query",
+        json={"operation": "query", "query": "SELECT Id, BillingCity FROM Account"},
+    )
+    assert ok.status_code == 200, ok.text
+    # and in SOQL a compound field is neither filtered nor sorted on, nor written
+    for soql in (
+        "SELECT Id FROM Account WHERE BillingAddress = null",
+        "SELECT Id FROM Account ORDER BY ShippingAddress",
+    ):
+        r = _query(client, soql)
+        assert r.status_code == 400 and _error(r)["errorCode"] == "INVALID_FIELD", r.text
+    rid = _query(client, "SELECT Id FROM Account LIMIT 1").json()["records"][0]["Id"]
+    write = client.patch(f"{V}/sobjects/Account/{rid}", json={"BillingAddress": {"city": "Oslo"}})
+    assert write.status_code == 400
+    assert _error(write)["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"

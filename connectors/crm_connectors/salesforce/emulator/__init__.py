@@ -28,6 +28,19 @@ FIELD_MAPPING: dict[str, Any] = {
     "nps_submitted_at": "Submitted_At__c",
 }
 
+#: Where a realistic world's org (``--profile realistic``) keeps them: its own custom fields, a
+#: Churned__c checkbox, no NPS object; AnnualRevenue there is the company's revenue, not ARR.
+REALISTIC_FIELD_MAPPING: dict[str, Any] = {
+    "external_id": "Customer_Number__c",
+    "arr": "ARR__c",
+    "seats": "Licenses_Purchased__c",
+    "plan": "Subscription_Tier__c",
+    "renewal_date": "Contract_End_Date__c",
+    "customer_since": "Customer_Since__c",
+    "churned": "Churned__c",
+    "csat": "Satisfaction_Score__c",
+}
+
 
 #: Where the realistic org keeps them: its own field names, a checkbox for churn, no NPS object.
 REALISTIC_FIELD_MAPPING: dict[str, Any] = {

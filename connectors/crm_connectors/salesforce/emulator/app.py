@@ -41,6 +41,7 @@ from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, dumps, loads
 
 from . import soql
 from .model import (
+    COMPOUND_TYPES,
     CUSTOM_FIELD_PREFIX,
     JOB_PREFIX,
     LOCATOR_PREFIX,
@@ -50,12 +51,14 @@ from .model import (
     PREFIXES,
     STRING_TYPES,
     TOOLING_TYPES,
+    compound_parts,
     fmt_datetime,
     make_id,
     normalize_id,
     parse_date,
     parse_datetime,
     plain_org,
+    realistic_org,
     standard_objects,
 )
 from .model import field as make_field
@@ -210,6 +213,7 @@ class SalesforceEmulator(VendorApp):
         self._usage = _DailyUsage(100_000, 86_400)
         super().__init__(ctx)
         self._schema: dict[str, dict[str, Any]] = {}
+        self._compounds: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {}
         self._load_schema()
         if self.store.get_meta(self.vendor, "schema_modified_ms") is None:
             self.store.set_meta(self.vendor, "schema_modified_ms", self.now_ms() // 1000 * 1000)
@@ -334,8 +338,11 @@ class SalesforceEmulator(VendorApp):
 
     def _load_schema(self) -> None:
         objects = standard_objects()
-        if self.store.get_meta(self.vendor, "profile") == "vanilla":
+        profile = self.store.get_meta(self.vendor, "profile")
+        if profile == "vanilla":
             objects = plain_org(objects)
+        elif profile == "realistic":
+            objects = realistic_org(objects)
         for hidden in self.options.get("hidden_objects") or ():
             objects.pop(hidden, None)
         custom: dict[str, list[dict[str, Any]]] = self.store.get_meta(
@@ -358,6 +365,15 @@ class SalesforceEmulator(VendorApp):
             self._by_lower = {name.lower(): name for name in objects}
             self._field_maps = {
                 obj: {f["name"].lower(): f for f in info["fields"]} for obj, info in objects.items()
+            }
+            # compound fields (a realistic org's addresses): their components, per object
+            self._compounds = {
+                obj: {
+                    f["name"]: compound_parts(f)
+                    for f in info["fields"]
+                    if f["type"] in COMPOUND_TYPES
+                }
+                for obj, info in objects.items()
             }
 
     def _obj(self, name: str) -> str | None:
@@ -639,8 +655,10 @@ class SalesforceEmulator(VendorApp):
                 "url": f"/services/data/{version}/sobjects/{obj}/{record.get('Id')}",
             }
         }
+        compounds = self._compounds.get(obj) or {}
         for name in fields:
-            out[name] = record.get(name)
+            parts = compounds.get(name)
+            out[name] = record.get(name) if parts is None else _compound(record, parts)
         return out
 
     def _batch_size(self, req: Request) -> int:
@@ -1623,6 +1641,14 @@ class SalesforceEmulator(VendorApp):
             raise ApiError(
                 400, "INVALIDJOB", "Aggregate queries and OFFSET are not supported by Bulk API"
             )
+        compound = [n for n, _ in plan.q.fields if plan.types[n] in COMPOUND_TYPES]
+        if compound:
+            # Bulk cannot select a compound address or geolocation field [FIDELITY.md]
+            raise ApiError(
+                400,
+                "API_ERROR",
+                "FeatureNotEnabled : Selecting compound data not supported in Bulk Query",
+            )
         delimiter = body.get("columnDelimiter", "COMMA")
         line_ending = body.get("lineEnding", "LF")
         if delimiter not in _DELIMITERS or line_ending not in ("LF", "CRLF"):
@@ -1901,6 +1927,17 @@ _DELIMITERS = {
     "CARET": "^",
     "BACKQUOTE": "`",
 }
+
+
+def _compound(record: dict[str, Any], parts: tuple[tuple[str, str], ...]) -> Any:
+    """A compound address as a REST query returns it: an object of its components (with the
+    state and country codes an org without state and country picklists leaves null), or null
+    when every component is null."""
+    values = {key: record.get(name) for name, key in parts}
+    if all(v is None for v in values.values()):
+        return None
+    values.update(countryCode=None, stateCode=None)
+    return dict(sorted(values.items()))
 
 
 def _csv(value: Any) -> str:

@@ -321,6 +321,261 @@ def plain_org(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Compound field types: selectable in a REST query (an object built from the components), never
+#: in a Bulk query, and never filtered, sorted, created or updated themselves.
+COMPOUND_TYPES = frozenset({"address", "location"})
+#: An address's components: field suffix -> key in the compound value.
+ADDRESS_PARTS = (
+    ("Street", "street"), ("City", "city"), ("State", "state"), ("PostalCode", "postalCode"),
+    ("Country", "country"), ("Latitude", "latitude"), ("Longitude", "longitude"),
+    ("GeocodeAccuracy", "geocodeAccuracy"),
+)  # fmt: skip
+GEOCODE_ACCURACY = (
+    "Address", "NearAddress", "Block", "Street", "ExtendedZip", "Zip", "Neighborhood", "City",
+    "County", "State", "Unknown",
+)  # fmt: skip
+CLEAN_STATUS = (
+    "Matched", "Different", "Acknowledged", "NotFound", "Inactive", "Pending", "SelectMatch",
+    "Skipped",
+)  # fmt: skip
+LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
+#: ForecastCategory (API value) and ForecastCategoryName (label) per stage, as a new org maps them.
+FORECAST = {
+    "Prospecting": ("Pipeline", "Pipeline"),
+    "Qualification": ("Pipeline", "Pipeline"),
+    "Needs Analysis": ("Pipeline", "Pipeline"),
+    "Proposal/Price Quote": ("Pipeline", "Pipeline"),
+    "Negotiation/Review": ("Pipeline", "Pipeline"),
+    "Closed Won": ("Closed", "Closed"),
+    "Closed Lost": ("Omitted", "Omitted"),
+}
+PLANS = ("starter", "growth", "enterprise")
+
+
+def _address(prefix: str, label: str) -> list[dict[str, Any]]:
+    """An address's components and the compound field over them (``compoundFieldName`` marks
+    the components)."""
+    parts = [
+        field(f"{prefix}Street", "textarea", f"{label} Street", length=255),
+        field(f"{prefix}City", "string", f"{label} City", length=40),
+        field(f"{prefix}State", "string", f"{label} State/Province", length=80),
+        field(f"{prefix}PostalCode", "string", f"{label} Zip/Postal Code", length=20),
+        field(f"{prefix}Country", "string", f"{label} Country", length=80),
+        field(f"{prefix}Latitude", "double", f"{label} Latitude", precision=18, scale=15),
+        field(f"{prefix}Longitude", "double", f"{label} Longitude", precision=18, scale=15),
+        field(f"{prefix}GeocodeAccuracy", "picklist", f"{label} Geocode Accuracy",
+              length=40, picklist=GEOCODE_ACCURACY),
+    ]  # fmt: skip
+    compound = field(f"{prefix}Address", "address", f"{label} Address", createable=False,
+                     updateable=False)  # fmt: skip
+    compound.update(filterable=False, sortable=False, soapType="urn:address")
+    for f in parts:
+        f["compoundFieldName"] = compound["name"]
+    return [*parts, compound]
+
+
+def compound_parts(f: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The (component field, key) pairs of the compound address field ``f``."""
+    prefix = f["name"].removesuffix("Address")
+    return tuple((prefix + suffix, key) for suffix, key in ADDRESS_PARTS)
+
+
+def _ro(name: str, ftype: str, label: str | None = None, **kw: Any) -> dict[str, Any]:
+    return field(name, ftype, label, createable=False, updateable=False, **kw)
+
+
+def _flag(name: str, label: str, *, writable: bool = True) -> dict[str, Any]:
+    return field(name, "boolean", label, nillable=False, defaulted=True, createable=writable,
+                 updateable=writable)  # fmt: skip
+
+
+def _realistic_standard() -> dict[str, list[dict[str, Any]]]:
+    """The standard fields a real org's describe lists beyond the seeded ones, in describe order
+    (names and types from Salesforce's object reference; the labels are the usual English ones).
+    A name the seeded org already has keeps its seeded definition (``None`` here)."""
+    account: list[Any] = [
+        "Id", "IsDeleted", "MasterRecordId", "Name", "Type",
+        _ref("ParentId", "Account", "Parent Account ID"),
+        *_address("Billing", "Billing"),
+        *_address("Shipping", "Shipping"),
+        "Phone",
+        field("Fax", "phone", "Account Fax"),
+        field("AccountNumber", "string", "Account Number", length=40),
+        "Website",
+        _ro("PhotoUrl", "url", "Photo URL"),
+        field("Sic", "string", "SIC Code", length=20),
+        "Industry", "AnnualRevenue", "NumberOfEmployees",
+        field("Ownership", "picklist", picklist=("Public", "Private", "Subsidiary", "Other")),
+        field("TickerSymbol", "string", "Ticker Symbol", length=20),
+        "Description",
+        field("Rating", "picklist", "Account Rating", picklist=("Hot", "Warm", "Cold")),
+        field("Site", "string", "Account Site", length=80),
+        "OwnerId", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+        "SystemModstamp",
+        _ro("LastActivityDate", "date", "Last Activity"),
+        _ro("LastViewedDate", "datetime", "Last Viewed Date"),
+        _ro("LastReferencedDate", "datetime", "Last Referenced Date"),
+        field("Jigsaw", "string", "Data.com Key", length=20),
+        _ro("JigsawCompanyId", "string", "Jigsaw Company ID", length=20),
+        field("CleanStatus", "picklist", "Clean Status", length=40, picklist=CLEAN_STATUS),
+        field("AccountSource", "picklist", "Account Source", picklist=LEAD_SOURCES),
+        field("DunsNumber", "string", "D-U-N-S Number", length=9),
+        field("Tradestyle", "string", length=255),
+        field("NaicsCode", "string", "NAICS Code", length=8),
+        field("NaicsDesc", "string", "NAICS Description", length=120),
+        field("YearStarted", "string", "Year Started", length=4),
+        field("SicDesc", "string", "SIC Description", length=80),
+    ]  # fmt: skip
+    contact: list[Any] = [
+        "Id", "IsDeleted", "MasterRecordId", "AccountId", "LastName", "FirstName",
+        field("Salutation", "picklist", length=40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
+        field("MiddleName", "string", "Middle Name", length=40),
+        field("Suffix", "string", length=40),
+        "Name",
+        *_address("Other", "Other"),
+        *_address("Mailing", "Mailing"),
+        "Phone",
+        field("Fax", "phone", "Business Fax"),
+        field("MobilePhone", "phone", "Mobile Phone"),
+        field("HomePhone", "phone", "Home Phone"),
+        field("OtherPhone", "phone", "Other Phone"),
+        field("AssistantPhone", "phone", "Asst. Phone"),
+        _ref("ReportsToId", "Contact", "Reports To ID"),
+        "Email", "Title",
+        field("Department", "string", length=80),
+        field("AssistantName", "string", "Assistant's Name", length=40),
+        field("LeadSource", "picklist", "Lead Source", picklist=LEAD_SOURCES),
+        field("Birthdate", "date"),
+        field("Description", "textarea", "Contact Description"),
+        "OwnerId", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+        "SystemModstamp",
+        _ro("LastActivityDate", "date", "Last Activity"),
+        _ro("LastCURequestDate", "datetime", "Last Stay-in-Touch Request Date"),
+        _ro("LastCUUpdateDate", "datetime", "Last Stay-in-Touch Save Date"),
+        _ro("LastViewedDate", "datetime", "Last Viewed Date"),
+        _ro("LastReferencedDate", "datetime", "Last Referenced Date"),
+        field("EmailBouncedReason", "string", "Email Bounced Reason", length=255),
+        field("EmailBouncedDate", "datetime", "Email Bounced Date"),
+        _ro("IsEmailBounced", "boolean", "Is Email Bounced", nillable=False, defaulted=True),
+        _ro("PhotoUrl", "url", "Photo URL"),
+        field("Jigsaw", "string", "Data.com Key", length=20),
+        _ro("JigsawContactId", "string", "Jigsaw Contact ID", length=20),
+        field("CleanStatus", "picklist", "Clean Status", length=40, picklist=CLEAN_STATUS),
+    ]  # fmt: skip
+    opportunity: list[Any] = [
+        "Id", "IsDeleted", "AccountId",
+        _flag("IsPrivate", "Private"),
+        "Name",
+        field("Description", "textarea"),
+        "StageName", "Amount", "Probability",
+        _ro("ExpectedRevenue", "currency", "Expected Amount"),
+        field("TotalOpportunityQuantity", "double", "Quantity", precision=18, scale=2),
+        "CloseDate", "Type",
+        field("NextStep", "string", "Next Step", length=255),
+        field("LeadSource", "picklist", "Lead Source", picklist=LEAD_SOURCES),
+        "IsClosed", "IsWon",
+        _ro("ForecastCategory", "picklist", "Forecast Category", length=40, nillable=False,
+            picklist=("Omitted", "Pipeline", "BestCase", "Forecast", "Closed")),
+        field("ForecastCategoryName", "picklist", "Forecast Category", length=40,
+              picklist=("Omitted", "Pipeline", "Best Case", "Commit", "Closed")),
+        _ref("CampaignId", "Campaign", "Campaign ID"),
+        _ro("HasOpportunityLineItem", "boolean", "Has Line Item", nillable=False,
+            defaulted=True),
+        _ref("Pricebook2Id", "Pricebook2", "Price Book ID"),
+        "OwnerId", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+        "SystemModstamp",
+        _ro("LastActivityDate", "date", "Last Activity"),
+        _ro("FiscalQuarter", "int", "Fiscal Quarter", precision=11),
+        _ro("FiscalYear", "int", "Fiscal Year", precision=4),
+        _ro("Fiscal", "string", "Fiscal Period", length=6),
+        _ro("LastViewedDate", "datetime", "Last Viewed Date"),
+        _ro("LastReferencedDate", "datetime", "Last Referenced Date"),
+        _ro("HasOpenActivity", "boolean", "Has Open Activity", nillable=False, defaulted=True),
+        _ro("HasOverdueTask", "boolean", "Has Overdue Task", nillable=False, defaulted=True),
+    ]  # fmt: skip
+    case: list[Any] = [
+        "Id", "IsDeleted", "MasterRecordId", "CaseNumber", "ContactId", "AccountId",
+        _ref("ParentId", "Case", "Parent Case ID"),
+        field("SuppliedName", "string", "Name", length=80),
+        field("SuppliedEmail", "email", "Email Address", length=80),
+        field("SuppliedPhone", "string", "Phone", length=40),
+        field("SuppliedCompany", "string", "Company", length=80),
+        field("Type", "picklist", "Case Type",
+              picklist=("Mechanical", "Electrical", "Electronic", "Structural", "Other")),
+        "Status",
+        field("Reason", "picklist", "Case Reason",
+              picklist=("Installation", "Equipment Complexity", "Performance", "Breakdown",
+                        "Equipment Design", "Feedback", "Other")),
+        "Origin", "Subject", "Priority", "Description", "IsClosed", "ClosedDate",
+        _flag("IsEscalated", "Escalated"),
+        "OwnerId", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById",
+        "SystemModstamp",
+        _ro("ContactPhone", "phone", "Contact Phone"),
+        _ro("ContactMobile", "phone", "Contact Mobile"),
+        _ro("ContactEmail", "email", "Contact Email"),
+        _ro("ContactFax", "phone", "Contact Fax"),
+        field("Comments", "textarea", "Internal Comments", length=4000),
+        _ro("LastViewedDate", "datetime", "Last Viewed Date"),
+        _ro("LastReferencedDate", "datetime", "Last Referenced Date"),
+    ]  # fmt: skip
+    return {"Account": account, "Contact": contact, "Opportunity": opportunity, "Case": case}
+
+
+def _realistic_custom() -> dict[str, list[dict[str, Any]]]:
+    """The custom fields a customer-success team might have added, under its own names."""
+    return {
+        "Account": [
+            field("Customer_Number__c", "string", "Customer Number", length=32,
+                  external_id=True, unique=True),
+            field("ARR__c", "currency", "ARR"),
+            field("Licenses_Purchased__c", "double", "Licenses Purchased", precision=18,
+                  scale=0),
+            field("Subscription_Tier__c", "picklist", "Subscription Tier", picklist=PLANS),
+            field("Contract_End_Date__c", "date", "Contract End Date"),
+            field("Customer_Since__c", "date", "Customer Since"),
+            _flag("Churned__c", "Churned"),
+        ],
+        "Case": [field("Satisfaction_Score__c", "double", "Satisfaction Score", precision=2,
+                       scale=0)],
+    }  # fmt: skip
+
+
+#: Fields of the seeded org a real one lacks (an Opportunity cannot be merged).
+_DROPPED = {"Opportunity": ("MasterRecordId",)}
+
+
+def realistic_org(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``objects`` as a real customer's org has them (a realistic world): the plain org, with
+    the long standard field lists of Account, Contact, Opportunity and Case (compound addresses
+    included) and the custom fields of :func:`_realistic_custom`. Every field carries
+    ``compoundFieldName`` (null but on an address's components), as a real describe does."""
+    plain = plain_org(objects)
+    custom = _realistic_custom()
+    for name, order in _realistic_standard().items():
+        known = {f["name"]: f for f in plain[name]["fields"]}
+        fields = [known[item] if isinstance(item, str) else item for item in order]
+        listed = {f["name"] for f in fields}
+        missing = [n for n in known if n not in listed and n not in _DROPPED.get(name, ())]
+        if missing:  # a seeded standard field left out of the list above
+            raise AssertionError(f"{name}: {missing}")
+        fields += custom.get(name, [])
+        plain[name] = {**plain[name], "fields": fields}
+    if "Account" in plain:
+        for f in plain["Account"]["fields"]:
+            if f["name"] == "Type":
+                extra = ("Channel Partner / Reseller", "Installation Partner",
+                         "Technology Partner", "Other")  # fmt: skip
+                f["picklistValues"] = f["picklistValues"] + [
+                    {"active": True, "defaultValue": False, "label": v, "validFor": None,
+                     "value": v}
+                    for v in extra
+                ]  # fmt: skip
+    for info in plain.values():
+        info["fields"] = [{**f, "compoundFieldName": f.get("compoundFieldName")}
+                          for f in info["fields"]]  # fmt: skip
+    return plain
+
+
 def standard_objects() -> dict[str, dict[str, Any]]:
     """The emulated org's objects: ``{name: {label, labelPlural, custom, fields: [...]}}``.
 

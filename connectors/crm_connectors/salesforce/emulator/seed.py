@@ -12,9 +12,17 @@ from typing import Any
 import orjson
 
 from crm_connectors.sandbox.store import ARCHIVED, LIVE, MERGED, Store
-from crm_connectors.sandbox.world import DAY_MS, OWNERS, Bundle, WorldSpec
+from crm_connectors.sandbox.world import (
+    DAY_MS,
+    OWNERS,
+    Account,
+    Bundle,
+    Contact,
+    Ticket,
+    WorldSpec,
+)
 
-from .model import PREFIXES, fmt_date, fmt_datetime, make_id
+from .model import FORECAST, LEAD_SOURCES, PREFIXES, fmt_date, fmt_datetime, make_id
 
 VENDOR = "salesforce"
 BATCH = 10_000
@@ -40,6 +48,10 @@ OPP_TYPE = {
 PRIORITY = {"urgent": "Critical", "high": "High", "medium": "Medium", "low": "Low"}
 STATUS = {"open": "New", "pending": "Working", "closed": "Closed"}
 TASK_SUBJECTS = ("Call", "Send follow-up email", "Quarterly business review", "Renewal check-in")
+#: A realistic org's firmographic AnnualRevenue: the company's own revenue, from its head count.
+REVENUE_PER_EMPLOYEE = 150_000
+#: The unique external id field each profile's org has (indexed for upserts) [API.md §2.4].
+EXTERNAL_ID = {"realistic": "Customer_Number__c"}
 
 
 @functools.lru_cache(maxsize=64)
@@ -49,6 +61,44 @@ def user_id(index: int) -> str:
 
 def account_id(key: int) -> str:
     return make_id(PREFIXES["Account"], key)
+
+
+def _realistic_account(a: Account) -> dict[str, Any]:
+    """A real customer's Account: its own custom fields (other names than the seeded org's),
+    the company's revenue in AnnualRevenue, a few standard fields filled, most left null."""
+    return {
+        "AnnualRevenue": a.employees * REVENUE_PER_EMPLOYEE if a.employees else None,
+        "ShippingCity": a.city,
+        "ShippingCountry": a.country,
+        "AccountSource": LEAD_SOURCES[a.key % len(LEAD_SOURCES)],
+        "Customer_Number__c": a.external_id,
+        "ARR__c": a.arr,
+        "Licenses_Purchased__c": a.seats,
+        "Subscription_Tier__c": a.plan,
+        "Contract_End_Date__c": a.renewal_date,
+        "Customer_Since__c": a.customer_since,
+        "Churned__c": a.churned_on is not None,
+    }
+
+
+def _realistic_deal(stage: str, prob: int, amount: float, close_date: str) -> dict[str, Any]:
+    """What a real org derives on an Opportunity: forecast category, expected revenue, fiscal
+    period (a calendar fiscal year), and the activity flags."""
+    year, month = int(close_date[:4]), int(close_date[5:7])
+    quarter = (month - 1) // 3 + 1
+    category, category_name = FORECAST[stage]
+    return {
+        "IsPrivate": False,
+        "ExpectedRevenue": round(amount * prob / 100, 2),
+        "ForecastCategory": category,
+        "ForecastCategoryName": category_name,
+        "HasOpportunityLineItem": False,
+        "FiscalQuarter": quarter,
+        "FiscalYear": year,
+        "Fiscal": f"{year} {quarter}",
+        "HasOpenActivity": False,
+        "HasOverdueTask": False,
+    }
 
 
 def _state(lifecycle: str | None) -> int:
@@ -113,16 +163,17 @@ class Seeder:
         owner = user_id(a.owner)
         acc_id = account_id(a.key)
         churned = a.churned_on is not None
+        seeded = self.spec.profile == "seeded"  # the seeded org's custom fields and values
         self._row("Account", a.key, a.created_ms, a.updated_ms, _state(life), {
             "MasterRecordId": account_id(a.merged_into) if life == "merged" and a.merged_into
             else None,
             "Name": a.name,
             # "Former Customer" is a value the seeded org added to the standard picklist
-            "Type": "Former Customer" if churned and self.spec.custom_fields
-            else "Customer - Direct",
+            "Type": "Former Customer" if churned and seeded else "Customer - Direct",
             "Website": f"https://www.{a.domain}" if a.domain else None,
             "Industry": INDUSTRY.get(a.industry or "", "Other") if a.industry else None,
-            # This org keeps the subscription's ARR in AnnualRevenue.
+            # The seeded and plain orgs keep the subscription's ARR in AnnualRevenue (a
+            # realistic one, the company's revenue: _realistic_account).
             "AnnualRevenue": a.arr,
             "NumberOfEmployees": a.employees,
             "BillingCity": a.city,
@@ -135,14 +186,17 @@ class Seeder:
                 "Seats__c": a.seats,
                 "Renewal_Date__c": a.renewal_date,
                 "Plan__c": a.plan,
-            } if self.spec.custom_fields else {}),
+            } if seeded else {}),
+            **(_realistic_account(a) if self.spec.realistic else {}),
         })  # fmt: skip
         contact_ids: list[str] = []
         in_org: set[int] = set()  # contacts of this account that live in Salesforce
+        contacts: dict[int | None, Contact] = {}
         for c in bundle.contacts:
             if VENDOR not in c.crms:
                 continue
             in_org.add(c.key)
+            contacts[c.key] = c
             c_life = c.lifecycle.get(VENDOR)
             cid = make_id(PREFIXES["Contact"], c.key)
             contact_ids.append(cid)
@@ -158,6 +212,11 @@ class Seeder:
                 "Phone": c.phone,
                 "Title": c.title,
                 "OwnerId": owner,
+                **({
+                    "MailingCity": a.city,
+                    "MailingCountry": a.country,
+                    "IsEmailBounced": False,
+                } if self.spec.realistic else {}),
             })  # fmt: skip
         for d in bundle.deals:
             if d.crm != VENDOR:
@@ -174,6 +233,8 @@ class Seeder:
                 "IsClosed": d.stage != "open",
                 "IsWon": d.stage == "won",
                 "OwnerId": owner,
+                **(_realistic_deal(stage, prob, d.amount, d.close_date)
+                   if self.spec.realistic else {}),
             })  # fmt: skip
         for t in bundle.tickets:
             if t.crm != VENDOR:
@@ -191,10 +252,12 @@ class Seeder:
                 "IsClosed": t.status == "closed",
                 "ClosedDate": fmt_datetime(t.closed_ms) if t.closed_ms else None,
                 "OwnerId": owner,
-                **({"CSAT__c": t.csat} if self.spec.custom_fields else {}),
+                **({"CSAT__c": t.csat} if seeded else {}),
+                **(self._realistic_case(t, contacts.get(t.contact_key))
+                   if self.spec.realistic else {}),
             })  # fmt: skip
         for n in bundle.nps:
-            if n.crm != VENDOR or not self.spec.custom_fields:  # a plain org has no NPS object
+            if n.crm != VENDOR or not seeded:  # a plain or a real org has no NPS object
                 continue
             self._row("NPS_Response__c", n.key, n.submitted_ms, n.submitted_ms, LIVE, {
                 "Name": f"NPS-{n.key:07d}",
@@ -224,6 +287,17 @@ class Seeder:
                     "OwnerId": owner,
                 })  # fmt: skip
 
+    @staticmethod
+    def _realistic_case(t: Ticket, contact: Contact | None) -> dict[str, Any]:
+        """A real org's Case: the contact's e-mail and phone copied onto it, its CSAT in the
+        org's own field."""
+        return {
+            "IsEscalated": False,
+            "ContactEmail": contact.email if contact else None,
+            "ContactPhone": contact.phone if contact else None,
+            "Satisfaction_Score__c": t.csat,
+        }
+
     def _users(self) -> None:
         created = self.spec.anchor_ms - 3 * 365 * DAY_MS
         for i, (first, last, email) in enumerate(OWNERS):
@@ -250,9 +324,10 @@ class Seeder:
                     (f"salesforce:{obj}", key),
                 )
             # External id lookups (upsert) go through an expression index [API.md §2.4].
+            xid = EXTERNAL_ID.get(self.spec.profile, "External_Account_Id__c")
             conn.execute(
-                "CREATE INDEX IF NOT EXISTS salesforce_xid_Account_External_Account_Id__c"
-                " ON records (json_extract(data, '$.External_Account_Id__c'))"
+                f"CREATE INDEX IF NOT EXISTS salesforce_xid_Account_{xid}"
+                f" ON records (json_extract(data, '$.{xid}'))"
                 " WHERE vendor = 'salesforce' AND object = 'Account'"
             )
         self.store.set_meta(VENDOR, "profile", self.spec.profile)

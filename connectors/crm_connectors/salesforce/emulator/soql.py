@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from .model import NUMBER_TYPES, STRING_TYPES, normalize_id, parse_date, parse_datetime
+from .model import (
+    COMPOUND_TYPES,
+    NUMBER_TYPES,
+    STRING_TYPES,
+    normalize_id,
+    parse_date,
+    parse_datetime,
+)
 
 #: SOQL OFFSET cannot exceed 2,000 rows (NUMBER_OUTSIDE_VALID_RANGE) [Salesforce SOQL docs].
 MAX_OFFSET = 2000
@@ -358,7 +365,11 @@ def bind(q: Query, canonical_obj: str, fields: dict[str, dict[str, Any]]) -> Non
     if q.count_field is not None:
         q.count_field = resolve(q.count_field, q.obj_pos)["name"]
     for o in q.order:
-        o.field = resolve(o.field, o.pos)["name"]
+        f = resolve(o.field, o.pos)
+        if f["type"] in COMPOUND_TYPES:
+            msg = f"field '{f['name']}' can not be sorted in a query call"
+            raise SoqlError("INVALID_FIELD", msg, o.pos, q.soql)
+        o.field = f["name"]
 
     def check(c: Cond) -> None:
         if c.op in ("and", "or", "not"):
@@ -368,6 +379,9 @@ def bind(q: Query, canonical_obj: str, fields: dict[str, dict[str, Any]]) -> Non
         f = resolve(c.field, c.pos)
         c.field = f["name"]
         ftype = f["type"]
+        if ftype in COMPOUND_TYPES:  # (a real org filters one only with DISTANCE())
+            msg = f"field '{f['name']}' can not be filtered in a query call"
+            raise SoqlError("INVALID_FIELD", msg, c.pos, q.soql)
         if c.cmp == "like" and ftype not in STRING_TYPES - {"id", "reference"}:
             raise SoqlError(
                 "INVALID_FIELD",
