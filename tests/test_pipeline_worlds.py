@@ -139,15 +139,10 @@ def test_crm_sandbox_seed_makes_a_vanilla_world_on_request(tmp_path: Path) -> No
 def test_tap_reads_a_realistic_salesforce_org_with_its_own_field_names(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
-    from crm_connectors.salesforce.emulator import REALISTIC_FIELD_MAPPING
-
     # Given a realistic Salesforce org (a real org's long field lists, compound addresses, its
     # own custom field names, no NPS object) and the mapping its admin would write, read in Bulk
     sandbox = make_sandbox(vendors=("salesforce",), size=40, profile="realistic")
-    config = tap_config(sandbox) | {
-        "salesforce_field_mapping": REALISTIC_FIELD_MAPPING,
-        "salesforce_bulk_threshold": 5,
-    }
+    config = tap_config(sandbox, profile="realistic", salesforce_bulk_threshold=5)
     # when tap-crm runs
     tap = run_tap(tmp_path / "tap", config)
     # then it reads the org, exit 0

@@ -17,6 +17,7 @@ from simple_salesforce.exceptions import (
 )
 
 from crm_connectors.sandbox.auth import DEFAULT_CREDENTIALS
+from crm_connectors.sandbox.emulators import emulators
 
 CREDS = DEFAULT_CREDENTIALS["salesforce"]
 PAGE = {"Sforce-Query-Options": "batchSize=200"}
@@ -50,9 +51,21 @@ def big(make_sandbox: Any) -> Any:
     return make_sandbox(vendors=("salesforce",), size=200, tls=True)
 
 
+@pytest.fixture(params=["seeded", "realistic"])
+def profile(request: pytest.FixtureRequest) -> str:
+    """The world: the seeded org, and one shaped like a real customer's (its own names)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def sf(make_sandbox: Any) -> Salesforce:
-    return _connect(make_sandbox(vendors=("salesforce",), size=40, tls=True))
+def sf(make_sandbox: Any, profile: str) -> Salesforce:
+    return _connect(make_sandbox(vendors=("salesforce",), size=40, tls=True, profile=profile))
+
+
+@pytest.fixture
+def names(profile: str) -> dict[str, Any]:
+    """Role -> the field of that world's org (the emulator's field mapping)."""
+    return dict(emulators()["salesforce"].field_mappings[profile])
 
 
 def test_given_many_contacts_when_query_all_then_every_page_followed(big: Any) -> None:
@@ -78,35 +91,42 @@ def test_given_deleted_accounts_when_include_deleted_then_seen(sf: Salesforce) -
     ]
 
 
-def test_given_describe_when_called_then_custom_external_id_listed(sf: Salesforce) -> None:
+def test_given_describe_when_called_then_custom_external_id_listed(
+    sf: Salesforce, names: dict[str, Any], profile: str
+) -> None:
     desc = sf.Account.describe()
-    ext = next(f for f in desc["fields"] if f["name"] == "External_Account_Id__c")
+    ext = next(f for f in desc["fields"] if f["name"] == names["external_id"])
     assert ext["externalId"] is True and ext["custom"] is True
-    names = {o["name"] for o in sf.describe()["sobjects"]}
-    assert {"Account", "Contact", "Opportunity", "Case", "Task", "User", "NPS_Response__c"} <= names
+    objects = {o["name"] for o in sf.describe()["sobjects"]}
+    assert {"Account", "Contact", "Opportunity", "Case", "Task", "User"} <= objects
+    assert ("NPS_Response__c" in objects) == (profile == "seeded")  # (no NPS object elsewhere)
 
 
-def test_given_upsert_by_external_id_when_reading_back_then_values_stored(sf: Salesforce) -> None:
-    status = sf.Account.upsert("External_Account_Id__c/ACC-5550001", {"Name": "Client Co"})
+def test_given_upsert_by_external_id_when_reading_back_then_values_stored(
+    sf: Salesforce, names: dict[str, Any]
+) -> None:
+    uid, seats = names["external_id"], names["seats"]
+    status = sf.Account.upsert(f"{uid}/ACC-5550001", {"Name": "Client Co"})
     assert status == 201
-    status = sf.Account.upsert("External_Account_Id__c/ACC-5550001", {"Seats__c": 42})
+    status = sf.Account.upsert(f"{uid}/ACC-5550001", {seats: 42})
     assert status == 200
-    got = sf.Account.get_by_custom_id("External_Account_Id__c", "ACC-5550001")
-    assert got["Name"] == "Client Co" and got["Seats__c"] == 42
+    got = sf.Account.get_by_custom_id(uid, "ACC-5550001")
+    assert got["Name"] == "Client Co" and got[seats] == 42
 
 
-def test_given_collection_update_when_restful_then_every_row_updated(sf: Salesforce) -> None:
+def test_given_collection_update_when_restful_then_every_row_updated(
+    sf: Salesforce, names: dict[str, Any]
+) -> None:
+    plan = names["plan"]
     rows = sf.query("SELECT Id FROM Account LIMIT 3")["records"]
-    records = [
-        {"attributes": {"type": "Account"}, "id": r["Id"], "Plan__c": "growth"} for r in rows
-    ]
+    records = [{"attributes": {"type": "Account"}, "id": r["Id"], plan: "growth"} for r in rows]
     result = sf.restful(
         "composite/sobjects", method="PATCH", json={"allOrNone": True, "records": records}
     )
     assert [r["success"] for r in result] == [True, True, True]
     ids = "','".join(r["Id"] for r in rows)
-    after = sf.query(f"SELECT Plan__c FROM Account WHERE Id IN ('{ids}')")["records"]
-    assert [r["Plan__c"] for r in after] == ["growth"] * 3
+    after = sf.query(f"SELECT {plan} FROM Account WHERE Id IN ('{ids}')")["records"]
+    assert [r[plan] for r in after] == ["growth"] * 3
 
 
 def test_given_bulk2_query_when_run_then_csv_has_every_account(sf: Salesforce) -> None:

@@ -42,19 +42,6 @@ REALISTIC_FIELD_MAPPING: dict[str, Any] = {
 }
 
 
-#: Where the realistic org keeps them: its own field names, a checkbox for churn, no NPS object.
-REALISTIC_FIELD_MAPPING: dict[str, Any] = {
-    "external_id": "Customer_Number__c",
-    "arr": "ARR__c",
-    "seats": "Licenses_Purchased__c",
-    "plan": "Subscription_Tier__c",
-    "renewal_date": "Contract_End_Date__c",
-    "customer_since": "Customer_Since__c",
-    "churned": "Churned__c",
-    "csat": "Satisfaction_Score__c",
-}
-
-
 def _client_settings(url: str, creds: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "salesforce_client_id": creds["client_id"],
