@@ -141,6 +141,10 @@ def test_given_limits_when_called_then_daily_api_requests_reported(sf: Salesforc
     limits = sf.limits()
     assert limits["DailyApiRequests"]["Max"] == 100_000
     assert 0 < limits["DailyApiRequests"]["Remaining"] < 100_000
+    # and the other documented allocations a client checks (Bulk API 1.0's batches) are there,
+    # each as Max and Remaining
+    assert {"DailyBulkApiBatches", "DailyBulkV2QueryJobs", "HourlyODataCallout"} <= set(limits)
+    assert all(set(v) == {"Max", "Remaining"} for v in limits.values())
 
 
 def test_given_error_statuses_when_calling_then_client_exceptions(make_sandbox: Any) -> None:

@@ -79,6 +79,21 @@ QUERY_STATES = (LIVE,)
 QUERY_ALL_STATES = (LIVE, ARCHIVED, MERGED)  # queryAll sees the recycle bin and merge losers
 
 
+#: The org's other documented limits, untouched by anything the emulator does [API.md §2.8].
+_OTHER_LIMITS = {
+    "ConcurrentAsyncGetReportInstances": 200, "ConcurrentSyncReportRuns": 20,
+    "DailyAsyncApexExecutions": 250_000, "DailyBulkApiBatches": 15_000,
+    "DailyDurableStreamingApiEvents": 10_000, "DailyGenericStreamingApiEvents": 10_000,
+    "DailyStreamingApiEvents": 10_000, "DailyWorkflowEmails": 1_875,
+    "DurableStreamingApiConcurrentClients": 20, "FileStorageMB": 1024,
+    "HourlyAsyncReportRuns": 1_200, "HourlyDashboardRefreshes": 200,
+    "HourlyDashboardResults": 5_000, "HourlyDashboardStatuses": 999_999_999,
+    "HourlyODataCallout": 10_000, "HourlySyncReportRuns": 500,
+    "HourlyTimeBasedWorkflow": 50, "MassEmail": 10, "PermissionSets": 1_500,
+    "SingleEmail": 15, "StreamingApiConcurrentClients": 20,
+}  # fmt: skip
+
+
 class _Rollback(Exception):
     """Raised inside a write transaction to undo it (allOrNone) while keeping the results."""
 
@@ -497,10 +512,8 @@ class SalesforceEmulator(VendorApp):
                 },
                 "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": max(0, 10_000 - jobs)},
                 "DailyBulkV2QueryFileStorageMB": {"Max": 1_048_576, "Remaining": 1_048_576},
-                "DailyAsyncApexExecutions": {"Max": 250_000, "Remaining": 250_000},
                 "DataStorageMB": {"Max": 1024, "Remaining": 1000},
-                "FileStorageMB": {"Max": 1024, "Remaining": 1024},
-                "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
+                **{name: {"Max": top, "Remaining": top} for name, top in _OTHER_LIMITS.items()},
             }
         )
 
