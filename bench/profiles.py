@@ -13,7 +13,9 @@ ratio). Run alone it replaces its section of bench/RESULTS.md (between its marke
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import platform
 import subprocess
 import sys
 import tempfile
@@ -95,7 +97,8 @@ def section(rows: list[dict[str, Any]], size: int) -> list[str]:
     lines = [
         BEGIN,
         "",
-        f"The seeded and the realistic world ({size:,} accounts each, bench/profiles.py):"
+        f"The seeded and the realistic world ({size:,} accounts each, bench/profiles.py, run"
+        f" {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}):"
         " tap-crm over each CRM's account, contact and deal streams, and each peer tap over its"
         " stream, one process each, one sandbox process per world (limits off); fields: the"
         " streams' schema properties, nested ones included:",
