@@ -322,6 +322,30 @@ def test_target_about_lists_its_settings() -> None:
         assert name in done.stdout
 
 
+def test_the_store_url_is_a_secret_whose_password_is_masked_in_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from crm_connectors.pii import redact_in_logs
+    from target_health.target import CONFIG_SCHEMA, _secret_part
+
+    # Given database_url, which for PostgreSQL may hold a password
+    spec = CONFIG_SCHEMA["properties"]["database_url"]
+    # then it is a secret setting (sensitive in Meltano, never listed in plain text)
+    assert spec.get("secret") is True
+    # and of its value only the password is masked in the logs: the rest names the store
+    url = "postgresql://health:Canary-Pw-4471@db.internal:5432/health"
+    assert _secret_part("database_url", url) == "Canary-Pw-4471"
+    assert _secret_part("database_url", "sqlite:///output/health.sqlite") == ""
+    assert _secret_part("hubspot_access_token", "pat-x") == "pat-x"
+    redact_in_logs([_secret_part("database_url", url)])
+    with caplog.at_level(logging.INFO, logger="target_health"):
+        logging.getLogger("target_health").info("store at %s", url)
+    (line,) = [r.getMessage() for r in caplog.records if "store at" in r.getMessage()]
+    assert "Canary-Pw-4471" not in line and "db.internal:5432/health" in line
+
+
 def _usage_csv(tmp_path: Path, world: dict[str, Any], extra: Sequence[list[str]] = ()) -> Path:
     """The world's product usage as the CSV export target-health reads, plus ``extra`` rows."""
     usage = tmp_path / "usage.csv"

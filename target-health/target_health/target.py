@@ -26,6 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from singer_sdk import typing as th
@@ -57,9 +58,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         "database_url",
         th.StringType,
         default=DEFAULT_URL,
+        secret=True,  # a PostgreSQL URL may hold a password
         description=(
             "Where the canonical store lives: sqlite:///<path> (default output/health.sqlite in "
-            "the project) or postgresql://user@host:port/db."
+            "the project) or postgresql://user:password@host:port/db."
         ),
     ),
     th.Property(
@@ -412,9 +414,10 @@ class TargetHealth(Target):
             self.scoring = parse_settings(self.config.get("scoring") or {})
         except ModelError as exc:
             raise TargetConfigError(f"scoring.{exc}") from None
-        # The CRM credentials (write-back) are masked in every log line, as in tap-crm.
+        # The CRM credentials (write-back) are masked in every log line, as in tap-crm; of the
+        # store's URL, its password (the rest names the store, which messages may need to say).
         redact_in_logs(
-            str(self.config[name])
+            _secret_part(name, str(self.config[name]))
             for name, spec in CONFIG_SCHEMA["properties"].items()
             if spec.get("secret") and self.config.get(name)
         )
@@ -644,6 +647,17 @@ class TargetHealth(Target):
                     mapped = []
         self.store.write(mapped)
         self.store.quarantine(invalid, self.run_id)
+
+
+def _secret_part(name: str, value: str) -> str:
+    """What of secret setting ``name`` is the secret: all of it, but of ``database_url`` only
+    its password ("" when it has none)."""
+    if name != "database_url":
+        return value
+    try:
+        return urlsplit(value).password or ""
+    except ValueError:
+        return value
 
 
 class TargetConfigError(Exception):
