@@ -150,6 +150,16 @@ def test_the_catalog_shows_the_mapping_and_a_run_maps_by_its_own_settings(
     (schema,) = [m["schema"] for m in run.messages if m["type"] == "SCHEMA"]
     assert marks_of(schema)["seats"].path == ("numberofemployees",)
     assert "renewal_date" not in marks_of(schema)
+    # and a mapped field the catalog deselects is not sent: its role is then unmapped
+    for meta in companies["metadata"]:
+        if meta["breadcrumb"] == ["properties", "seats"]:
+            meta["metadata"]["selected"] = False
+    only = select(catalog, ["hubspot_companies"])
+    narrowed = run_tap(tmp_path / "narrowed", config, catalog=only)
+    assert narrowed.returncode == 0, narrowed.stderr[-3000:]
+    (schema,) = [m["schema"] for m in narrowed.messages if m["type"] == "SCHEMA"]
+    assert "seats" not in schema["properties"] and "seats" not in marks_of(schema)
+    assert "plan" in marks_of(schema)
 
 
 # -- the mapping itself ---------------------------------------------------------------------------
