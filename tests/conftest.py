@@ -56,3 +56,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip(why)
     with fresh_store(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(params=["seeded", "realistic"])
+def profile(request: pytest.FixtureRequest) -> str:
+    """A sandbox world for a fidelity suite: the seeded one, and one shaped like a real
+    customer's CRMs (long schemas, custom fields of their own names: WorldSpec.profile)."""
+    return str(request.param)

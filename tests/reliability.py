@@ -72,9 +72,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from tapkit import (  # noqa: E402
+    CREATE_ROUTES,
     MELTANO,
     PII_HMAC_KEYS,
     PII_KEYS,
+    WRITE_ROUTES,
+    crm_values,
     fresh_store,
     postgres_answers,
     run_meltano,
@@ -104,17 +107,6 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "expired_token", "vendor": "intercom", "every": 25},
     {"kind": "expired_token", "vendor": "zendesk", "path": "/api/v2/*", "every": 25},
 ]
-#: Where each CRM's field writes and follow-up creates go.
-WRITE_ROUTES = {
-    "hubspot": ("POST", "/crm/v3/objects/companies/batch/update"),
-    "salesforce": ("PATCH", "/services/data/*/composite/sobjects"),
-    "intercom": ("PUT", "/companies/*"),
-}
-CREATE_ROUTES = {
-    "hubspot": ("POST", "/crm/v3/objects/tasks"),
-    "salesforce": ("POST", "/services/data/*/sobjects/Task"),
-    "intercom": ("POST", "/tags"),
-}
 #: The pipeline kills' target: a batch smaller than the larger streams, so the README's bound
 #: on re-sent records (the tap's 1,000 plus the batch the target had not stored) is tested.
 PIPE_TARGET: dict[str, Any] = {"write": False, "batch_size": 250}
@@ -646,17 +638,6 @@ def _plan_left(store_url: str, config: dict[str, Any]) -> int:
     return len(wb.make_plan(open_store(store_url), writers(config)).items)
 
 
-def _values(config: dict[str, Any], ids: dict[str, list[str]]) -> dict[tuple[str, str], Any]:
-    from target_health.writeback.crm import writers
-
-    out: dict[tuple[str, str], Any] = {}
-    for writer in writers(config):
-        with writer:
-            for rid, values in writer.read(ids.get(writer.crm, [])).items():
-                out[(writer.crm, rid)] = values
-    return out
-
-
 def _count_rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> int:
     from target_health.store import open_store
 
@@ -708,7 +689,7 @@ def crash_writeback(
                 "SELECT crm, key FROM records WHERE entity = 'account' AND deleted = 0"
             ):
                 ids.setdefault(str(crm), []).append(str(key).split(":", 2)[2])
-            before = _values(config, ids)
+            before = crm_values(config, ids)
             cmd = target_cmd(work, config, "apply", "--json")
             if kind == "rollback":
                 applied = _run(cmd)
@@ -746,7 +727,7 @@ def crash_writeback(
             ):
                 continue
             if kind == "rollback":
-                result.check(_values(config, ids) == before, f"{label}: fields not as before")
+                result.check(crm_values(config, ids) == before, f"{label}: fields not as before")
                 moved = json.loads(applied.stdout).get("items", 0)
                 result.check(
                     moved > 0, f"{label}: apply changed nothing (the trial proves nothing)"

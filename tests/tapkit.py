@@ -94,6 +94,35 @@ PII_KEYS = f"t1:{ENC_KEY}"
 PII_HMAC_KEYS = f"h1:{HMAC_KEY}"
 
 
+#: Where each CRM's owned-field writes go (the sandbox counts matches of a zero-delay "slow").
+WRITE_ROUTES = {
+    "hubspot": ("POST", "/crm/v3/objects/companies/batch/update"),
+    "salesforce": ("PATCH", "/services/data/*/composite/sobjects"),
+    "intercom": ("PUT", "/companies/*"),
+}
+#: Where each CRM's follow-up creates go.
+CREATE_ROUTES = {
+    "hubspot": ("POST", "/crm/v3/objects/tasks"),
+    "salesforce": ("POST", "/services/data/*/sobjects/Task"),
+    "intercom": ("POST", "/tags"),
+}
+
+
+def crm_values(
+    config: Mapping[str, Any], ids: Mapping[str, list[str]]
+) -> dict[tuple[str, str], Any]:
+    """What each CRM holds now in target-health's owned fields, per (crm, record id) of ``ids``,
+    read back through the write-back's own writers."""
+    from target_health.writeback.crm import writers
+
+    out: dict[tuple[str, str], Any] = {}
+    for writer in writers(dict(config)):
+        with writer:
+            for rid, values in writer.read(ids.get(writer.crm, [])).items():
+                out[(writer.crm, rid)] = values
+    return out
+
+
 def run_target(
     workdir: Path, messages: list[dict[str, Any]], **config: Any
 ) -> subprocess.CompletedProcess[str]:

@@ -27,12 +27,6 @@ from crm_connectors.sandbox.emulators import emulators
 TOKEN = "pat-sandbox-hubspot"
 
 
-@pytest.fixture(params=["seeded", "realistic"])
-def profile(request: pytest.FixtureRequest) -> str:
-    """The world: the seeded portal, and one shaped like a real customer's (its own names)."""
-    return str(request.param)
-
-
 @pytest.fixture
 def sb(make_sandbox: Any, profile: str) -> Sandbox:
     return make_sandbox(vendors=("hubspot",), size=40, tie_block=12, profile=profile)

@@ -50,12 +50,6 @@ def _search_all(search: Callable[..., Any], query: Any, per_page: int) -> list[A
         cursor = nxt.starting_after
 
 
-@pytest.fixture(params=["seeded", "realistic"])
-def profile(request: pytest.FixtureRequest) -> str:
-    """The world: the seeded workspace, and one shaped like a real customer's (its own names)."""
-    return str(request.param)
-
-
 @pytest.fixture
 def sandbox(make_sandbox: MakeSandbox, profile: str) -> Sandbox:
     return make_sandbox(vendors=("intercom",), size=40, profile=profile)

@@ -51,12 +51,6 @@ def big(make_sandbox: Any) -> Any:
     return make_sandbox(vendors=("salesforce",), size=200, tls=True)
 
 
-@pytest.fixture(params=["seeded", "realistic"])
-def profile(request: pytest.FixtureRequest) -> str:
-    """The world: the seeded org, and one shaped like a real customer's (its own names)."""
-    return str(request.param)
-
-
 @pytest.fixture
 def sf(make_sandbox: Any, profile: str) -> Salesforce:
     return _connect(make_sandbox(vendors=("salesforce",), size=40, tls=True, profile=profile))

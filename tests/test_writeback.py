@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tapkit import run_tap, tap_config
+from tapkit import WRITE_ROUTES, crm_values, run_tap, tap_config
 
 from crm_connectors.http import RetryPolicy
 from crm_connectors.sandbox.app import Sandbox
@@ -40,11 +40,6 @@ from target_health.writeback.fields import to_canonical
 
 AS_OF = str(WorldSpec().anchor.date())
 #: Where each CRM's writes go (the sandbox counts matches of a zero-delay "slow" fault).
-WRITE_ROUTES = {
-    "hubspot": ("POST", "/crm/v3/objects/companies/batch/update"),
-    "salesforce": ("PATCH", "/services/data/*/composite/sobjects"),
-    "intercom": ("PUT", "/companies/*"),
-}
 
 
 def _target(workdir: Path, messages: list[dict[str, Any]], **config: Any) -> None:
@@ -86,22 +81,13 @@ def _writes(sandbox: Sandbox) -> dict[str, int]:
     return {crm: by_path.get((crm, path), 0) for crm, (_, path) in WRITE_ROUTES.items()}
 
 
-def _crm_values(config: dict[str, Any], ids: dict[str, list[str]]) -> dict[tuple[str, str], Any]:
-    out: dict[tuple[str, str], Any] = {}
-    for writer in writers(config):
-        with writer:
-            for rid, values in writer.read(ids.get(writer.crm, [])).items():
-                out[(writer.crm, rid)] = values
-    return out
-
-
 def _assert_crms_hold_the_scores(store: Store, config: dict[str, Any]) -> None:
     """Every live account record in each CRM shows its customer's latest scores."""
     _, _, want = wb.desired(store)
     ids: dict[str, list[str]] = {}
     for crm, rid in want:
         ids.setdefault(crm, []).append(rid)
-    now = _crm_values(config, ids)
+    now = crm_values(config, ids)
     for (crm, rid), (_, values) in want.items():
         expected = to_canonical(values) | {"updated_at": f"{AS_OF}T00:00:00Z"}
         assert now[(crm, rid)] == expected, (crm, rid)
@@ -153,7 +139,7 @@ def test_rollback_restores_before_values_and_reports_what_a_person_changed(
         ids: dict[str, list[str]] = {}
         for i in plan.items:
             ids.setdefault(i.crm, []).append(i.record_id)
-        now = _crm_values(config, ids)
+        now = crm_values(config, ids)
         for i in plan.items:
             value = now[(i.crm, i.record_id)].get(i.field)
             if (i.crm, i.record_id, i.field) == ("hubspot", first.record_id, "segment"):
@@ -615,7 +601,7 @@ def test_rollback_of_a_model_walks_its_plans_back_to_the_values_before_it(
         ids: dict[str, list[str]] = {}
         for crm, rid in want:
             ids.setdefault(crm, []).append(rid)
-        before = _crm_values(config, ids)
+        before = crm_values(config, ids)
         good_followups = store.query("SELECT COUNT(*) FROM wb_programs WHERE state = 'created'")
         # and then a bad model, written back on two later snapshots (two plans of it)
         bad = {"health": {"signals": {"nps": {"weight": 60}}, "version": "bad-model"}}
@@ -625,7 +611,7 @@ def test_rollback_of_a_model_walks_its_plans_back_to_the_values_before_it(
             "SELECT plan_id FROM wb_plans WHERE model_version = 'bad-model' AND kind = 'apply'"
             " ORDER BY created_at DESC"
         )
-        assert len(applied) == 2 and _crm_values(config, ids) != before
+        assert len(applied) == 2 and crm_values(config, ids) != before
         # when the model is rolled back from the command line
         cmd = [sys.executable, "-m", "target_health.target", "rollback", "--model-version",
                "bad-model", "--config", str(tmp_path / "target.json"), "--json"]  # fmt: skip
@@ -636,7 +622,7 @@ def test_rollback_of_a_model_walks_its_plans_back_to_the_values_before_it(
         # held before the model's first plan, with no conflict, in one write per field
         assert out["of"] == [p for (p,) in applied] and out["restored"] > 0
         assert out["conflicts"] == [] and out["failed"] == []
-        assert _crm_values(config, ids) == before
+        assert crm_values(config, ids) == before
         # and the follow-ups the bad model started are deleted, the earlier ones kept
         assert store.query(
             "SELECT COUNT(*) FROM wb_programs WHERE state = 'created'"
@@ -649,7 +635,7 @@ def test_rollback_of_a_model_walks_its_plans_back_to_the_values_before_it(
         # and a second rollback of the model changes nothing
         again = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
         assert again["restored"] == 0 and again["followups"]["deleted"] == 0
-        assert _crm_values(config, ids) == before
+        assert crm_values(config, ids) == before
         # and a model with no applied plan, or a plan id with a model, is one line and exit 2
         unknown = subprocess.run([*cmd[:5], "no-such-model", *cmd[6:]], capture_output=True,
                                  text=True, check=False)  # fmt: skip

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tapkit import CREATE_ROUTES
 from test_writeback import AS_OF, pipeline
 
 from crm_connectors.sandbox.app import Sandbox
@@ -30,12 +31,6 @@ from target_health.writeback.crm import CrmWriter, writers
 
 PREVIOUS = str(dt.date.fromisoformat(AS_OF) - dt.timedelta(days=30))
 RULE = "into:at_risk,critical"  # the default rule's name
-#: The create call of a follow-up per CRM (the sandbox counts matches of a zero-delay "slow").
-CREATE_ROUTES = {
-    "hubspot": ("POST", "/crm/v3/objects/tasks"),
-    "salesforce": ("POST", "/services/data/*/sobjects/Task"),
-    "intercom": ("POST", "/tags"),
-}
 DELETE_ROUTES = {
     "hubspot": ("DELETE", "/crm/v3/objects/tasks/*"),
     "salesforce": ("DELETE", "/services/data/*/sobjects/Task/*"),

@@ -380,10 +380,7 @@ class Store:
         """The ``erased`` entries of ``keys``, by key."""
         digests = {erased_digest(k): k for k in keys}
         found: dict[str, Erased] = {}
-        names = sorted(digests)
-        for i in range(0, len(names), _KEYS_PER_QUERY):
-            chunk = names[i : i + _KEYS_PER_QUERY]
-            marks = ", ".join(["{p}"] * len(chunk))
+        for chunk, marks in _chunks(sorted(digests)):
             tx.execute(
                 self.sql(
                     f"SELECT digest, account_ref, through_ms FROM erased WHERE digest IN ({marks})"
@@ -397,9 +394,7 @@ class Store:
     def _children(self, tx: Any, keys: Sequence[str]) -> set[str]:
         """Those of ``keys`` that have an association (``parents``) in the store."""
         found: set[str] = set()
-        for i in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = list(keys[i : i + _KEYS_PER_QUERY])
-            marks = ", ".join(["{p}"] * len(chunk))
+        for chunk, marks in _chunks(keys):
             tx.execute(self.sql(f"SELECT child FROM parents WHERE child IN ({marks})"), chunk)
             found |= {str(c) for (c,) in tx.fetchall()}
         return found
@@ -454,10 +449,8 @@ class Store:
         if accounts is None:
             rows = self.stream(f"{sql} ORDER BY account_key, as_of", (model_version, before))
         else:
-            keys, found = list(accounts), []
-            for i in range(0, len(keys), _KEYS_PER_QUERY):
-                chunk = keys[i : i + _KEYS_PER_QUERY]
-                marks = ", ".join(["{p}"] * len(chunk))
+            found = []
+            for chunk, marks in _chunks(accounts):
                 found += self.query(
                     f"{sql} AND account_key IN ({marks}) ORDER BY account_key, as_of",
                     (model_version, before, *chunk),
@@ -672,6 +665,13 @@ def _advisory_key(name: str) -> int:
     """A 64-bit advisory lock key for target-health's lock ``name``."""
     digest = hashlib.blake2b(f"target-health/{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[tuple[list[str], str]]:
+    """``keys`` a query's worth at a time, each with its ``{p}, {p}, ...`` placeholders."""
+    for i in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = list(keys[i : i + _KEYS_PER_QUERY])
+        yield chunk, ", ".join(["{p}"] * len(chunk))
 
 
 def _source_key(stream: str, record_key: str) -> str:
