@@ -130,6 +130,21 @@ def test_a_field_the_mapping_names_that_the_crm_lacks_is_one_line_naming_it(
         assert "Traceback" not in run.stderr and not run.records
 
 
+def test_a_field_the_integration_user_cannot_see_is_named_with_the_likely_cause(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    # Given a real org's field that field-level security hides from the integration user
+    sandbox = make_sandbox(vendors=("salesforce",), size=5, profile="realistic")
+    config = tap_config(sandbox) | {"salesforce_field_mapping": {"arr": "Credit_Limit__c"}}
+    # when a mapping points a role at it
+    run = run_tap(tmp_path, config)
+    # then the tap stops on one line that names the field and asks whether the user sees it
+    assert run.returncode != 0 and not run.records
+    line = [x for x in run.stderr.splitlines() if "salesforce_field_mapping" in x][-1]
+    assert "'Credit_Limit__c'" in line and "can the integration see it" in line, line
+    assert "Traceback" not in run.stderr
+
+
 def test_the_catalog_shows_the_mapping_and_a_run_maps_by_its_own_settings(
     make_sandbox: Any, tmp_path: Path
 ) -> None:

@@ -95,7 +95,25 @@ def test_the_pipeline_runs_end_to_end_on_each_world(
             assert sum(1 for a in mine if a["renewal_date"]) > len(mine) / 2, crm
         churned = [a for c, a in accounts if c in ("hubspot", "salesforce") and a["churned"]]
         assert churned, "no churned account from the churned markers"
+    # and Salesforce opportunities are won and lost as the org's own stages say (the realistic
+    # org's are "Signed", "Lost", "No Decision"), of a kind from its Type values (a plain org's
+    # "New Customer" included)
+    deals = {
+        str(k).rsplit(":", 1)[1]: json.loads(d)
+        for k, d in store.query(
+            "SELECT key, data FROM records WHERE entity = 'deal' AND crm = 'salesforce'"
+        )
+    }
+    outcomes = {"Closed Won": "won", "Signed": "won", "Closed Lost": "lost", "Lost": "lost"}
+    opportunities = tap.records["salesforce_Opportunity"]
+    assert {d["stage"] for d in deals.values()} >= {"won", "open"}
+    for o in opportunities:
+        assert deals[o["Id"]]["stage"] == outcomes.get(o["StageName"], "open"), o["StageName"]
+        assert deals[o["Id"]]["kind"] != "other", o["Type"]
+    if profile != "seeded":
+        assert any(o["Type"] == "New Customer" for o in opportunities)
     if profile == "realistic":
+        assert {o["StageName"] for o in opportunities} >= {"Signed", "Negotiation"}
         # and renewals in the portal's own pipeline (numeric stage ids) are won and lost as
         # its stages say
         renewals = {

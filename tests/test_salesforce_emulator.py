@@ -657,6 +657,35 @@ def test_given_fls_required_when_field_created_then_invisible_until_granted(
     assert "Sync_Key__c" in names
 
 
+def test_given_a_realistic_org_then_fields_fls_hides_are_there_but_unseen_until_granted(
+    make_sandbox: Any,
+) -> None:
+    # Given a realistic org, whose Account has fields the integration user has no Read on
+    client = _client(make_sandbox(vendors=("salesforce",), size=40, profile="realistic"))
+    describe = client.get(f"{V}/sobjects/Account/describe").json()["fields"]
+    # then describe does not list them, SOQL names them unknown, a record read lacks them
+    assert not {"Credit_Limit__c", "Legal_Hold__c"} & {f["name"] for f in describe}
+    hidden = _query(client, "SELECT Legal_Hold__c FROM Account")
+    assert hidden.status_code == 400 and _error(hidden)["errorCode"] == "INVALID_FIELD"
+    first = _query(client, "SELECT Id FROM Account LIMIT 1").json()["records"][0]["Id"]
+    assert "Legal_Hold__c" not in client.get(f"{V}/sobjects/Account/{first}").json()
+    # and its name is taken: a new field of that name is a duplicate, not a second field
+    body = {"FullName": "Account.Legal_Hold__c", "Metadata": {"label": "L", "type": "Checkbox"}}
+    dup = client.post(f"{V}/tooling/sobjects/CustomField", json=body)
+    assert dup.status_code == 400 and _error(dup)["errorCode"] == "DUPLICATE_DEVELOPER_NAME"
+    # when an admin grants Read (not Edit) on one of them
+    grant = {"ParentId": "0PS5g0000000001AAA", "SobjectType": "Account",
+             "Field": "Account.Legal_Hold__c", "PermissionsRead": True}  # fmt: skip
+    assert client.post(f"{V}/sobjects/FieldPermissions", json=grant).status_code == 201
+    # then the values the records held all along show, read-only; the other stays hidden
+    fields = {f["name"]: f for f in client.get(f"{V}/sobjects/Account/describe").json()["fields"]}
+    assert fields["Legal_Hold__c"]["updateable"] is False and "Credit_Limit__c" not in fields
+    holds = _query(client, "SELECT Legal_Hold__c FROM Account").json()["records"]
+    assert {r["Legal_Hold__c"] for r in holds} == {True, False}
+    refused = client.patch(f"{V}/sobjects/Account/{first}", json={"Legal_Hold__c": True})
+    assert refused.status_code == 400, refused.text
+
+
 def test_given_an_object_the_api_user_cannot_see_then_it_is_absent_as_in_a_real_org(
     make_sandbox: Any,
 ) -> None:
@@ -766,10 +795,69 @@ def test_given_a_realistic_org_when_querying_then_custom_values_and_the_compound
     again = _query(client, f"SELECT Rating FROM Account WHERE Id = '{first['Id']}'").json()
     assert again["records"][0]["Rating"] == "Hot"
     # and opportunities carry the probability and forecast category of their stage
+    stages = {
+        s["MasterLabel"]: s
+        for s in _query(
+            client, "SELECT MasterLabel, DefaultProbability, ForecastCategory FROM OpportunityStage"
+        ).json()["records"]
+    }
     opps = _query(client, "SELECT StageName, Probability, ForecastCategory FROM Opportunity")
+    assert opps.json()["records"]
     for opp in opps.json()["records"]:
-        if opp["StageName"] == "Closed Won":
-            assert opp["Probability"] == 100 and opp["ForecastCategory"] == "Closed"
+        stage = stages[opp["StageName"]]
+        assert opp["Probability"] == stage["DefaultProbability"]
+        assert opp["ForecastCategory"] == stage["ForecastCategory"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "won", "lost", "open_stage", "resolved"),
+    [
+        ("seeded", "Closed Won", "Closed Lost", "Prospecting", "Closed"),
+        ("realistic", "Signed", "No Decision", "Verbal Commit", "Resolved"),
+    ],
+)
+def test_given_an_orgs_own_stages_then_closed_and_won_follow_its_stage_records(
+    make_sandbox: Any, profile: str, won: str, lost: str, open_stage: str, resolved: str
+) -> None:
+    # Given an org (the realistic one has its own sales process: no stage named "Closed ...")
+    client = _client(make_sandbox(vendors=("salesforce",), size=5, profile=profile))
+    # when its stages and case statuses are queried, then they carry closed and won
+    stages = {
+        s["ApiName"]: (s["IsClosed"], s["IsWon"])
+        for s in _query(client, "SELECT ApiName, IsClosed, IsWon FROM OpportunityStage").json()[
+            "records"
+        ]
+    }
+    assert stages[won] == (True, True) and stages[lost] == (True, False)
+    assert stages[open_stage] == (False, False)
+    statuses = _query(client, "SELECT MasterLabel, IsClosed FROM CaseStatus").json()["records"]
+    assert {s["MasterLabel"] for s in statuses if s["IsClosed"]} >= {resolved}
+    # and the seeded opportunities agree with their stage's record
+    for opp in _query(client, "SELECT StageName, IsClosed, IsWon FROM Opportunity").json()[
+        "records"
+    ]:
+        assert (opp["IsClosed"], opp["IsWon"]) == stages[opp["StageName"]]
+    # when an opportunity moves through the org's stages, then Salesforce derives closed/won
+    account = _query(client, "SELECT Id FROM Account LIMIT 1").json()["records"][0]["Id"]
+    made = client.post(
+        f"{V}/sobjects/Opportunity",
+        json={"Name": "Renewal", "AccountId": account, "StageName": open_stage,
+              "CloseDate": "2026-12-31"},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    oid = made.json()["id"]
+    for stage in (lost, won, open_stage):
+        assert client.patch(f"{V}/sobjects/Opportunity/{oid}", json={"StageName": stage}).is_success
+        got = client.get(f"{V}/sobjects/Opportunity/{oid}").json()
+        assert (got["IsClosed"], got["IsWon"]) == stages[stage], stage
+    # and a case in a status the org counts as closed is closed
+    case = client.post(f"{V}/sobjects/Case", json={"AccountId": account, "Status": resolved})
+    assert case.status_code == 201, case.text
+    assert client.get(f"{V}/sobjects/Case/{case.json()['id']}").json()["IsClosed"] is True
+    # and the stage records are setup data: read-only through the API
+    refused = client.post(f"{V}/sobjects/OpportunityStage", json={"MasterLabel": "Won"})
+    assert refused.status_code == 400
+    assert _error(refused)["errorCode"] == "INVALID_TYPE_FOR_OPERATION"
 
 
 def test_given_a_realistic_org_then_compound_fields_are_rejected_where_salesforce_rejects_them(

@@ -6,9 +6,13 @@
   none of them (``AnnualRevenue`` is the company's own revenue; the standard ``Type`` picklist
   has no former-customer value unless the org adds one). A merged-away Account
   (``MasterRecordId``) resolves to its master.
-- Opportunity -> deal: kind from ``Type``, stage from ``IsWon``/``IsClosed``.
-- Case -> ticket: closed from ``IsClosed``, pending for Working/Escalated/On Hold; CSAT by the
-  mapping.
+- Opportunity -> deal: kind from ``Type`` (a plain org's four values, and the Renewal/New
+  Business values orgs add); won and lost from ``IsWon``/``IsClosed``, which Salesforce derives
+  from the org's own OpportunityStage records, so they hold whatever the stages are called
+  (API.md §2.13).
+- Case -> ticket: closed from ``IsClosed`` (derived from the org's CaseStatus records), pending
+  for the default Working/Escalated and statuses that wait (On Hold, Waiting on ...); CSAT by
+  the mapping.
 - NPS: Salesforce has no standard survey object; the object the mapping names
   (``nps_object``, with ``nps_score`` and where the account, contact and time are) ->
   nps_response.
@@ -52,6 +56,7 @@ ROLES = {
 }
 
 _SF_OPPORTUNITY_KIND = {
+    "new customer": "new_business",  # a plain org's value [API.md §2.13]
     "new business": "new_business",
     "renewal": "renewal",
     "existing customer - upgrade": "expansion",
@@ -109,13 +114,12 @@ def salesforce_opportunity(marks: Marks, r: Record) -> list[Mapped]:
 def salesforce_case(marks: Marks, r: Record) -> list[Mapped]:
     data = _sf("Case", r)
     status = str(r.get("Status") or "").lower()
+    waiting = status in ("working", "escalated", "on hold") or status.startswith("waiting")
     data |= {
         "account_ref": ref("salesforce", "Account", r.get("AccountId")),
         "contact_ref": ref("salesforce", "Contact", r.get("ContactId")),
         "priority": priority(r.get("Priority")),
-        "status": "closed"
-        if r.get("IsClosed")
-        else ("pending" if status in ("working", "escalated", "on hold") else "open"),
+        "status": "closed" if r.get("IsClosed") else ("pending" if waiting else "open"),
         "opened_at": r.get("CreatedDate"),
         "closed_at": r.get("ClosedDate"),
         "csat": csat(value(r, marks, "csat")),

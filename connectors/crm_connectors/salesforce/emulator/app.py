@@ -51,14 +51,18 @@ from .model import (
     PREFIXES,
     STRING_TYPES,
     TOOLING_TYPES,
+    Stage,
     compound_parts,
     fmt_datetime,
     make_id,
     normalize_id,
+    org_case_statuses,
+    org_stages,
     parse_date,
     parse_datetime,
     plain_org,
     realistic_org,
+    realistic_restricted,
     standard_objects,
 )
 from .model import field as make_field
@@ -365,16 +369,18 @@ class SalesforceEmulator(VendorApp):
         )
         grants: dict[str, dict[str, bool]] = self.store.get_meta(self.vendor, "fls", {})
         need_fls = bool(self.options.get("custom_field_requires_fls", False))
-        for obj, fields in custom.items():
+        gated = [(obj, f, need_fls) for obj, fields in custom.items() for f in fields]
+        restricted = self._restricted(profile)
+        gated += [(obj, f, True) for obj, fields in restricted.items() for f in fields]
+        for obj, f, needs_grant in gated:
             if obj not in objects:
                 continue
-            for f in fields:
-                grant = grants.get(f"{obj}.{f['name']}")
-                if need_fls and not (grant and grant.get("read")):
-                    continue  # invisible to the API user until FLS is granted
-                if need_fls and grant and not grant.get("edit"):
-                    f = {**f, "createable": False, "updateable": False}
-                objects[obj]["fields"].append(f)
+            grant = grants.get(f"{obj}.{f['name']}")
+            if needs_grant and not (grant and grant.get("read")):
+                continue  # invisible to the API user until FLS is granted
+            if needs_grant and grant and not grant.get("edit"):
+                f = {**f, "createable": False, "updateable": False}
+            objects[obj]["fields"].append(f)
         with self._lock:
             self._schema = objects
             self._by_lower = {name.lower(): name for name in objects}
@@ -390,6 +396,16 @@ class SalesforceEmulator(VendorApp):
                 }
                 for obj, info in objects.items()
             }
+
+    @staticmethod
+    def _restricted(profile: str | None) -> dict[str, list[dict[str, Any]]]:
+        """The org's fields that stay hidden until a FieldPermissions grant (realistic org)."""
+        return realistic_restricted() if profile == "realistic" else {}
+
+    def _gated_fields(self, obj: str) -> list[dict[str, Any]]:
+        """Every field of ``obj`` that field-level security can hide, granted or not."""
+        custom = self.store.get_meta(self.vendor, "custom_fields", {}).get(obj, [])
+        return custom + self._restricted(self._profile()).get(obj, [])
 
     def _obj(self, name: str) -> str | None:
         return self._by_lower.get(name.lower())
@@ -802,7 +818,7 @@ class SalesforceEmulator(VendorApp):
     def _global_entry(self, obj: str, version: str) -> dict[str, Any]:
         info = self._schema[obj]
         base = f"/services/data/{version}/sobjects/{obj}"
-        writable = obj != "User"
+        writable = obj != "User" and not info.get("setup")
         return {
             "name": obj,
             "label": info["label"],
@@ -810,7 +826,7 @@ class SalesforceEmulator(VendorApp):
             "keyPrefix": PREFIXES[obj],
             "custom": obj.endswith("__c"),
             "createable": writable,
-            "updateable": True,
+            "updateable": not info.get("setup"),
             "deletable": writable,
             "undeletable": writable,
             "mergeable": obj in ("Account", "Contact"),
@@ -1025,17 +1041,20 @@ class SalesforceEmulator(VendorApp):
                     fields=[name],
                 )
 
-    @staticmethod
-    def _derive(obj: str, data: dict[str, Any], now: int) -> None:
+    def _derive(self, obj: str, data: dict[str, Any], now: int) -> None:
+        """What Salesforce calculates on save: names, and closed/won from the org's own stage
+        and status records (OpportunityStage, CaseStatus), whatever their labels."""
         if obj in ("Contact", "User"):
             parts = (data.get("FirstName"), data.get("LastName"))
             data["Name"] = " ".join(p for p in parts if p) or None
         elif obj == "Opportunity":
-            stage = data.get("StageName") or ""
-            data["IsClosed"] = stage.startswith("Closed")
-            data["IsWon"] = stage == "Closed Won"
+            stage = self._stages().get(data.get("StageName") or "")
+            data["IsClosed"] = bool(stage and stage.closed)
+            data["IsWon"] = bool(stage and stage.won)
+            if stage is not None and "forecastcategory" in self._fields(obj):
+                data["ForecastCategory"], data["ForecastCategoryName"] = stage.forecast
         elif obj == "Case":
-            closed = data.get("Status") == "Closed"
+            closed = dict(org_case_statuses(self._profile())).get(data.get("Status") or "", False)
             if closed and not data.get("IsClosed"):
                 data["ClosedDate"] = fmt_datetime(now)
             data["IsClosed"] = closed
@@ -1044,7 +1063,22 @@ class SalesforceEmulator(VendorApp):
         elif obj == "Task":
             data["IsClosed"] = data.get("Status") == "Completed"
 
+    def _profile(self) -> str | None:
+        return self.store.get_meta(self.vendor, "profile")
+
+    def _stages(self) -> dict[str, Stage]:
+        return {s.label: s for s in org_stages(self._profile())}
+
+    def _refuse_setup(self, obj: str, operation: str) -> None:
+        if self._schema[obj].get("setup"):
+            raise ApiError(
+                400,
+                "INVALID_TYPE_FOR_OPERATION",
+                f"entity type cannot be {operation}: {self._schema[obj]['label']}",
+            )
+
     def _create(self, obj: str, body: dict[str, Any]) -> str:
+        self._refuse_setup(obj, "inserted")
         if obj == "User":
             raise ApiError(
                 400,
@@ -1118,6 +1152,7 @@ class SalesforceEmulator(VendorApp):
             self.store.put(self.vendor, obj, norm, data, created_ms=created, updated_ms=now)
 
     def _delete(self, obj: str, rid: str) -> str:
+        self._refuse_setup(obj, "deleted")
         if obj == "User":
             raise ApiError(400, "DELETE_FAILED", "Users cannot be deleted")
         with self.store.write():
@@ -1869,8 +1904,7 @@ class SalesforceEmulator(VendorApp):
             )
         new = make_field(name, ftype, label, custom=True, **kwargs)
         with self._lock, self.store.write():
-            hidden = self.store.get_meta(self.vendor, "custom_fields", {}).get(obj, [])
-            taken = set(self._fields(obj)) | {f["name"].lower() for f in hidden}
+            taken = set(self._fields(obj)) | {f["name"].lower() for f in self._gated_fields(obj)}
             if name.lower() in taken:
                 raise ApiError(
                     400,
@@ -1908,8 +1942,7 @@ class SalesforceEmulator(VendorApp):
             )
         obj_name, _, name = target.partition(".")
         obj = self._obj(obj_name)
-        custom = self.store.get_meta(self.vendor, "custom_fields", {})
-        known = {f["name"].lower(): f["name"] for f in custom.get(obj or "", [])}
+        known = {f["name"].lower(): f["name"] for f in self._gated_fields(obj or "")}
         if obj is None or name.lower() not in known:
             raise ApiError(
                 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", f"Field: bad value for restricted "

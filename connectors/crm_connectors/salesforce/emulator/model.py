@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
 # -- ids ----------------------------------------------------------------------------------------
@@ -21,6 +22,9 @@ PREFIXES: dict[str, str] = {
     "Task": "00T",
     "User": "005",
     "NPS_Response__c": "a0X",
+    # Both are picklist-value records, 01J in a real org; apart here so an id names its object.
+    "OpportunityStage": "01J",
+    "CaseStatus": "01K",
 }
 OBJECT_BY_PREFIX = {prefix: obj for obj, prefix in PREFIXES.items()}
 #: Non-record ids: Bulk 2.0 jobs (750), custom field definitions (00N), query locators (01g),
@@ -291,12 +295,67 @@ INDUSTRIES = (
     "Technology", "Finance", "Healthcare", "Retail", "Transportation", "Media", "Education",
     "Manufacturing", "Telecommunications", "Other",
 )  # fmt: skip
-OPP_STAGES = (
-    "Prospecting", "Qualification", "Needs Analysis", "Proposal/Price Quote",
-    "Negotiation/Review", "Closed Won", "Closed Lost",
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One OpportunityStage record [API.md §2.13]: the stage's label (StageName's value), its
+    default probability, whether it closes and wins, its forecast category (API value, label)."""
+
+    label: str
+    probability: int
+    closed: bool = False
+    won: bool = False
+    forecast: tuple[str, str] = ("Pipeline", "Pipeline")
+
+
+_CLOSED = ("Closed", "Closed")
+_OMITTED = ("Omitted", "Omitted")
+#: The stages every org starts with [API.md §2.13].
+DEFAULT_STAGES = (
+    Stage("Prospecting", 10), Stage("Qualification", 10), Stage("Needs Analysis", 20),
+    Stage("Value Proposition", 50), Stage("Id. Decision Makers", 60),
+    Stage("Perception Analysis", 70), Stage("Proposal/Price Quote", 75),
+    Stage("Negotiation/Review", 90), Stage("Closed Won", 100, True, True, _CLOSED),
+    Stage("Closed Lost", 0, True, False, _OMITTED),
+)  # fmt: skip
+#: A real customer's own sales process: no stage named "Closed ...", two ways to lose.
+REALISTIC_STAGES = (
+    Stage("Discovery", 10), Stage("Solution Fit", 25), Stage("Proposal", 50),
+    Stage("Negotiation", 75, forecast=("BestCase", "Best Case")),
+    Stage("Verbal Commit", 90, forecast=("Forecast", "Commit")),
+    Stage("Signed", 100, True, True, _CLOSED), Stage("Lost", 0, True, False, _OMITTED),
+    Stage("No Decision", 0, True, False, _OMITTED),
+)  # fmt: skip
+#: CaseStatus records: (label, closed) [API.md §2.13].
+DEFAULT_CASE_STATUSES = (("New", False), ("Working", False), ("Escalated", False),
+                         ("Closed", True))  # fmt: skip
+REALISTIC_CASE_STATUSES = (
+    ("New", False), ("In Progress", False), ("Waiting on Customer", False),
+    ("Escalated", False), ("Resolved", True), ("Closed", True),
+)  # fmt: skip
+
+
+FORECAST_CATEGORIES = ("Omitted", "Pipeline", "BestCase", "Forecast", "Closed")
+FORECAST_CATEGORY_NAMES = ("Omitted", "Pipeline", "Best Case", "Commit", "Closed")
+
+
+def org_stages(profile: str | None) -> tuple[Stage, ...]:
+    return REALISTIC_STAGES if profile == "realistic" else DEFAULT_STAGES
+
+
+def org_case_statuses(profile: str | None) -> tuple[tuple[str, bool], ...]:
+    return REALISTIC_CASE_STATUSES if profile == "realistic" else DEFAULT_CASE_STATUSES
+
+
+OPP_STAGES = tuple(s.label for s in DEFAULT_STAGES)
+#: Opportunity Type: a plain org's four values [API.md §2.13]; the seeded org added two.
+DEFAULT_OPP_TYPES = (
+    "Existing Customer - Upgrade", "Existing Customer - Replacement",
+    "Existing Customer - Downgrade", "New Customer",
 )  # fmt: skip
 OPP_TYPES = ("New Business", "Renewal", "Existing Customer - Upgrade")
-CASE_STATUSES = ("New", "Working", "Escalated", "Closed")
+CASE_STATUSES = tuple(label for label, _ in DEFAULT_CASE_STATUSES)
 CASE_PRIORITIES = ("Critical", "High", "Medium", "Low")
 CASE_ORIGINS = ("Email", "Web", "Phone")
 TASK_STATUSES = ("Not Started", "In Progress", "Completed")
@@ -316,6 +375,8 @@ def plain_org(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if name == "Account" and f["name"] == "Type":
                 values = [v for v in f["picklistValues"] if v["value"] != "Former Customer"]
                 f = {**f, "picklistValues": values}
+            if name == "Opportunity" and f["name"] == "Type":
+                f = with_picklist(f, DEFAULT_OPP_TYPES)
             fields.append(f)
         out[name] = {**info, "fields": fields}
     return out
@@ -340,15 +401,6 @@ CLEAN_STATUS = (
 )  # fmt: skip
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 #: ForecastCategory (API value) and ForecastCategoryName (label) per stage, as a new org maps them.
-FORECAST = {
-    "Prospecting": ("Pipeline", "Pipeline"),
-    "Qualification": ("Pipeline", "Pipeline"),
-    "Needs Analysis": ("Pipeline", "Pipeline"),
-    "Proposal/Price Quote": ("Pipeline", "Pipeline"),
-    "Negotiation/Review": ("Pipeline", "Pipeline"),
-    "Closed Won": ("Closed", "Closed"),
-    "Closed Lost": ("Omitted", "Omitted"),
-}
 PLANS = ("starter", "growth", "enterprise")
 
 
@@ -540,6 +592,18 @@ def _realistic_custom() -> dict[str, list[dict[str, Any]]]:
     }  # fmt: skip
 
 
+def realistic_restricted() -> dict[str, list[dict[str, Any]]]:
+    """Fields a realistic org has that field-level security hides from the integration user:
+    its records hold values in them, but describe, queries and reads show them only once a
+    FieldPermissions grant gives the user Read [API.md §2.3, §2.10]."""
+    return {
+        "Account": [
+            field("Credit_Limit__c", "currency", "Credit Limit"),
+            _flag("Legal_Hold__c", "Legal Hold"),
+        ]
+    }
+
+
 #: Fields of the seeded org a real one lacks (an Opportunity cannot be merged).
 _DROPPED = {"Opportunity": ("MasterRecordId",)}
 
@@ -570,10 +634,41 @@ def realistic_org(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
                      "value": v}
                     for v in extra
                 ]  # fmt: skip
+    # The org's own sales process and case statuses, and a Renewal type beside the default four.
+    values = {
+        ("Opportunity", "StageName"): tuple(s.label for s in REALISTIC_STAGES),
+        ("Opportunity", "Type"): (*DEFAULT_OPP_TYPES, "Renewal"),
+        ("Case", "Status"): tuple(label for label, _ in REALISTIC_CASE_STATUSES),
+    }
+    for name, info in plain.items():
+        info["fields"] = [with_picklist(f, values[name, f["name"]])
+                          if (name, f["name"]) in values else f
+                          for f in info["fields"]]  # fmt: skip
     for info in plain.values():
         info["fields"] = [{**f, "compoundFieldName": f.get("compoundFieldName")}
                           for f in info["fields"]]  # fmt: skip
     return plain
+
+
+def with_picklist(f: dict[str, Any], values: tuple[str, ...]) -> dict[str, Any]:
+    """Field ``f`` with the picklist ``values``."""
+    listed = field(f["name"], "picklist", picklist=values)["picklistValues"]
+    return {**f, "picklistValues": listed}
+
+
+def _setup_fields(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """A setup object's fields (OpportunityStage, CaseStatus): read-only, no owner, never
+    deleted or merged."""
+    ro: dict[str, Any] = {"createable": False, "updateable": False}
+    fields = [f for f in _system() if f["name"] not in ("IsDeleted", "MasterRecordId")]
+    fields[1:1] = [
+        field("MasterLabel", "string", "Master Label", nillable=False, **ro),
+        field("ApiName", "string", "API Name", nillable=False, **ro),
+        field("IsActive", "boolean", "Is Active", nillable=False, **ro),
+        field("SortOrder", "int", "Sort Order", **ro),
+        *({**f, **ro} for f in extra),
+    ]
+    return fields
 
 
 def standard_objects() -> dict[str, dict[str, Any]]:
@@ -693,6 +788,22 @@ def standard_objects() -> dict[str, dict[str, Any]]:
         "User": {"label": "User", "labelPlural": "Users", "fields": user},
         "NPS_Response__c": {"label": "NPS Response", "labelPlural": "NPS Responses",
                             "fields": nps},
+        "OpportunityStage": {"label": "Opportunity Stage", "labelPlural": "Opportunity Stages",
+                             "setup": True, "fields": _setup_fields(
+            field("DefaultProbability", "percent", "Probability (%)", precision=3, scale=0),
+            field("IsClosed", "boolean", "Closed", nillable=False),
+            field("IsWon", "boolean", "Won", nillable=False),
+            field("ForecastCategory", "picklist", "Forecast Category", length=40,
+                  picklist=FORECAST_CATEGORIES),
+            field("ForecastCategoryName", "picklist", "Forecast Category Name",
+                  picklist=FORECAST_CATEGORY_NAMES),
+            field("Description", "string", "Description"),
+        )},
+        "CaseStatus": {"label": "Case Status Value", "labelPlural": "Case Status Values",
+                       "setup": True, "fields": _setup_fields(
+            field("IsClosed", "boolean", "Closed", nillable=False),
+            field("IsDefault", "boolean", "Is Default", nillable=False),
+        )},
     }  # fmt: skip
 
 

@@ -22,7 +22,16 @@ from crm_connectors.sandbox.world import (
     WorldSpec,
 )
 
-from .model import FORECAST, LEAD_SOURCES, PREFIXES, fmt_date, fmt_datetime, make_id
+from .model import (
+    LEAD_SOURCES,
+    PREFIXES,
+    Stage,
+    fmt_date,
+    fmt_datetime,
+    make_id,
+    org_case_statuses,
+    org_stages,
+)
 
 VENDOR = "salesforce"
 BATCH = 10_000
@@ -39,14 +48,26 @@ INDUSTRY = {
     "MANUFACTURING": "Manufacturing",
     "TELECOMMUNICATIONS": "Telecommunications",
 }
-STAGE = {"won": ("Closed Won", 100), "lost": ("Closed Lost", 0), "open": ("Negotiation/Review", 75)}
-OPP_TYPE = {
-    "new_business": "New Business",
-    "renewal": "Renewal",
-    "expansion": "Existing Customer - Upgrade",
+#: A world deal's stage -> the org's stage label, by profile (model.org_stages).
+STAGE = {
+    "realistic": {"won": "Signed", "lost": "Lost", "open": "Negotiation"},
+    None: {"won": "Closed Won", "lost": "Closed Lost", "open": "Negotiation/Review"},
 }
+#: A world deal's kind -> Opportunity Type, by profile: the seeded org's own values; a plain
+#: org's default four (a renewal recorded as a replacement); a real org's with Renewal added.
+OPP_TYPE = {
+    "seeded": {"new_business": "New Business", "renewal": "Renewal",
+               "expansion": "Existing Customer - Upgrade"},
+    "vanilla": {"new_business": "New Customer", "renewal": "Existing Customer - Replacement",
+                "expansion": "Existing Customer - Upgrade"},
+    "realistic": {"new_business": "New Customer", "renewal": "Renewal",
+                  "expansion": "Existing Customer - Upgrade"},
+}  # fmt: skip
 PRIORITY = {"urgent": "Critical", "high": "High", "medium": "Medium", "low": "Low"}
-STATUS = {"open": "New", "pending": "Working", "closed": "Closed"}
+STATUS = {
+    "realistic": {"open": "New", "pending": "Waiting on Customer", "closed": "Resolved"},
+    None: {"open": "New", "pending": "Working", "closed": "Closed"},
+}
 TASK_SUBJECTS = ("Call", "Send follow-up email", "Quarterly business review", "Renewal check-in")
 #: A realistic org's firmographic AnnualRevenue: the company's own revenue, from its head count.
 REVENUE_PER_EMPLOYEE = 150_000
@@ -78,18 +99,23 @@ def _realistic_account(a: Account) -> dict[str, Any]:
         "Contract_End_Date__c": a.renewal_date,
         "Customer_Since__c": a.customer_since,
         "Churned__c": a.churned_on is not None,
+        # Fields the org has that field-level security hides from the integration user: the
+        # record holds them; describe and queries show them only after a FieldPermissions
+        # grant (model.realistic_restricted).
+        "Credit_Limit__c": round(a.arr * 0.25, 2) if a.arr else None,
+        "Legal_Hold__c": a.key % 17 == 0,
     }
 
 
-def _realistic_deal(stage: str, prob: int, amount: float, close_date: str) -> dict[str, Any]:
+def _realistic_deal(stage: Stage, amount: float, close_date: str) -> dict[str, Any]:
     """What a real org derives on an Opportunity: forecast category, expected revenue, fiscal
     period (a calendar fiscal year), and the activity flags."""
     year, month = int(close_date[:4]), int(close_date[5:7])
     quarter = (month - 1) // 3 + 1
-    category, category_name = FORECAST[stage]
+    category, category_name = stage.forecast
     return {
         "IsPrivate": False,
-        "ExpectedRevenue": round(amount * prob / 100, 2),
+        "ExpectedRevenue": round(amount * stage.probability / 100, 2),
         "ForecastCategory": category,
         "ForecastCategoryName": category_name,
         "HasOpportunityLineItem": False,
@@ -117,6 +143,7 @@ class Seeder:
         self.counts: dict[str, int] = {}
         self.max_key: dict[str, int] = {}
         self.admin = user_id(0)
+        self.stages = {s.label: s for s in org_stages(spec.profile)}
 
     def _row(
         self,
@@ -138,6 +165,8 @@ class Seeder:
             "LastModifiedById": self.admin,
             "SystemModstamp": modified,
         }
+        if obj in ("OpportunityStage", "CaseStatus"):  # setup objects: never deleted
+            del base["IsDeleted"]
         base.update(data)
         buf = self.buffers.setdefault(obj, [])
         buf.append((rid, created_ms, updated_ms, state, orjson.dumps(base).decode()))
@@ -221,19 +250,19 @@ class Seeder:
         for d in bundle.deals:
             if d.crm != VENDOR:
                 continue
-            stage, prob = STAGE[d.stage]
+            stage = self.stages[STAGE.get(self.spec.profile, STAGE[None])[d.stage]]
             self._row("Opportunity", d.key, d.created_ms, d.updated_ms, LIVE, {
                 "Name": d.name,
                 "AccountId": acc_id,
                 "Amount": d.amount,
-                "StageName": stage,
-                "Probability": prob,
+                "StageName": stage.label,
+                "Probability": stage.probability,
                 "CloseDate": d.close_date,
-                "Type": OPP_TYPE[d.kind],
-                "IsClosed": d.stage != "open",
-                "IsWon": d.stage == "won",
+                "Type": OPP_TYPE[self.spec.profile][d.kind],
+                "IsClosed": stage.closed,
+                "IsWon": stage.won,
                 "OwnerId": owner,
-                **(_realistic_deal(stage, prob, d.amount, d.close_date)
+                **(_realistic_deal(stage, d.amount, d.close_date)
                    if self.spec.realistic else {}),
             })  # fmt: skip
         for t in bundle.tickets:
@@ -247,7 +276,7 @@ class Seeder:
                 "Subject": t.subject,
                 "Description": t.description,
                 "Priority": PRIORITY[t.priority],
-                "Status": STATUS[t.status],
+                "Status": STATUS.get(self.spec.profile, STATUS[None])[t.status],
                 "Origin": ("Email", "Web", "Phone")[t.key % 3],
                 "IsClosed": t.status == "closed",
                 "ClosedDate": fmt_datetime(t.closed_ms) if t.closed_ms else None,
@@ -309,6 +338,23 @@ class Seeder:
                 "Email": email,
                 "Alias": (first[:1] + last[:4]).lower(),
                 "IsActive": True,
+            })  # fmt: skip
+        self._setup_records()
+
+    def _setup_records(self) -> None:
+        """The org's OpportunityStage and CaseStatus records [API.md §2.13]."""
+        created = self.spec.anchor_ms - 3 * 365 * DAY_MS
+        for i, s in enumerate(org_stages(self.spec.profile), start=1):
+            category, name = s.forecast
+            self._row("OpportunityStage", i, created, created, LIVE, {
+                "MasterLabel": s.label, "ApiName": s.label, "IsActive": True, "SortOrder": i,
+                "DefaultProbability": s.probability, "IsClosed": s.closed, "IsWon": s.won,
+                "ForecastCategory": category, "ForecastCategoryName": name, "Description": None,
+            })  # fmt: skip
+        for i, (label, closed) in enumerate(org_case_statuses(self.spec.profile), start=1):
+            self._row("CaseStatus", i, created, created, LIVE, {
+                "MasterLabel": label, "ApiName": label, "IsActive": True, "SortOrder": i,
+                "IsClosed": closed, "IsDefault": i == 1,
             })  # fmt: skip
 
     def finish(self) -> dict[str, int]:
