@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from tapkit import discover, run_tap, run_target, select, tap_config
 
+from crm_connectors.canonical import deal_kind
 from crm_connectors.errors import ConfigError
-from crm_connectors.roles import Mark, Role, configured, flag, mark, marks_of, value
+from crm_connectors.roles import Mark, Role, configured, flag, kind, mark, marks_of, value
 from crm_connectors.sandbox.emulators import vendors
 from target_health.store import open_store
 
@@ -244,3 +245,55 @@ def test_values_and_flags_are_read_where_the_marks_say() -> None:
     for bad in ({"seats": 3}, {"churned": {"field": "tier", "values": "gone"}}, ["seats"]):
         with pytest.raises(ConfigError, match="acme_field_mapping"):
             configured("acme", ROLES, {"acme_field_mapping": bad})
+
+
+def test_a_deal_kind_mapping_says_which_values_mean_which_kind_and_else_the_standard_reading() -> (
+    None
+):
+    roles = {"deal_kind": Role("deals", "dealtype", kinds=True)}
+    schemas = {
+        "acme_deals": {
+            "type": "object",
+            "properties": {
+                "dealtype": {"type": ["string", "null"]},
+                "pipeline": {"type": ["string", "null"]},
+            },
+        }
+    }
+    # Given a portal that keeps renewals and upsells in pipelines of their own
+    config = {"acme_field_mapping": {"deal_kind": {"field": "pipeline", "values": {
+        "renewal": ["Renewals-1", 31415926], "expansion": "upsell"}}}}  # fmt: skip
+    assert mark("acme", roles, config, schemas, "Acme") == []
+    marks = marks_of(schemas["acme_deals"])
+    # then a deal in a listed pipeline has its kind, any case; any other takes the standard
+    # reading of its deal type (the connector's), and a turned-off role none
+    assert kind({"pipeline": "renewals-1"}, marks, "deal_kind") == "renewal"
+    assert kind({"pipeline": "31415926"}, marks, "deal_kind") == "renewal"
+    assert kind({"pipeline": "UPSELL"}, marks, "deal_kind") == "expansion"
+    assert kind({"pipeline": "default"}, marks, "deal_kind") is None
+    assert deal_kind(marks, {"pipeline": "Upsell"}, "new_business") == "expansion"
+    assert deal_kind(marks, {"pipeline": "default"}, "new_business") == "new_business"
+    assert deal_kind({}, {"pipeline": "Upsell"}, "new_business") == "other"
+    # and the marks travel in the schema as kind -> values
+    assert schemas["acme_deals"]["properties"]["pipeline"]["x-canonical-values"] == {
+        "new_business": [],
+        "renewal": ["renewals-1", "31415926"],
+        "expansion": ["upsell"],
+    }
+    # and with no mapping the standard field is the role's, read the connector's way
+    assert marks_of({"type": "object", "properties": {}}) == {}
+    plain = {"acme_deals": {"type": "object", "properties": {"dealtype": {"type": "string"}}}}
+    mark("acme", roles, {}, plain, "Acme")
+    assert marks_of(plain["acme_deals"]) == {"deal_kind": Mark(("dealtype",))}
+    # and a deal kind without its values, an unknown kind, a value given two kinds, each is
+    # one line naming what is wrong and the setting
+    cases = [
+        ("pipeline", "without its values"),
+        ({"field": "pipeline", "values": ["renewals"]}, "must be an object of kind"),
+        ({"field": "pipeline", "values": {"churn": ["x"]}}, "no kind 'churn'"),
+        ({"field": "pipeline", "values": {"renewal": ["x"], "expansion": ["X"]}},
+         "'X' is listed for renewal and expansion"),
+    ]  # fmt: skip
+    for entry, words in cases:
+        with pytest.raises(ConfigError, match=f"deal_kind.*{words}.*acme_field_mapping"):
+            configured("acme", roles, {"acme_field_mapping": {"deal_kind": entry}})

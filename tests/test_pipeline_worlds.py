@@ -121,15 +121,22 @@ def test_the_pipeline_runs_end_to_end_on_each_world(
             for r in tap.records["hubspot_deals"]
             if r.get("pipeline") == "31415926"
         }
-        stages = {
-            str(k).rsplit(":", 1)[1]: json.loads(d)["stage"]
+        hubspot = {
+            str(k).rsplit(":", 1)[1]: json.loads(d)
             for k, d in store.query(
                 "SELECT key, data FROM records WHERE entity = 'deal' AND crm = 'hubspot'"
             )
         }
         outcome = {"31415929": "won", "31415930": "lost"}
-        assert renewals and {stages[r] for r in renewals} >= {"won", "open"}, renewals
-        assert all(stages[r] == outcome.get(s, "open") for r, s in renewals.items())
+        assert renewals and {hubspot[r]["stage"] for r in renewals} >= {"won", "open"}, renewals
+        assert all(hubspot[r]["stage"] == outcome.get(s, "open") for r, s in renewals.items())
+        # and they are renewals though their dealtype is empty: the mapping's deal_kind says
+        # the Renewals pipeline holds renewals; the other deals keep their dealtype's kind
+        typed = {r["id"]: r.get("dealtype") for r in tap.records["hubspot_deals"]}
+        assert not any(typed[r] for r in renewals)
+        assert all(hubspot[r]["kind"] == "renewal" for r in renewals)
+        others = [d["kind"] for r, d in hubspot.items() if r not in renewals]
+        assert {"new_business", "expansion"} <= set(others) and "renewal" not in others
     store.close()
 
 

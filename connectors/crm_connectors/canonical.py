@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .roles import Marks, flag, value
+from .roles import Marks, flag, kind, value
 
 Record = Mapping[str, Any]
 
@@ -148,6 +148,15 @@ def account_facts(marks: Marks, r: Record) -> dict[str, Any]:
         "churned": flag(r, marks, "churned"),
         "payment_issue": flag(r, marks, "payment_issue"),
     }
+
+
+def deal_kind(marks: Marks, r: Record, standard: str) -> str:
+    """A deal's kind: the one the ``deal_kind`` mapping's values give its field's value (a
+    renewals pipeline, a record type), else ``standard`` (the connector's reading of its CRM's
+    standard field), or ``other`` when no field holds the role (mapped to null, deselected)."""
+    if "deal_kind" not in marks:
+        return "other"
+    return kind(r, marks, "deal_kind") or standard
 
 
 PRIORITY = {

@@ -9,17 +9,19 @@ The setting ``<crm>_field_mapping`` (an object, shared by both plugins) names th
 role: ``{"seats": "Seats__c", "churned": {"field": "Type", "values": ["Former Customer"]},
 "arr": null}``. A name is the field's API name; a nested field is a dotted path
 (``custom_attributes.arr`` on Intercom, ``organization_fields.arr`` on Zendesk); ``churned``
-names a true/false field, or a field and the values that mean churned; ``null`` leaves a
-default out. Roles not named keep their default.
+names a true/false field, or a field and the values that mean churned; ``deal_kind`` a field
+and which of its values mean which deal kind (``{"field": "pipeline", "values": {"renewal":
+["31415926"]}}``); ``null`` leaves a default out. Roles not named keep their default.
 
 tap-crm checks the mapping at discovery against the fields the CRM lists (:func:`mark`): a
 named field the object lacks is a :class:`~crm_connectors.errors.ConfigError` naming the role,
 the field and the setting; a default the CRM lacks leaves the role unmapped. It then marks each
 mapped field in the stream's JSON Schema (``"x-canonical": "<role>"``, and
-``"x-canonical-values"`` for a picklist's churned values), so the mapping travels with the
-SCHEMA message and the catalog. target-health maps by those marks (:func:`marks_of`, then the
-connector's mapping functions read values with :func:`value`) and reports the roles no field
-holds, with the signals they feed: it has no mapping of its own to keep in step.
+``"x-canonical-values"`` for a picklist's churned values or a deal kind's values), so the
+mapping travels with the SCHEMA message and the catalog. target-health maps by those marks
+(:func:`marks_of`, then the connector's mapping functions read values with :func:`value`) and
+reports the roles no field holds, with the signals they feed: it has no mapping of its own to
+keep in step.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from .errors import ConfigError
 
 #: The schema keywords of a marked field.
 MARK, VALUES = "x-canonical", "x-canonical-values"
+#: The deal kinds a ``deal_kind`` mapping can name (the canonical deal's ``kind``, but "other").
+DEAL_KINDS = ("new_business", "renewal", "expansion")
 #: The stream-level mark of a stream a mapping names (Salesforce's NPS object): its entity.
 ENTITY = "x-canonical-entity"
 
@@ -47,6 +51,7 @@ FEEDS = {
     "payment_issue": "payment issues",
     "owner": "the account owner",
     "csat": "CSAT",
+    "deal_kind": "which deals are renewals and expansions (retention, churn evidence)",
     "nps_object": "NPS",
 }
 
@@ -63,15 +68,19 @@ class Role:
     names_object: bool = False
     #: A field without which its named object maps nothing (``nps_score``).
     required: bool = False
+    #: The role's values say a kind (``deal_kind``): another field than the default must say
+    #: which of its values mean which kind, ``{field, values: {kind: [values]}}``.
+    kinds: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """Where a stream's records hold a role: the property path, and for ``churned`` on a
-    picklist the values that mean churned (lower case)."""
+    """Where a stream's records hold a role: the property path, for ``churned`` on a picklist
+    the values that mean churned, for ``deal_kind`` (value, kind) pairs (values lower case)."""
 
     path: tuple[str, ...]
     values: tuple[str, ...] = ()
+    kinds: tuple[tuple[str, str], ...] = ()
 
 
 Marks = Mapping[str, Mark]
@@ -103,7 +112,8 @@ def mapping_setting(crm: str, roles: Mapping[str, Role]) -> dict[str, Any]:
         "additionalProperties": True,
         "description": (
             "Which field holds each customer fact, by its API name (a dotted path for a nested"
-            " field; churned: a true/false field or {field, values}; null: none). Roles, with"
+            " field; churned: a true/false field or {field, values}; deal_kind: {field, values:"
+            " {renewal: [...], expansion: [...], new_business: [...]}}; null: none). Roles, with"
             f" their default: {listed}. See docs/FIELD-MAPPING.md."
         ),
     }
@@ -111,14 +121,16 @@ def mapping_setting(crm: str, roles: Mapping[str, Role]) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
-    """One role's field as configured: the path, churned values, and whether the user named it
-    (a missing named field is an error; a missing default, a role left unmapped)."""
+    """One role's field as configured: the path, churned values or (value, kind) pairs, and
+    whether the user named it (a missing named field is an error; a missing default, a role
+    left unmapped)."""
 
     role: str
     obj: str
     path: tuple[str, ...]
     values: tuple[str, ...]
     named: bool
+    kinds: tuple[tuple[str, str], ...] = ()
 
 
 def configured(crm: str, roles: Mapping[str, Role], config: Mapping[str, Any]) -> list[Wanted]:
@@ -146,8 +158,9 @@ def configured(crm: str, roles: Mapping[str, Role], config: Mapping[str, Any]) -
             if role.required:
                 raise ConfigError(f"{role.obj} {obj!r} needs {role_name} too", setting=name)
             continue
-        field, values = _entry(name, role_name, entry)
-        out.append(Wanted(role_name, obj, tuple(field.split(".")), values, role_name in given))
+        field, values, kinds = _entry(name, role_name, role, entry)
+        path = tuple(field.split("."))
+        out.append(Wanted(role_name, obj, path, values, role_name in given, kinds))
     return out
 
 
@@ -200,6 +213,8 @@ def mark(
         node[MARK] = want.role
         if want.values:
             node[VALUES] = list(want.values)
+        if want.kinds:
+            node[VALUES] = {k: [v for v, of in want.kinds if of == k] for k in DEAL_KINDS}
         mapped.add(want.role)
     return [
         r
@@ -222,7 +237,11 @@ def marks_of(schema: Mapping[str, Any]) -> dict[str, Mark]:
             role = child.get(MARK)
             if isinstance(role, str):
                 values = child.get(VALUES) or ()
-                found[role] = Mark(here, tuple(str(v).lower() for v in values))
+                if isinstance(values, Mapping):  # a deal kind's values
+                    pairs = tuple((str(v).lower(), str(k)) for k, vs in values.items() for v in vs)
+                    found[role] = Mark(here, kinds=pairs)
+                else:
+                    found[role] = Mark(here, tuple(str(v).lower() for v in values))
             walk(child, here)
 
     walk(schema, ())
@@ -258,6 +277,16 @@ def flag(record: Mapping[str, Any], marks: Marks, role: str) -> bool | None:
     return True if text in ("true", "1", "yes") else False if text in ("false", "0", "no") else None
 
 
+def kind(record: Mapping[str, Any], marks: Marks, role: str) -> str | None:
+    """The kind the mapping gives ``record``'s value of ``role`` (``deal_kind``), or None when
+    its mapping lists no kinds or none lists this value."""
+    where = marks.get(role)
+    raw = value(record, marks, role)
+    if where is None or not where.kinds or raw is None:
+        return None
+    return dict(where.kinds).get(str(raw).strip().lower())
+
+
 def _property(schema: dict[str, Any], path: Sequence[str]) -> dict[str, Any] | None:
     """The property at ``path``, or None when the schema has none there. Inside an object whose
     fields the CRM does not list (Intercom's ``plan``), a path cannot be checked: it is taken,
@@ -289,15 +318,48 @@ def _given(crm: str, config: Mapping[str, Any]) -> Mapping[str, Any]:
     return given
 
 
-def _entry(setting: str, role: str, entry: Any) -> tuple[str, tuple[str, ...]]:
+def _entry(
+    setting: str, name: str, role: Role, entry: Any
+) -> tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """A role's entry as (field, values, kinds)."""
     if isinstance(entry, str) and entry.strip():
-        return entry.strip(), ()
+        if role.kinds and entry.strip() != role.default:
+            raise ConfigError(
+                f"{name} names {entry.strip()!r} without its values: give {{field, values:"
+                f" {{{': [...], '.join(DEAL_KINDS)}: [...]}}}}",
+                setting=setting,
+            )
+        return entry.strip(), (), ()
     if isinstance(entry, Mapping) and isinstance(entry.get("field"), str) and entry["field"]:
-        values = entry.get("values") or []
+        field, values = str(entry["field"]).strip(), entry.get("values") or []
+        if role.kinds:
+            return field, (), _kinds(setting, name, values)
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise ConfigError(f"{role}.values must be a list of texts", setting=setting)
-        return str(entry["field"]).strip(), tuple(v.strip().lower() for v in values)
+            raise ConfigError(f"{name}.values must be a list of texts", setting=setting)
+        return field, tuple(v.strip().lower() for v in values), ()
     raise ConfigError(
-        f"{role} must be a field name or {{field, values}} (got {type(entry).__name__})",
+        f"{name} must be a field name or {{field, values}} (got {type(entry).__name__})",
         setting=setting,
     )
+
+
+def _kinds(setting: str, name: str, values: Any) -> tuple[tuple[str, str], ...]:
+    """A deal kind's ``values``: an object of kind -> the field's values that mean it."""
+    shape = f"{name}.values must be an object of kind ({', '.join(DEAL_KINDS)}): [values]"
+    if not isinstance(values, Mapping) or not values:
+        raise ConfigError(shape, setting=setting)
+    pairs: dict[str, str] = {}
+    for k, vs in values.items():
+        if k not in DEAL_KINDS:
+            raise ConfigError(f"{name}.values: no kind {k!r} ({', '.join(DEAL_KINDS)})",
+                              setting=setting)  # fmt: skip
+        if isinstance(vs, str):
+            vs = [vs]
+        if not isinstance(vs, list) or not all(isinstance(v, (str, int)) for v in vs):
+            raise ConfigError(shape, setting=setting)
+        for v in vs:
+            text = str(v).strip().lower()
+            if pairs.setdefault(text, k) != k:
+                raise ConfigError(f"{name}.values: {str(v)!r} is listed for {pairs[text]} and"
+                                  f" {k}", setting=setting)  # fmt: skip
+    return tuple(pairs.items())

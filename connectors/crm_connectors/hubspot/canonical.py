@@ -8,7 +8,9 @@
   one. Merged companies list the ids merged into them (``hs_merged_object_ids``): stale
   references to those resolve to the survivor.
 - deals -> deal: the standard ``dealtype`` has ``newbusiness`` and ``existingbusiness`` only; an
-  existing-business deal named as an upsell is an expansion, otherwise a renewal; won and lost
+  existing-business deal named as an upsell is an expansion, otherwise a renewal; a portal that
+  tells renewals by their pipeline instead says so in the ``deal_kind`` mapping (its values
+  win over ``dealtype``); won and lost
   from HubSpot's calculated ``hs_is_closed_won``/``hs_is_closed``, which follow each stage's
   pipeline metadata in every pipeline (a portal's own stage ids are numbers, not
   ``closedwon``); only a record without them falls back to the default pipeline's
@@ -33,6 +35,7 @@ from ..canonical import (
     aliases,
     csat,
     date,
+    deal_kind,
     domain_of,
     integer,
     number,
@@ -50,6 +53,7 @@ ROLES = {
     **account_roles("companies"),
     "owner": Role("companies", "hubspot_owner_id"),
     "csat": Role("tickets"),
+    "deal_kind": Role("deals", "dealtype", kinds=True),
 }
 
 #: HubSpot's standard dealtype has newbusiness and existingbusiness only; an existing-business
@@ -121,7 +125,7 @@ def hubspot_deals(marks: Marks, r: Record) -> list[Mapped]:
     data = source_fields("hubspot", "deals", r["id"], r, r.get("hs_lastmodifieddate"))
     data |= {
         "account_ref": None,  # from the associations stream
-        "kind": _hubspot_deal_kind(r.get("dealtype"), r.get("dealname")),
+        "kind": deal_kind(marks, r, _hubspot_deal_kind(r.get("dealtype"), r.get("dealname"))),
         "amount": number(r.get("amount")),
         "stage": _hubspot_stage(r),
         "close_date": date(r.get("closedate")),

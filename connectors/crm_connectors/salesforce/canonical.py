@@ -7,7 +7,8 @@
   has no former-customer value unless the org adds one). A merged-away Account
   (``MasterRecordId``) resolves to its master.
 - Opportunity -> deal: kind from ``Type`` (a plain org's four values, and the Renewal/New
-  Business values orgs add); won and lost from ``IsWon``/``IsClosed``, which Salesforce derives
+  Business values orgs add), unless the ``deal_kind`` mapping says it from another field's
+  values (a record type, say) first; won and lost from ``IsWon``/``IsClosed``, which Salesforce derives
   from the org's own OpportunityStage records, so they hold whatever the stages are called
   (API.md §2.13).
 - Case -> ticket: closed from ``IsClosed`` (derived from the org's CaseStatus records), pending
@@ -31,6 +32,7 @@ from ..canonical import (
     account_facts,
     csat,
     date,
+    deal_kind,
     domain_of,
     integer,
     number,
@@ -48,6 +50,7 @@ ROLES = {
     **account_roles("Account"),
     "owner": Role("Account", "OwnerId"),
     "csat": Role("Case"),
+    "deal_kind": Role("Opportunity", "Type", kinds=True),
     "nps_object": Role("", names_object=True),
     "nps_score": Role("nps_object", required=True),
     "nps_account": Role("nps_object"),
@@ -102,7 +105,9 @@ def salesforce_opportunity(marks: Marks, r: Record) -> list[Mapped]:
     won, closed = r.get("IsWon"), r.get("IsClosed")
     data |= {
         "account_ref": ref("salesforce", "Account", r.get("AccountId")),
-        "kind": _SF_OPPORTUNITY_KIND.get(str(r.get("Type") or "").lower(), "other"),
+        "kind": deal_kind(
+            marks, r, _SF_OPPORTUNITY_KIND.get(str(r.get("Type") or "").lower(), "other")
+        ),
         "amount": number(r.get("Amount")),
         "stage": "won" if won else ("lost" if closed else "open"),
         "close_date": date(r.get("CloseDate")),

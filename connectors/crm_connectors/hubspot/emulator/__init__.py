@@ -9,6 +9,7 @@ from ...sandbox.emulators import EmulatorSpec
 from ...sandbox.world import CrmProfile
 from .app import HubSpotEmulator
 from .kit import KIT
+from .model import RENEWALS_PIPELINE
 from .seed import Seeder
 
 #: Where the seeded portal keeps each fact (crm_connectors.roles): properties the seeder made, and
@@ -35,6 +36,8 @@ REALISTIC_FIELD_MAPPING: dict[str, Any] = {
     "customer_since": "became_customer_on",
     "churned": {"field": "account_status", "values": ["churned"]},
     "csat": "satisfaction_score",
+    # renewals are the deals of the Renewals pipeline (their dealtype is empty)
+    "deal_kind": {"field": "pipeline", "values": {"renewal": [RENEWALS_PIPELINE]}},
 }
 
 

@@ -211,7 +211,7 @@ class Seeder:
                     "amount": number(d.amount),
                     **self._deal_stage(d),
                     "closedate": _close_date(d.close_date),
-                    "dealtype": _DEALTYPE.get(d.kind, "existingbusiness"),
+                    "dealtype": self._dealtype(d),
                     "hubspot_owner_id": owner_id(a.owner),
                 },
                 LIVE,
@@ -289,10 +289,18 @@ class Seeder:
             "customer_since": a.customer_since,
         }
 
+    def _renews_in_pipeline(self, d: Deal) -> bool:
+        """The realistic portal runs its renewals in a pipeline of its own and, as many portals
+        do, leaves their deal type empty: the pipeline says what they are."""
+        return self.spec.realistic and d.kind == "renewal"
+
+    def _dealtype(self, d: Deal) -> str | None:
+        return None if self._renews_in_pipeline(d) else _DEALTYPE.get(d.kind, "existingbusiness")
+
     def _deal_stage(self, d: Deal) -> dict[str, str]:
-        """A deal's pipeline and stage: the realistic portal runs renewals and expansions in a
-        pipeline of its own, with numeric stage ids."""
-        if self.spec.realistic and d.kind != "new_business":
+        """A deal's pipeline and stage: a realistic portal's renewals are in its Renewals
+        pipeline, with numeric stage ids."""
+        if self._renews_in_pipeline(d):
             stage = {"won": "31415929", "lost": "31415930"}.get(d.stage, "31415928")
             return {"pipeline": RENEWALS_PIPELINE, "dealstage": stage}
         return {"pipeline": "default", "dealstage": _STAGE[d.stage]}
