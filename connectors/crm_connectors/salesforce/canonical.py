@@ -8,9 +8,9 @@
   (``MasterRecordId``) resolves to its master.
 - Opportunity -> deal: kind from ``Type`` (a plain org's four values, and the Renewal/New
   Business values orgs add), unless the ``deal_kind`` mapping says it from another field's
-  values (a record type, say) first; won and lost from ``IsWon``/``IsClosed``, which Salesforce derives
-  from the org's own OpportunityStage records, so they hold whatever the stages are called
-  (API.md §2.13).
+  values (a record type, say) first; won and lost from ``IsWon``/``IsClosed``, which
+  Salesforce derives from the org's own OpportunityStage records, so they hold whatever the
+  stages are called (API.md §2.13).
 - Case -> ticket: closed from ``IsClosed`` (derived from the org's CaseStatus records), pending
   for the default Working/Escalated and statuses that wait (On Hold, Waiting on ...); CSAT by
   the mapping.
