@@ -18,6 +18,7 @@ from tapkit import MELTANO, PII_HMAC_KEYS, PII_KEYS, parse_messages, run_meltano
 
 from crm_connectors import registry
 from crm_connectors.sandbox.emulators import client_settings, vendors
+from target_health.cli import COMMANDS
 from target_health.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +139,24 @@ def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
     # same scores, plans and writes nothing
     assert runs[1]["received"] < runs[0]["received"]
     assert runs[1]["writeback"]["items"] == 0 and not any(runs[1]["writeback"]["calls"].values())
+    # and write-back is operated where the pipeline lives, on the project's settings (no config
+    # file of its own): the plugin's commands, and the plain `invoke target-health runs`
+    plan = _meltano("--environment", "dev", "invoke", "target-health:plan", "--json", env=env)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    planned = json.loads(plan.stdout)
+    assert planned["items"] == 0 and planned["plan_id"]  # nothing changed since the last run
+    for how in (["target-health:runs"], ["target-health", "runs"]):
+        listed = _meltano("--environment", "dev", "invoke", *how, "--json", env=env)
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        plans = json.loads(listed.stdout)["plans"]
+        assert len(plans) == 3 and plans[-1]["plan_id"] == planned["plan_id"], plans
+        assert plans[-1]["status"] == "planned"  # the dry run: saved, nothing written
+
+
+def test_the_target_plugin_offers_every_command_of_target_health() -> None:
+    yaml = pytest.importorskip("yaml")
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    target = next(p for p in project["plugins"]["loaders"] if p["name"] == "target-health")
+    # each command runs as itself, so `meltano invoke target-health:X ARGS` is `target-health X`
+    assert {name: c["args"] for name, c in target["commands"].items()} == {c: c for c in COMMANDS}
+    assert all(c["description"] for c in target["commands"].values())

@@ -457,13 +457,15 @@ def test_backtest_reports_how_the_bands_separated_later_churn(
     # (the deterministic world of this module: 60 accounts, 4 churn within the horizon; the
     # scores rank them worse than most, though six months ahead they still look healthy)
     assert report["auc"] is not None and report["auc"] > 0.6
-    # and with no scores it says so instead of failing
+    # and with no store, or a store with no scores, it says so (and makes no store)
     empty = tmp_path / "empty.json"
     empty.write_text(json.dumps({"database_url": f"sqlite:///{tmp_path / 'none.sqlite'}"}))
-    none = subprocess.run(
-        [sys.executable, "-m", "target_health.target", "backtest", "--config", str(empty)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    cmd = [sys.executable, "-m", "target_health.target", "backtest", "--config", str(empty)]
+    missing = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "no store at" in missing.stderr, missing.stderr
+    assert "none.sqlite" in missing.stderr and not (tmp_path / "none.sqlite").exists()
+    open_store(f"sqlite:///{tmp_path / 'none.sqlite'}").close()
+    none = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert none.returncode == 2 and "no scores stored yet" in none.stderr
 
 

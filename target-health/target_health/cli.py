@@ -1,6 +1,10 @@
-"""``target-health`` commands beside the Singer target. They read the same config file as the
-target (``--config``): its ``database_url`` and, for write-back, the CRM credentials (the same
-settings as tap-crm's).
+"""``target-health`` commands beside the Singer target. They read the target's settings: its
+``database_url`` and, for write-back, the CRM credentials (the same settings as tap-crm's), from
+the JSON file ``--config`` names or, without one (or with singer-sdk's ``--config ENV``), from
+``TARGET_HEALTH_*`` environment variables: what Meltano hands a plugin command, so
+``meltano invoke target-health:plan`` runs on the project's own settings, secrets included,
+with no second config file. A store the settings name that does not exist is an error (but for
+``setup``), not a new empty one.
 
 ``target-health setup``: create the owned fields in each CRM (idempotent), or list exactly
 which to create by hand where permissions lack.
@@ -28,10 +32,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+import psycopg
+
+from crm_connectors.errors import ConfigError
 
 from . import exits
 from .runlock import StoreBusy, exclusive, wait_seconds
@@ -48,9 +58,14 @@ class UsageError(Exception):
     """A wrong argument or config file: one line, exit 2."""
 
 
+#: The prefix of the target's settings in the environment (Meltano's and singer-sdk's).
+ENV_PREFIX = "TARGET_HEALTH_"
+CONFIG_HELP = "the target's JSON config file (default: the TARGET_HEALTH_* environment variables)"
+
+
 def _config(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
+    if not path or path == "ENV":
+        return env_config(os.environ)
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
@@ -63,15 +78,63 @@ def _config(path: str | None) -> dict[str, Any]:
     return config
 
 
+def env_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The target's settings set in ``environ`` (``TARGET_HEALTH_<NAME>``), each parsed by its
+    type in the target's settings schema: numbers, true/false, JSON for objects and arrays."""
+    from .target import TargetHealth
+
+    out: dict[str, Any] = {}
+    for name, schema in TargetHealth.config_jsonschema["properties"].items():
+        var = ENV_PREFIX + name.upper()
+        if (raw := environ.get(var)) is not None and raw != "":
+            out[name] = _env_value(var, schema, raw)
+    return out
+
+
+def _env_value(var: str, schema: Mapping[str, Any], raw: str) -> Any:
+    kind = schema.get("type")
+    kinds = set(kind) if isinstance(kind, list) else {kind}
+    try:
+        if kinds & {"object", "array"}:
+            return json.loads(raw)
+        if "integer" in kinds:
+            return int(raw)
+        if "number" in kinds:
+            return float(raw)
+    except ValueError:
+        want = "JSON" if kinds & {"object", "array"} else "a number"
+        raise UsageError(f"{var}: not {want}") from None
+    if "boolean" in kinds:
+        return raw.strip().lower() in ("true", "1", "yes", "on")
+    return raw
+
+
+def _store(config: Mapping[str, Any], command: str) -> Store:
+    """The store the settings name. A SQLite file that is not there is an error naming where
+    it was looked for (a command given no settings would otherwise report on a new, empty
+    store); ``setup`` alone may create it."""
+    url = str(config.get("database_url") or DEFAULT_URL)
+    if url.startswith("sqlite:///") and command != "setup":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            given = "database_url" if config.get("database_url") else "the default database_url"
+            raise UsageError(
+                f"no store at {path} ({given}): run the pipeline first, or give the target's"
+                " settings (--config FILE, TARGET_HEALTH_* variables, or meltano invoke"
+                f" target-health:{command})"
+            )
+    return open_store(url)
+
+
 def backtest_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="target-health backtest", description=__doc__)
-    parser.add_argument("--config", help="the target's config file (for database_url)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--snapshot", type=dt.date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--horizon-days", type=int, default=90)
     parser.add_argument("--model-version", help="default: the latest snapshot's model")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    store = open_store(str(_config(args.config).get("database_url") or DEFAULT_URL))
+    store = _store(_config(args.config), "backtest")
     latest = store.query(
         "SELECT model_version, as_of FROM scores ORDER BY as_of DESC, model_version LIMIT 1"
     )
@@ -129,13 +192,12 @@ def _pct(value: float | None) -> str:
 
 def forget_command(argv: list[str]) -> int:
     from crm_connectors import registry
-    from crm_connectors.errors import ConfigError
     from crm_connectors.pii import KeyRing
 
     from . import erasure
 
     parser = argparse.ArgumentParser(prog="target-health forget")
-    parser.add_argument("--config", help="the target's config file (database_url, PII keys)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="the person's e-mail address (matched by its token)")
     who.add_argument("--contact-id", help="CRM:ID, a contact's id in one CRM")
@@ -165,7 +227,7 @@ def forget_command(argv: list[str]) -> int:
             )
         contact = (crm, rid)
     selector = "email" if args.email is not None else "token" if tokens else "contact-id"
-    store = open_store(str(config.get("database_url") or DEFAULT_URL))
+    store = _store(config, "forget")
     with exclusive(store, "target-health forget", wait_seconds(config)):
         keys, streams = erasure.subject_keys(store, tokens=tokens, contact_id=contact)
         extra = {s: contact[1] for s in streams} if contact else {}
@@ -187,7 +249,7 @@ def writeback_command(command: str, argv: list[str]) -> int:
     from .writeback.crm import writers
 
     parser = argparse.ArgumentParser(prog=f"target-health {command}")
-    parser.add_argument("--config", help="the target's config file")
+    parser.add_argument("--config", help=CONFIG_HELP)
     if command == "rollback":
         parser.add_argument("plan_id", nargs="?")
         parser.add_argument("--model-version", help="undo every applied plan of this model")
@@ -198,7 +260,7 @@ def writeback_command(command: str, argv: list[str]) -> int:
     if command == "rollback" and (args.plan_id is None) == (args.model_version is None):
         raise UsageError("give a plan id or --model-version, one of them")
     config = _config(args.config)
-    store = open_store(str(config.get("database_url") or DEFAULT_URL))
+    store = _store(config, command)
     wb.ensure_tables(store)
     out: dict[str, Any]
     if command == "setup":
@@ -272,9 +334,26 @@ def main(argv: list[str]) -> int:
         if command == "forget":
             return forget_command(rest)
         return writeback_command(command, rest)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:  # ConfigError: a CRM setting (crm_connectors)
         print(f"target-health {command}: {exc}", file=sys.stderr)
         return exits.USAGE
     except StoreBusy as exc:
         print(f"target-health {command}: {exc}", file=sys.stderr)
         return exits.FAILED
+    except psycopg.OperationalError as exc:  # PostgreSQL down, refused, wrong password
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"target-health {command}: cannot use the store at database_url: {first}",
+              file=sys.stderr)  # fmt: skip
+        return exits.FAILED
+
+
+def command_argv(argv: list[str]) -> list[str] | None:
+    """``argv`` as a command takes it (the command first), or None when it names no command.
+    ``meltano invoke target-health runs`` puts Meltano's ``--config FILE`` before the command."""
+    if argv[:1] and argv[0] in COMMANDS:
+        return argv
+    if len(argv) >= 3 and argv[0] == "--config" and argv[2] in COMMANDS:
+        return [argv[2], *argv[3:], "--config", argv[1]]
+    if len(argv) >= 2 and argv[0].startswith("--config=") and argv[1] in COMMANDS:
+        return [argv[1], *argv[2:], argv[0]]
+    return None

@@ -665,8 +665,8 @@ class TargetConfigError(Exception):
 
 
 def main() -> None:
-    if sys.argv[1:2] and sys.argv[1] in cli.COMMANDS:
-        sys.exit(cli.main(sys.argv[1:]))
+    if (argv := cli.command_argv(sys.argv[1:])) is not None:
+        sys.exit(cli.main(argv))
     try:
         TargetHealth.cli()
     except exits.Exit as exc:

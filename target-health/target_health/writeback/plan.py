@@ -411,7 +411,7 @@ def govern(store: Store, plan: Plan, rules: Governance, scored_accounts: int) ->
             plan.reason = (
                 f"blast-radius brake: {len(moved)} of {scored_accounts} accounts"
                 f" ({share:.0%}) would change band, above {rules.max_band_change_share:.0%};"
-                f" approve with `target-health approve {plan.plan_id}`"
+                f" approve with {approve_hint(plan.plan_id)}"
             )
             return
     # ... or the whole distribution moving: the mean score of the scored accounts shifting by
@@ -430,8 +430,7 @@ def govern(store: Store, plan: Plan, rules: Governance, scored_accounts: int) ->
             plan.status = "held"
             plan.reason = (
                 f"blast-radius brake: the mean score would move {shift:+.1f} points, beyond"
-                f" {rules.max_mean_score_shift:g}; approve with"
-                f" `target-health approve {plan.plan_id}`"
+                f" {rules.max_mean_score_shift:g}; approve with {approve_hint(plan.plan_id)}"
             )
             return
     gated = {k for k in moved if k in rules.approval_accounts}
@@ -442,8 +441,17 @@ def govern(store: Store, plan: Plan, rules: Governance, scored_accounts: int) ->
         plan.held = {(i.crm, i.record_id) for i in plan.items if i.account_key in gated}
         plan.reason = (
             f"{len(gated)} high-value account(s) changing band await approval:"
-            f" `target-health approve {plan.plan_id}`"
+            f" {approve_hint(plan.plan_id)}"
         )
+
+
+def approve_hint(plan_id: str) -> str:
+    """How to approve a held plan, outside Meltano and in a Meltano project (where the command
+    runs on the project's own settings)."""
+    return (
+        f"`target-health approve {plan_id}` (in a Meltano project:"
+        f" `meltano invoke target-health:approve {plan_id}`)"
+    )
 
 
 def decide(store: Store, plan_id: str, approve: bool, writers: Iterable[Writer]) -> ApplyReport:
