@@ -494,6 +494,34 @@ def test_a_crm_outage_fails_its_records_as_retriable_and_the_next_run_writes_the
         _assert_crms_hold_the_scores(store, config)
 
 
+def test_a_write_back_run_logs_a_line_per_crm_not_one_per_request_or_record(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    with pipeline(make_sandbox, tmp_path, size=40) as (_, store, config, messages):
+        # Given write-back on (Intercom takes one company per call)
+        target = {"database_url": f"sqlite:///{tmp_path / 'health.sqlite'}", "as_of": AS_OF}
+        (tmp_path / "wb.json").write_text(json.dumps(target | config | {"writeback": {
+            "enabled": True}}))  # fmt: skip
+        # when the target runs at its default log level
+        done = subprocess.run(
+            [sys.executable, "-m", "target_health.target", "--config", str(tmp_path / "wb.json")],
+            input="".join(json.dumps(m) + "\n" for m in messages),
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines = done.stderr.splitlines()
+        # then no line per HTTP request, and one line per CRM for its writes, with the calls
+        assert not [line for line in lines if "HTTP Request" in line]
+        wrote = [line for line in lines if ": wrote " in line]
+        assert sorted(line.split("| ")[-1].split(":")[0] for line in wrote) == sorted(
+            {"hubspot", "salesforce", "intercom"}
+        ), wrote
+        intercom = next(line for line in wrote if "| intercom:" in line)
+        calls = int(intercom.split(" in ")[1].split()[0])
+        assert calls > 1, intercom  # many calls, one line
+    store.close()
+
+
 def test_rejected_credentials_stop_write_back_not_the_run_and_it_exits_1(
     make_sandbox: Any, tmp_path: Path
 ) -> None:

@@ -125,6 +125,12 @@ class _RedactUrls(logging.Filter):
 logging.getLogger("httpx").addFilter(_RedactUrls())
 
 
+def quiet_request_logs(level: int) -> None:
+    """Keep httpx's line per request (INFO) out of a plugin's log unless it logs at DEBUG: the
+    connector layer logs retries and waits itself, and the plugins log per stream and CRM."""
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, level))
+
+
 # -- the status -> error table ----------------------------------------------------------------
 
 

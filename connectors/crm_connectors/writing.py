@@ -284,7 +284,7 @@ class Writer:
                 out[change.index] = result
         done = [r for r in out if r is not None]
         failed = sum(not r.ok for r in done)
-        log.info("%s: wrote %d record(s), %d failed", self.crm, len(done) - failed, failed)
+        log.debug("%s: wrote %d record(s), %d failed", self.crm, len(done) - failed, failed)
         return done
 
     def send_batch(self, batch: Sequence[Change]) -> list[WriteResult]:

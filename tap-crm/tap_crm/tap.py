@@ -24,6 +24,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from crm_connectors import registry, roles
 from crm_connectors.base import CatalogTyped, Connector, Resource
 from crm_connectors.errors import ConfigError, CrmError, MissingScopes, Unavailable
+from crm_connectors.http import quiet_request_logs
 from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
 
 from . import settings
@@ -262,8 +263,7 @@ class TapCrm(Tap):
         # One filter per process, whatever the number of tap instances (tests make many): each
         # adds its secrets; installing again only covers handlers added since.
         redact_in_logs(str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n))
-        # httpx logs every request at INFO; the connector layer logs retries and waits itself.
-        logging.getLogger("httpx").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+        quiet_request_logs(log.getEffectiveLevel())
 
 
 def _texts(value: Any) -> Iterator[str]:

@@ -35,6 +35,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
 from crm_connectors import registry, roles
+from crm_connectors.http import quiet_request_logs
 from crm_connectors.pii import redact_in_logs
 from crm_connectors.settings import setting
 from crm_connectors.timefmt import iso_to_ms
@@ -416,6 +417,7 @@ class TargetHealth(Target):
             raise TargetConfigError(f"scoring.{exc}") from None
         # The CRM credentials (write-back) are masked in every log line, as in tap-crm; of the
         # store's URL, its password (the rest names the store, which messages may need to say).
+        quiet_request_logs(log.getEffectiveLevel())
         redact_in_logs(
             _secret_part(name, str(self.config[name]))
             for name, spec in CONFIG_SCHEMA["properties"].items()

@@ -305,6 +305,10 @@ def apply(store: Store, plan: Plan, writers: Iterable[Writer]) -> ApplyReport:
                 if not r.ok:
                     _mark(store, plan.plan_id, writer.crm, [r.id], "failed", r.error_code)
                     report.failed.append((writer.crm, r.id, str(r.error_code)))
+        if changes:  # one line per CRM, whatever its batch size (Intercom writes one by one)
+            failed = sum(1 for crm, _, _ in report.failed if crm == writer.crm)
+            log.info("%s: wrote %d record(s) in %d call(s), %d failed", writer.crm,
+                     len(changes) - failed, report.calls[writer.crm], failed)  # fmt: skip
     status = "applied" if not report.failed else "partly applied"
     _set_status(
         store, plan.plan_id, "awaiting approval" if plan.held and not report.failed else status
