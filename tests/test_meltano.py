@@ -131,7 +131,8 @@ def test_meltano_run_tap_crm_target_health_fills_the_store_and_resumes(
     assert first_run["writeback"]["records"] > 0 and not first_run["writeback"]["failed"]
     calls = first_run["writeback"]["calls"]
     assert set(calls) == set(vendors()) and all(calls.values()), calls
-    second = _meltano("--environment", "dev", "run", "tap-crm", "target-health", env=env)
+    # (the second run as a scheduler starts it: the project's job, under the same state)
+    second = _meltano("--environment", "dev", "run", "health-sync", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     runs = [json.loads(c) for (c,) in store.query("SELECT counts FROM runs ORDER BY started_at")]
     assert len(runs) == 2
@@ -160,3 +161,13 @@ def test_the_target_plugin_offers_every_command_of_target_health() -> None:
     # each command runs as itself, so `meltano invoke target-health:X ARGS` is `target-health X`
     assert {name: c["args"] for name, c in target["commands"].items()} == {c: c for c in COMMANDS}
     assert all(c["description"] for c in target["commands"].values())
+
+
+def test_the_project_schedules_the_pipeline_as_a_job() -> None:
+    # Given the project's meltano.yml, when Meltano lists its schedules
+    done = _meltano("schedule", "list", "--format", "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (schedule,) = json.loads(done.stdout)["schedules"]["job"]
+    # then one runs the pipeline's job on a cron interval
+    assert schedule["job"] == {"name": "health-sync", "tasks": ["tap-crm target-health"]}
+    assert len(schedule["cron_interval"].split()) == 5
