@@ -218,3 +218,28 @@ def test_given_the_distributions_then_the_plugins_carry_no_sandbox_and_the_sandb
             assert f"crm_connectors/{name}/emulator/FIDELITY.md" in sandbox
     assert "crm_connectors/testing/__init__.py" in sandbox
     assert not [f for f in sandbox if f.endswith("/writer.py")]
+
+
+def test_given_the_plugins_then_each_private_sdk_method_they_override_is_justified() -> None:
+    from singer_sdk import Stream, Tap, Target
+    from singer_sdk.sinks import BatchSink
+
+    from tap_crm.streams import CrmStream
+    from tap_crm.tap import TapCrm
+    from target_health.target import HealthSink, TargetHealth
+
+    # Given the plugins' classes over singer-sdk's, and pyproject's note on the SDK pin
+    note = (ROOT / "pyproject.toml").read_text()
+    pairs = ((CrmStream, Stream), (TapCrm, Tap), (HealthSink, BatchSink), (TargetHealth, Target))
+    overridden = {
+        name
+        for ours, sdk in pairs
+        for name in vars(ours)
+        if name.startswith("_")
+        and not name.startswith("__")
+        and name != "_abc_impl"
+        and callable(getattr(sdk, name, None))
+    }
+    # then every private SDK method they override is named there, with its reason
+    assert overridden, "no private override found: the check would pass on anything"
+    assert sorted(n for n in overridden if n not in note) == []
