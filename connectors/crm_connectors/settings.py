@@ -9,9 +9,14 @@ own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+
+from .errors import ConfigError
 from .secrets import Secret
 from .timefmt import iso_to_ms
 
@@ -59,4 +64,85 @@ def has_any(config: Mapping[str, Any], *names: str) -> bool:
 def epoch_ms(config: Mapping[str, Any]) -> int | None:
     """The shared ``start_date`` (ISO 8601) as epoch ms."""
     value = config.get("start_date")
-    return iso_to_ms(str(value)) if value else None
+    if not value:
+        return None
+    try:
+        return iso_to_ms(str(value))
+    except ValueError:
+        raise ConfigError("not an ISO 8601 time (e.g. 2024-01-31T00:00:00Z)",
+                          setting="start_date") from None  # fmt: skip
+
+
+_JSON_NAMES = {str: "a text", bool: "true/false", int: "a number", float: "a number",
+               dict: "an object", list: "a list", type(None): "null"}  # fmt: skip
+_ARTICLE = {"string": "a text", "integer": "a whole number", "number": "a number",
+            "boolean": "true or false", "object": "an object", "array": "a list"}  # fmt: skip
+
+
+def check(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """``config`` against the plugin's settings ``schema``, before any of it is used: the first
+    setting it rejects is a ConfigError naming the setting and what it must be, never its value
+    (which may be a secret). singer-sdk validates only outside discovery, and then logs every
+    jsonschema message, values quoted, on lines of their own. A property's ``x-error`` is what
+    to say when its value does not fit."""
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(dict(config)),
+        key=lambda e: [str(p) for p in e.absolute_path],
+    )
+    if not errors:
+        return
+    error = errors[0]
+    path = list(error.absolute_path)
+    if isinstance(error.schema, Mapping) and error.schema.get("x-error"):
+        what = str(error.schema["x-error"])  # the setting's own words for what it takes
+    elif error.validator == "required":
+        missing = [n for n in error.validator_value if n not in (error.instance or {})]
+        path, what = [*path, missing[0] if missing else "?"], "is required"
+    elif error.validator == "type":
+        kinds = error.validator_value
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        want = " or ".join(_ARTICLE.get(k, k) for k in kinds if k != "null")
+        got = _JSON_NAMES.get(type(error.instance), type(error.instance).__name__)
+        what = f"must be {want} (got {got})"
+    elif error.validator == "enum":
+        what = "must be one of " + ", ".join(str(v) for v in error.validator_value)
+    elif error.validator == "pattern":
+        what = f"is not in the form it takes ({error.validator_value})"
+    elif error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        what = f"must be {_BOUNDS[error.validator]} {error.validator_value}"
+    else:
+        what = f"does not fit the setting's schema ({error.validator})"
+    if len(errors) > 1:
+        what += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    raise ConfigError(what, setting=name or "config")
+
+
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+           "exclusiveMaximum": "less than"}  # fmt: skip
+
+
+def check_cli_files(argv: Sequence[str]) -> str | None:
+    """What is wrong with the JSON files a Singer command line names (``--config``, ``--state``,
+    ``--catalog``; ``--config ENV`` reads the environment), or None: one line naming the
+    option and the file, for the plugins to print instead of the SDK's traceback."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        option, eq, path = arg.partition("=")
+        if option not in ("--config", "--state", "--catalog"):
+            continue
+        if not eq:
+            if i + 1 >= len(args):
+                continue  # the SDK's own usage error
+            path = args[i + 1]
+        if option == "--config" and path == "ENV":
+            continue
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            return f"{option} {path}: {exc.strerror or type(exc).__name__}"
+        except ValueError as exc:
+            return f"{option} {path}: not a JSON file ({type(exc).__name__})"
+        if not isinstance(data, dict):
+            return f"{option} {path}: not a JSON object"
+    return None

@@ -14,18 +14,18 @@ import json
 import logging
 import sys
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
 from singer_sdk import Stream, Tap
-from singer_sdk.exceptions import ConfigValidationError
 
 from crm_connectors import registry, roles
+from crm_connectors import settings as crm_settings
 from crm_connectors.base import CatalogTyped, Connector, Resource
 from crm_connectors.errors import ConfigError, CrmError, MissingScopes, Unavailable
 from crm_connectors.http import quiet_request_logs
-from crm_connectors.pii import DEFAULT_LOGGERS, RedactingFilter, redact_in_logs
+from crm_connectors.pii import DEFAULT_LOGGERS, redact_in_logs
 
 from . import settings
 from .streams import CrmStream, with_annotations, with_deleted_flag
@@ -237,49 +237,20 @@ class TapCrm(Tap):
         raise CrmError(text)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """singer-sdk's config validation, with secret values masked in its messages.
-
-        jsonschema's messages quote the offending value (``{'k1': '<key>'} is not of type
-        'string'``) and the SDK's command line logs each one at ERROR, before discovery installs
-        the log redaction: a secret of the wrong type (keys as a mapping, a numeric token) would
-        be printed."""
-        try:
-            errors = super()._validate_config(raise_errors=raise_errors)
-        except ConfigValidationError as exc:
-            raise ConfigValidationError(
-                str(exc), errors=self._mask_secrets(exc.errors), schema=exc.schema
-            ) from None
-        return self._mask_secrets(errors)
-
-    def _mask_secrets(self, messages: list[str]) -> list[str]:
-        if not messages:
-            return messages
-        redactor = RedactingFilter(
-            text for name in SECRET_SETTINGS for text in _texts(self._config.get(name))
-        )
-        return [redactor.redact(m) for m in messages]
+        """singer-sdk's check of the settings, as one ConfigError line that names the setting
+        and never quotes its value: jsonschema's messages do (``{'k1': '<key>'} is not of type
+        'string'``), and the SDK logs each on its own line before discovery installs the log
+        redaction. Also in discovery, where the SDK only warns."""
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        crm_settings.check(self._config, schema)
+        return super()._validate_config(raise_errors=raise_errors)  # it fills the defaults
 
     def _protect_logs(self) -> None:
         # One filter per process, whatever the number of tap instances (tests make many): each
         # adds its secrets; installing again only covers handlers added since.
         redact_in_logs(str(self.config[n]) for n in SECRET_SETTINGS if self.config.get(n))
         quiet_request_logs(log.getEffectiveLevel())
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """Every text a setting's value may be quoted as: strings (also ``repr``-escaped), numbers,
-    and the values inside mappings and lists."""
-    if isinstance(value, str):
-        yield value
-        yield repr(value)[1:-1]
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield str(value)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _texts(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _texts(item)
 
 
 def _saved_types(catalog: Any) -> dict[str, Any]:
@@ -316,9 +287,16 @@ def _close(connectors: list[Connector]) -> None:
 
 
 def main() -> None:
-    """``tap-crm``: the singer-sdk command line, with connector errors as one clear line."""
+    """``tap-crm``: the singer-sdk command line, with a wrong setting or file (exit 2) and
+    connector errors (exit 1) as one clear line."""
+    if problem := crm_settings.check_cli_files(sys.argv[1:]):
+        log.error("tap-crm: %s", problem)
+        sys.exit(2)
     try:
         TapCrm.cli()
+    except ConfigError as exc:
+        log.error("tap-crm: %s", exc)
+        sys.exit(2)
     except CrmError as exc:
         # CrmError messages name vendor, route, status, code and the setting to fix, never
         # tokens or response bodies (crm_connectors.errors).

@@ -37,7 +37,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 
@@ -56,6 +56,14 @@ COMMANDS = (
 
 class UsageError(Exception):
     """A wrong argument or config file: one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a wrong argument a :class:`UsageError` (one line) instead of the usage
+    block and message it prints; ``--help`` still prints the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see --help)")
 
 
 #: The prefix of the target's settings in the environment (Meltano's and singer-sdk's).
@@ -127,7 +135,7 @@ def _store(config: Mapping[str, Any], command: str) -> Store:
 
 
 def backtest_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="target-health backtest", description=__doc__)
+    parser = _Parser(prog="target-health backtest", description=__doc__)
     parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--snapshot", type=dt.date.fromisoformat, help="YYYY-MM-DD")
     parser.add_argument("--horizon-days", type=int, default=90)
@@ -196,7 +204,7 @@ def forget_command(argv: list[str]) -> int:
 
     from . import erasure
 
-    parser = argparse.ArgumentParser(prog="target-health forget")
+    parser = _Parser(prog="target-health forget")
     parser.add_argument("--config", help=CONFIG_HELP)
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--email", help="the person's e-mail address (matched by its token)")
@@ -248,7 +256,7 @@ def writeback_command(command: str, argv: list[str]) -> int:
     from .writeback import plan as wb
     from .writeback.crm import writers
 
-    parser = argparse.ArgumentParser(prog=f"target-health {command}")
+    parser = _Parser(prog=f"target-health {command}")
     parser.add_argument("--config", help=CONFIG_HELP)
     if command == "rollback":
         parser.add_argument("plan_id", nargs="?")

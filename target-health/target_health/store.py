@@ -680,12 +680,19 @@ def _source_key(stream: str, record_key: str) -> str:
     return f"{crm}:{obj}:{record_key}"
 
 
+def check_url(url: str) -> None:
+    """ValueError unless ``url`` names a kind of store there is (saying which it named, never
+    the rest: it may hold a password)."""
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError(
+            "database_url must start with sqlite:/// or postgresql:// "
+            f"(got {url.split(':', 1)[0]}:...)"
+        )
+
+
 def open_store(url: str = DEFAULT_URL) -> Store:
     """The store at ``url`` (see the module doc), created if missing."""
+    check_url(url)
     if url.startswith("sqlite:///"):
         return SqliteStore(url)
-    if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
-    raise ValueError(
-        f"database_url must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]}:...)"
-    )
+    return PostgresStore(url)

@@ -35,6 +35,8 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.target_base import Target
 
 from crm_connectors import registry, roles
+from crm_connectors import settings as crm_settings
+from crm_connectors.errors import ConfigError
 from crm_connectors.http import quiet_request_logs
 from crm_connectors.pii import redact_in_logs
 from crm_connectors.settings import setting
@@ -47,7 +49,7 @@ from .mapping import Mapped, Parent, Row, mapper_for, unmapped, usage
 from .reader import OrjsonReader
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import ModelError, parse_settings
-from .store import DEFAULT_URL, Invalid, Store, open_store
+from .store import DEFAULT_URL, Invalid, Store, check_url, open_store
 from .validate import TimeBounds, Validator, canonical_validator
 from .writeback import plan as wb
 from .writeback.run import write_back
@@ -69,7 +71,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         "max_invalid_share",
         # A number, or its text: Meltano's own decimal kind cannot pass values from the
         # environment (4.4: "Decimal is not JSON serializable"), so meltano.yml declares a string.
-        th.CustomType({"type": ["number", "string"], "pattern": r"^\s*[0-9.eE+-]+\s*$"}),
+        th.CustomType(
+            {
+                "type": ["number", "string"],
+                "pattern": r"^\s*[0-9.eE+-]+\s*$",
+                "x-error": "must be a number, e.g. 0.01",  # crm_connectors.settings.check
+            }
+        ),
         default=0.01,
         description=(
             "Fail the run (after storing the valid records, before any scoring or write-back) "
@@ -427,21 +435,35 @@ class TargetHealth(Target):
             self.governance = wb.Governance.from_settings(self.config.get("writeback"))
         except ValueError as exc:
             raise TargetConfigError(str(exc)) from None
-        given = self.config.get("as_of")
-        now = dt.datetime.now(dt.timezone.utc)
-        self.as_of = dt.date.fromisoformat(given) if given else now.date()
         try:
-            self.bounds = TimeBounds.around(
-                now,
-                dt.date.fromisoformat(str(self.config.get("earliest_time") or "1970-01-01")),
-                int(self.config.get("max_future_days") or 3660),
-            )
-            skew = dt.timedelta(minutes=int(self.config.get("max_clock_skew_minutes") or 60))
+            check_url(str(self.config.get("database_url") or DEFAULT_URL))
         except ValueError as exc:
-            raise TargetConfigError(
-                f"earliest_time, max_future_days, max_clock_skew_minutes: {exc}"
-            ) from None
+            raise TargetConfigError(str(exc)) from None
+        now = dt.datetime.now(dt.timezone.utc)
+        self.as_of = self._date("as_of") or now.date()
+        self.bounds = TimeBounds.around(
+            now,
+            self._date("earliest_time") or dt.date(1970, 1, 1),
+            int(self.config.get("max_future_days") or 3660),
+        )
+        skew = dt.timedelta(minutes=int(self.config.get("max_clock_skew_minutes") or 60))
         self.modified_limit_ms = iso_to_ms((now + skew).isoformat())
+
+    def _date(self, name: str) -> dt.date | None:
+        """The date setting ``name`` (YYYY-MM-DD), None if unset."""
+        given = self.config.get(name)
+        try:
+            return dt.date.fromisoformat(str(given)) if given else None
+        except ValueError:
+            raise TargetConfigError(f"{name} must be a date, YYYY-MM-DD") from None
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # singer-sdk's check as one line naming the setting (crm_connectors.settings.check)
+        # and never quoting a value, in every mode; then the SDK's, which fills the defaults.
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        crm_settings.check(self._config, schema)
+        return super()._validate_config(raise_errors=raise_errors)
 
     #: Set when a sink drained because it was full (HealthSink.process_batch).
     full_sink_drained = False
@@ -669,12 +691,15 @@ class TargetConfigError(Exception):
 def main() -> None:
     if (argv := cli.command_argv(sys.argv[1:])) is not None:
         sys.exit(cli.main(argv))
+    if problem := crm_settings.check_cli_files(sys.argv[1:]):
+        log.error("target-health: %s", problem)
+        sys.exit(exits.USAGE)
     try:
         TargetHealth.cli()
     except exits.Exit as exc:
         (log.warning if exc.code == exits.ATTENTION else log.error)("target-health: %s", exc)
         sys.exit(exc.code)
-    except (TargetConfigError, MappingError) as exc:  # MappingError: singer-sdk's stream maps
+    except (TargetConfigError, ConfigError, MappingError) as exc:  # MappingError: stream maps
         log.error("target-health: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         sys.exit(exits.USAGE)
     except psycopg.OperationalError as exc:
