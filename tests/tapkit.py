@@ -64,10 +64,14 @@ def fresh_store(kind: str, work: Path) -> Iterator[str]:
 
 
 def run_meltano(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 600
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """``meltano ARGS`` in the project, with ``env`` over this process's environment minus
-    every plugin and Meltano variable (so only what the test sets reaches the plugins)."""
+    """``meltano ARGS`` in the project (this repository's, or the one at ``cwd``), with ``env``
+    over this process's environment minus every plugin and Meltano variable (so only what the
+    test sets reaches the plugins)."""
     assert MELTANO is not None
     base = {
         k: v
@@ -78,7 +82,7 @@ def run_meltano(
     base.setdefault("UV_NATIVE_TLS", "1")
     return subprocess.run(
         [MELTANO, *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=base | dict(env or {}),
         capture_output=True,
         text=True,

@@ -54,6 +54,7 @@ SPEC = ConnectorSpec(
     settings={"acme_token": setting("string", "Acme's API token.", secret=True)},
     configured=lambda config: bool(config.get("acme_token")),
     needs="acme_token",
+    credentials=(("acme_token",),),
     connect=lambda config, **kw: Connector(),
     mapping={"acme_widgets": account},
 )

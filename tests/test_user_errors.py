@@ -17,8 +17,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from tapkit import PG_URL, postgres_answers
 
 NOWHERE = "http://127.0.0.1:1"
 TAP = {"hubspot_access_token": "pat-na1-canary-0b5e", "hubspot_base_url": NOWHERE}
@@ -123,6 +125,7 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = {
         TAP_MODULE, _tap(TAP | {"pii_default_mode": "scramble"}), ("pii_default_mode",)),
     "tap: catalog file missing": (
         TAP_MODULE, _tap(TAP, "--catalog", "/nonexistent/catalog.json"), ("--catalog",)),
+    "tap: unknown option": (TAP_MODULE, _tap(TAP, "--discovr"), ("no option --discovr",)),
     "tap: state not JSON": (
         TAP_MODULE,
         lambda d: [*_tap(TAP)(d), "--state", _write(d / "state.json", "{bookmarks")],
@@ -130,6 +133,7 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = {
     # -- target-health, as a Singer target ---------------------------------------------------
     "target: config file missing": (
         TARGET_MODULE, lambda d: ["--config", str(d / "nope.json")], ("--config", "nope.json")),
+    "target: unknown option": (TARGET_MODULE, _target(TARGET, "--state"), ("no option --state",)),
     "target: unsupported database_url": (
         TARGET_MODULE, _target({"database_url": "mysql://db/health"}), ("database_url",)),
     "target: max_invalid_share not a number": (
@@ -152,6 +156,8 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = {
         TARGET_MODULE, _with_store("backtest", "--snapshot", "soon"), ("--snapshot", "soon")),
     "command: approve an unknown plan": (
         TARGET_MODULE, _with_store("approve", "feedbeef0000", settings=TAP), ("feedbeef0000",)),
+    "command: writeback not an object": (
+        TARGET_MODULE, _command("plan", config={"writeback": "on"}), ("writeback", "an object")),
     "command: config file missing": (
         TARGET_MODULE, lambda d: ["runs", "--config", str(d / "nope.json")], ("nope.json",)),
     "command: setup without CRM credentials": (
@@ -160,7 +166,27 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(CASES))
+_NO_PG = postgres_answers()
+#: A PostgreSQL that answers and refuses what database_url names: a setting to fix (2). One that
+#: does not answer may answer a rerun: exit 1 (tests/test_target_cli.py).
+_PG = urlsplit(PG_URL)
+_NO_DATABASE = _PG._replace(path="/no_such_database_4f1").geturl()
+_NO_ROLE = _PG._replace(netloc=f"no_such_role_4f1:pw@{_PG.hostname}:{_PG.port or 5432}").geturl()
+_REFUSED = ("cannot use the store at database_url", "FATAL")
+CASES |= {
+    "target: store's database missing": (
+        TARGET_MODULE, _target({"database_url": _NO_DATABASE}), _REFUSED),
+    "command: store's role unknown": (
+        TARGET_MODULE, _command("runs", config={"database_url": _NO_ROLE}), _REFUSED),
+}  # fmt: skip
+
+
+def _marks(case: str) -> list[pytest.MarkDecorator]:
+    needs_pg = "store's" in case
+    return [pytest.mark.skipif(bool(_NO_PG), reason=_NO_PG)] if needs_pg else []
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=_marks(c)) for c in CASES])
 def test_a_users_mistake_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     # Given one mistake in a plugin's settings, files or command line
     module, args, words = CASES[case]
@@ -179,3 +205,29 @@ def test_a_users_mistake_is_one_line_and_exit_2(tmp_path: Path, case: str) -> No
     assert "canary" not in done.stderr and "c2VjcmV0" not in done.stderr
     # and printed no Singer message
     assert done.stdout == ""
+
+
+def test_a_number_setting_given_as_its_text_is_read_as_the_number() -> None:
+    # Given the settings Meltano passes a number as (its text: the definitions' kind string)
+    from crm_connectors.errors import ConfigError
+    from crm_connectors.settings import check, read_numbers
+    from tap_crm.settings import CONFIG_SCHEMA
+
+    config: dict[str, Any] = {
+        "hubspot_search_settle_seconds": "0.5",
+        "intercom_search_settle_seconds": " 30 ",
+        "salesforce_api_version": "66.0",  # text in the schema: stays text
+    }
+    # when the plugin reads them, then the numbers are numbers and the text stays text
+    read_numbers(config, CONFIG_SCHEMA)
+    check(config, CONFIG_SCHEMA)
+    assert config == {
+        "hubspot_search_settle_seconds": 0.5,
+        "intercom_search_settle_seconds": 30.0,
+        "salesforce_api_version": "66.0",
+    }
+    # and a text that is no number is named, without its value
+    wrong = {"hubspot_search_settle_seconds": "soon"}
+    read_numbers(wrong, CONFIG_SCHEMA)
+    with pytest.raises(ConfigError, match=r"must be a number \(got a text\).*settle_seconds"):
+        check(wrong, CONFIG_SCHEMA)

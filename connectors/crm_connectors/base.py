@@ -268,6 +268,9 @@ class ConnectorSpec:
     writer: Callable[..., AccountWriter] | None = None
     #: Settings only write-back uses (the loader's).
     writer_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The sets of settings that connect it, any one of which will do (credentials and, where the
+    #: CRM needs one, the account): Meltano's ``settings_group_validation``.
+    credentials: tuple[tuple[str, ...], ...] = ()
     #: Stream name -> its canonical mapping.
     mapping: Mapping[str, FieldMapper] = field(default_factory=dict)
     #: The facts users map onto their own fields (``<name>_field_mapping``), by role.

@@ -10,7 +10,8 @@ own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,29 @@ _ARTICLE = {"string": "a text", "integer": "a whole number", "number": "a number
             "boolean": "true or false", "object": "an object", "array": "a list"}  # fmt: skip
 
 
+def read_numbers(config: MutableMapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Each setting the schema types as a number (not text) that ``config`` gives as the text of
+    one (``"0.5"``) as that number: Meltano passes numbers so (their Meltano kind is
+    ``string``, as its ``decimal`` kind fails on a value from the environment: plugins/
+    generate.py)."""
+    for name, spec in (schema.get("properties") or {}).items():
+        kinds = spec.get("type") if isinstance(spec, Mapping) else None
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds or ())
+        value = config.get(name)
+        if "number" in kinds and "string" not in kinds and isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                continue  # check() names it
+            if math.isfinite(number):
+                config[name] = number
+
+
 def check(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     """``config`` against the plugin's settings ``schema``, before any of it is used: the first
     setting it rejects is a ConfigError naming the setting and what it must be, never its value
     (which may be a secret). singer-sdk validates only outside discovery, and then logs every
-    jsonschema message, values quoted, on lines of their own. A property's ``x-error`` is what
-    to say when its value does not fit."""
+    jsonschema message, values quoted, on lines of their own."""
     errors = sorted(
         jsonschema.Draft7Validator(schema).iter_errors(dict(config)),
         key=lambda e: [str(p) for p in e.absolute_path],
@@ -93,9 +111,7 @@ def check(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
         return
     error = errors[0]
     path = list(error.absolute_path)
-    if isinstance(error.schema, Mapping) and error.schema.get("x-error"):
-        what = str(error.schema["x-error"])  # the setting's own words for what it takes
-    elif error.validator == "required":
+    if error.validator == "required":
         missing = [n for n in error.validator_value if n not in (error.instance or {})]
         path, what = [*path, missing[0] if missing else "?"], "is required"
     elif error.validator == "type":
@@ -122,13 +138,18 @@ _BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "mor
            "exclusiveMaximum": "less than"}  # fmt: skip
 
 
-def check_cli_files(argv: Sequence[str]) -> str | None:
-    """What is wrong with the JSON files a Singer command line names (``--config``, ``--state``,
-    ``--catalog``; ``--config ENV`` reads the environment), or None: one line naming the
-    option and the file, for the plugins to print instead of the SDK's traceback."""
+def check_command_line(argv: Sequence[str], command: Any = None) -> str | None:
+    """What is wrong with a Singer command line, or None: an option that ``command`` (the SDK's
+    click command, when given) does not take, a JSON file it names (``--config``, ``--state``,
+    ``--catalog``; ``--config ENV`` reads the environment) missing or not a JSON object. One
+    line naming the option and the file, for the plugins to print instead of the SDK's
+    traceback or the usage block of its command-line library."""
     args = list(argv)
+    options = [o for p in getattr(command, "params", ()) for o in (*p.opts, *p.secondary_opts)]
     for i, arg in enumerate(args):
         option, eq, path = arg.partition("=")
+        if options and option.startswith("--") and option not in (*options, "--help"):
+            return f"no option {option} (the options are {', '.join(options)}; see --help)"
         if option not in ("--config", "--state", "--catalog"):
             continue
         if not eq:

@@ -243,6 +243,7 @@ class TapCrm(Tap):
         redaction. Also in discovery, where the SDK only warns."""
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
+        crm_settings.read_numbers(self._config, schema)
         crm_settings.check(self._config, schema)
         return super()._validate_config(raise_errors=raise_errors)  # it fills the defaults
 
@@ -289,11 +290,12 @@ def _close(connectors: list[Connector]) -> None:
 def main() -> None:
     """``tap-crm``: the singer-sdk command line, with a wrong setting or file (exit 2) and
     connector errors (exit 1) as one clear line."""
-    if problem := crm_settings.check_cli_files(sys.argv[1:]):
+    command = TapCrm.cli  # once: each access sets the SDK's logging up again
+    if problem := crm_settings.check_command_line(sys.argv[1:], command):
         log.error("tap-crm: %s", problem)
         sys.exit(2)
     try:
-        TapCrm.cli()
+        command()
     except ConfigError as exc:
         log.error("tap-crm: %s", exc)
         sys.exit(2)

@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
+from crm_connectors import settings as crm_settings
 from crm_connectors.errors import ConfigError
 
 from . import exits
@@ -49,9 +50,20 @@ from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
 from .store import DEFAULT_URL, Store, open_store
 
-COMMANDS = (
-    "backtest", "setup", "plan", "apply", "rollback", "approve", "reject", "runs", "forget",
-)  # fmt: skip
+#: Each command and what it does (Meltano's plugin commands: plugins/generate.py).
+COMMAND_HELP = {
+    "setup": "Create the fields write-back owns in each CRM (idempotent), or list those to create"
+    " by hand",
+    "plan": "What write-back would change in each CRM (saved, nothing written)",
+    "apply": "Plan, then write the changes",
+    "runs": "The write-back plans with their counts and status",
+    "approve": "Write the changes of a plan held by the brake or the gate: approve PLAN_ID",
+    "reject": "Drop the held changes of a plan: reject PLAN_ID",
+    "rollback": "Undo a plan (rollback PLAN_ID) or a model (rollback --model-version V)",
+    "forget": "Erase a person from the store: forget --email X | --contact-id CRM:ID | --token T",
+    "backtest": "How well the stored bands separated the accounts that later churned",
+}
+COMMANDS = tuple(COMMAND_HELP)
 
 
 class UsageError(Exception):
@@ -72,17 +84,18 @@ CONFIG_HELP = "the target's JSON config file (default: the TARGET_HEALTH_* envir
 
 
 def _config(path: str | None) -> dict[str, Any]:
+    """The target's settings from the JSON file ``path`` (or the environment), checked as the
+    target checks them (one line naming a wrong setting)."""
+    from .target import TargetHealth
+
     if not path or path == "ENV":
-        return env_config(os.environ)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except OSError as exc:
-        raise UsageError(f"--config {path}: {exc.strerror}") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise UsageError(f"--config {path}: not a JSON file ({type(exc).__name__})") from None
-    if not isinstance(config, dict):
-        raise UsageError(f"--config {path}: not a JSON object")
+        config = env_config(os.environ)
+    elif problem := crm_settings.check_command_line(["--config", path]):
+        raise UsageError(problem)
+    else:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    crm_settings.read_numbers(config, TargetHealth.config_jsonschema)
+    crm_settings.check(config, TargetHealth.config_jsonschema)
     return config
 
 
@@ -349,10 +362,9 @@ def main(argv: list[str]) -> int:
         print(f"target-health {command}: {exc}", file=sys.stderr)
         return exits.FAILED
     except psycopg.OperationalError as exc:  # PostgreSQL down, refused, wrong password
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"target-health {command}: cannot use the store at database_url: {first}",
-              file=sys.stderr)  # fmt: skip
-        return exits.FAILED
+        code, line = exits.of_store_error(exc)
+        print(f"target-health {command}: {line}", file=sys.stderr)
+        return code
 
 
 def command_argv(argv: list[str]) -> list[str] | None:

@@ -6,7 +6,9 @@
   before a fault are stored and STATE covers only them; a CRM write that failed is planned
   again). Too many invalid records, malformed input, a CRM refusing write-back or a write
   failing, another run holding the store past ``writeback.lock_wait_seconds``.
-- 2 ``USAGE``: a setting, argument or plan id is wrong; nothing was done.
+- 2 ``USAGE``: a setting, argument or plan id is wrong; nothing was done. A PostgreSQL store
+  that answers and refuses the URL's role, password or database is a setting to fix (2); one
+  that does not answer (down, unreachable) may answer a rerun (1).
 - 3 ``ATTENTION``: done, and a person must act: write-back held by the blast-radius brake or
   awaiting approval (``target-health approve|reject``), or owned fields to create by hand
   (``setup``). ``writeback.held_is_success: true`` makes a held write-back exit 0 instead.
@@ -40,3 +42,13 @@ def of_writeback(out: Mapping[str, Any], config: Mapping[str, Any]) -> int:
     if held(out) and not (config.get("writeback") or {}).get("held_is_success"):
         return ATTENTION
     return OK
+
+
+def of_store_error(exc: BaseException) -> tuple[int, str]:
+    """The exit code and one line for a store that cannot be used (psycopg's OperationalError):
+    USAGE when the server answered and refused what database_url names (its ``FATAL:``: no such
+    role or database, a wrong password), FAILED when it did not answer. The line is the
+    driver's first, which names the host, role or database and never the password."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    code = USAGE if "FATAL:" in first else FAILED
+    return code, f"cannot use the store at database_url: {first}"

@@ -69,15 +69,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_invalid_share",
-        # A number, or its text: Meltano's own decimal kind cannot pass values from the
-        # environment (4.4: "Decimal is not JSON serializable"), so meltano.yml declares a string.
-        th.CustomType(
-            {
-                "type": ["number", "string"],
-                "pattern": r"^\s*[0-9.eE+-]+\s*$",
-                "x-error": "must be a number, e.g. 0.01",  # crm_connectors.settings.check
-            }
-        ),
+        th.NumberType,  # or its text, as Meltano passes it (crm_connectors.settings.read_numbers)
         default=0.01,
         description=(
             "Fail the run (after storing the valid records, before any scoring or write-back) "
@@ -415,10 +407,7 @@ class TargetHealth(Target):
         self.stats = RunStats()
         self._store: Store | None = None
         self._store_lock = threading.Lock()  # sinks drain in parallel threads
-        try:
-            self.max_invalid_share = float(self.config.get("max_invalid_share", 0.01))
-        except ValueError:
-            raise TargetConfigError("max_invalid_share must be a number, e.g. 0.01") from None
+        self.max_invalid_share = float(self.config.get("max_invalid_share", 0.01))
         try:
             self.scoring = parse_settings(self.config.get("scoring") or {})
         except ModelError as exc:
@@ -462,6 +451,7 @@ class TargetHealth(Target):
         # and never quoting a value, in every mode; then the SDK's, which fills the defaults.
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
+        crm_settings.read_numbers(self._config, schema)
         crm_settings.check(self._config, schema)
         return super()._validate_config(raise_errors=raise_errors)
 
@@ -691,11 +681,12 @@ class TargetConfigError(Exception):
 def main() -> None:
     if (argv := cli.command_argv(sys.argv[1:])) is not None:
         sys.exit(cli.main(argv))
-    if problem := crm_settings.check_cli_files(sys.argv[1:]):
+    command = TargetHealth.cli  # once: each access sets the SDK's logging up again
+    if problem := crm_settings.check_command_line(sys.argv[1:], command):
         log.error("target-health: %s", problem)
         sys.exit(exits.USAGE)
     try:
-        TargetHealth.cli()
+        command()
     except exits.Exit as exc:
         (log.warning if exc.code == exits.ATTENTION else log.error)("target-health: %s", exc)
         sys.exit(exc.code)
@@ -703,9 +694,9 @@ def main() -> None:
         log.error("target-health: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         sys.exit(exits.USAGE)
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.error("target-health: cannot use the store at database_url: %s", first)
-        sys.exit(exits.FAILED)
+        code, line = exits.of_store_error(exc)
+        log.error("target-health: %s", line)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

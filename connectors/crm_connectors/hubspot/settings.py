@@ -55,6 +55,11 @@ SETTINGS: dict[str, dict[str, Any]] = {
     ),
 }
 NEEDS = "hubspot_access_token (or the hubspot OAuth settings)"
+#: Each set of settings that connects (ConnectorSpec.credentials).
+CREDENTIALS: tuple[tuple[str, ...], ...] = (
+    ("hubspot_access_token",),
+    ("hubspot_client_id", "hubspot_client_secret", "hubspot_refresh_token"),
+)
 
 
 def configured(config: Mapping[str, Any]) -> bool:

@@ -14,6 +14,7 @@ SPEC = ConnectorSpec(
     settings=settings.SETTINGS,
     configured=settings.configured,
     needs=settings.NEEDS,
+    credentials=settings.CREDENTIALS,
     connect=settings.connect,
     writer=writer,
     mapping=MAPPING,

@@ -30,6 +30,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     ),
 }
 NEEDS = "intercom_access_token"
+#: Each set of settings that connects (ConnectorSpec.credentials).
+CREDENTIALS: tuple[tuple[str, ...], ...] = (("intercom_access_token",),)
 
 
 def configured(config: Mapping[str, Any]) -> bool:

@@ -71,6 +71,10 @@ WRITER_SETTINGS: dict[str, dict[str, Any]] = {
     ),
 }
 NEEDS = "salesforce_refresh_token with its client id and secret"
+#: Each set of settings that connects (ConnectorSpec.credentials).
+CREDENTIALS: tuple[tuple[str, ...], ...] = (
+    ("salesforce_client_id", "salesforce_client_secret", "salesforce_refresh_token"),
+)
 
 
 def configured(config: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ SPEC = ConnectorSpec(
     settings=settings.SETTINGS,
     configured=settings.configured,
     needs=settings.NEEDS,
+    credentials=settings.CREDENTIALS,
     connect=settings.connect,
     writer=writer,
     writer_settings=settings.WRITER_SETTINGS,

@@ -62,6 +62,16 @@ WRITER_SETTINGS: dict[str, dict[str, Any]] = {
     ),
 }
 NEEDS = "zendesk_email with zendesk_api_token (or the zendesk OAuth settings)"
+#: Each set of settings that connects (ConnectorSpec.credentials).
+CREDENTIALS: tuple[tuple[str, ...], ...] = tuple(
+    (account, *credentials)
+    for account in ("zendesk_subdomain", "zendesk_base_url")
+    for credentials in (
+        ("zendesk_email", "zendesk_api_token"),
+        ("zendesk_oauth_client_id", "zendesk_oauth_client_secret"),
+        ("zendesk_access_token",),
+    )
+)
 
 
 def configured(config: Mapping[str, Any]) -> bool:
