@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tapkit import MELTANO, PII_HMAC_KEYS, PII_KEYS, run_meltano
+from tapkit import MELTANO, run_meltano
 
 from crm_connectors.sandbox.emulators import client_settings, vendors
 from target_health.store import open_store
@@ -81,15 +81,27 @@ def test_a_new_meltano_project_adds_installs_and_runs_both_plugins(
         assert all(s.get("label") and s.get("description") for s in plugin["settings"])
     assert set(target["commands"]) >= {"plan", "apply", "approve", "rollback", "runs"}
 
-    # Given a sandbox, and the CRM settings set once, as tap-crm's, in .env (where `meltano
-    # config set` keeps sensitive settings), the PII keys and write-back on
+    # Given a sandbox, and the CRM settings set once, as tap-crm's, in .env: a secret with
+    # `meltano config set` (Meltano keeps it there), another with `--store dotenv`, the rest
+    # written there; new PII keys from the plugin's command; write-back on
     sandbox = make_sandbox(vendors=vendors(), size=20)
+    crm = client_settings(sandbox.urls)
+    for store, name in (
+        ([], "hubspot_access_token"),
+        (["--store", "dotenv"], "salesforce_client_id"),
+    ):
+        _ok(run_meltano("config", "set", *store, "tap-crm", name, crm.pop(name), cwd=project))
+    keys = _ok(run_meltano("invoke", "tap-crm:keygen", cwd=project)).stdout
+    assert sorted(line.split("=")[0] for line in keys.split()) == [
+        "TAP_CRM_PII_HMAC_KEYS", "TAP_CRM_PII_KEYS"
+    ]  # fmt: skip
     with dotenv.open("a") as env:
-        for name, value in client_settings(sandbox.urls).items():
+        env.write(keys)
+        for name, value in crm.items():
             env.write(_env_line(f"TAP_CRM_{name.upper()}", value))
-        env.write(_env_line("TAP_CRM_PII_KEYS", PII_KEYS))
-        env.write(_env_line("TAP_CRM_PII_HMAC_KEYS", PII_HMAC_KEYS))
         env.write(_env_line("TARGET_HEALTH_WRITEBACK", {"enabled": True}))
+    assert "TAP_CRM_HUBSPOT_ACCESS_TOKEN=" in dotenv.read_text()
+    assert "pat-sandbox-hubspot" not in (project / "meltano.yml").read_text()
     # when the pipeline runs
     _ok(run_meltano("run", "tap-crm", "target-health", cwd=project, timeout=900))
     # then the project's store (the default database_url, under output/) holds every CRM
