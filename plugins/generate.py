@@ -56,13 +56,6 @@ PLUGINS = {
         "namespace": "tap_crm",
         "label": "CRM customer data",
         "keywords": ["crm", "customer-success", "meltano_sdk"],
-        "commands": {
-            "keygen": {
-                "executable": "crm-pii-keygen",
-                "args": "new",
-                "description": "New PII keys as .env lines: meltano invoke tap-crm:keygen >> .env",
-            },
-        },
     },
     "loaders": {
         "name": "target-health",
@@ -155,7 +148,6 @@ def definition(kind_: str) -> dict[str, Any]:
         out["settings_group_validation"] = [
             list(group) for spec in registry.specs() for group in spec.credentials
         ]
-        out["commands"] = plugin["commands"]
     else:
         out["commands"] = {
             name: {"args": name, "description": text} for name, text in COMMAND_HELP.items()
