@@ -112,3 +112,51 @@ def test_given_an_unusable_store_or_unknown_plan_then_one_line_and_no_secret(
             "TARGET_HEALTH_HUBSPOT_BASE_URL": "http://127.0.0.1:1"}  # fmt: skip
     _one_line(_cli(tmp_path, "approve", "nope", env=env), 2, "nope")
     _one_line(_cli(tmp_path, "rollback", env=env), 2, "plan id or --model-version")
+
+
+def test_show_lists_a_plans_changes_field_by_field_as_a_table_csv_or_json(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Given a saved plan of three changes on two accounts, one of them named in the store
+    store = open_store(store_url)
+    store.query(
+        "INSERT INTO records (entity, key, crm, deleted, data) VALUES ({p}, {p}, {p}, 0, {p})",
+        ("account", "acct-1", "hubspot", json.dumps({"name": "Acme Corp"})),
+    )
+    plan = wb.Plan("p-show-1", "2026-12-01", "health-v1", items=[
+        wb.Item("hubspot", "101", "health_score", "acct-1", 71.0, 42.5),
+        wb.Item("hubspot", "101", "health_band", "acct-1", "healthy", "at_risk"),
+        wb.Item("salesforce", "001X", "health_band", "acct-2", None, "critical"),
+    ])  # fmt: skip
+    wb.save(store, plan)
+    store.close()
+    env = {"TARGET_HEALTH_DATABASE_URL": store_url}
+    # when `show` prints it as a table
+    done = _cli(tmp_path, "show", "p-show-1", env=env)
+    assert done.returncode == 0, done.stderr
+    head, columns, *rows = done.stdout.splitlines()
+    # then it says what the plan is, and each change: where, which account, before -> after
+    assert head.startswith("plan p-show-1: apply, planned, as of 2026-12-01, model health-v1")
+    assert "3 change(s) on 2 record(s)" in head
+    assert columns.split() == ["crm", "record", "account", "field", "before", "after", "state"]
+    assert rows[0].split() == ["hubspot", "101", "Acme", "Corp", "health_band", "healthy",
+                               "at_risk", "pending"]  # fmt: skip
+    assert rows[1].split() == ["hubspot", "101", "Acme", "Corp", "health_score", "71", "42.5",
+                               "pending"]  # fmt: skip
+    assert rows[2].split() == ["salesforce", "001X", "acct-2", "health_band", "critical",
+                               "pending"]  # fmt: skip
+    # and as CSV (one CRM) and JSON, every value whole
+    done = _cli(tmp_path, "show", "p-show-1", "--format", "csv", "--crm", "salesforce", env=env)
+    assert done.stdout.splitlines() == [
+        "crm,record,account,field,before,after,state",
+        "salesforce,001X,acct-2,health_band,,critical,pending",
+    ]
+    done = _cli(tmp_path, "show", "p-show-1", "--format", "json", env=env)
+    shown = json.loads(done.stdout)
+    assert shown["status"] == "planned" and len(shown["changes"]) == 3
+    assert shown["changes"][1] == {
+        "crm": "hubspot", "record": "101", "account": "Acme Corp", "field": "health_score",
+        "before": 71.0, "after": 42.5, "state": "pending",
+    }  # fmt: skip
+    # and a plan the store does not know is one line, exit 2
+    _one_line(_cli(tmp_path, "show", "nope", env=env), 2, "no write-back plan 'nope'")

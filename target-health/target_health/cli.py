@@ -30,6 +30,7 @@ worse" as a churn predictor, and the score's AUC (Mann-Whitney, ties averaged).
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import os
@@ -57,6 +58,7 @@ COMMAND_HELP = {
     "plan": "What write-back would change in each CRM (saved, nothing written)",
     "apply": "Plan, then write the changes",
     "runs": "The write-back plans with their counts and status",
+    "show": "A plan's changes field by field, before -> after: show PLAN_ID [--format csv|json]",
     "approve": "Write the changes of a plan held by the brake or the gate: approve PLAN_ID",
     "reject": "Drop the held changes of a plan: reject PLAN_ID",
     "rollback": "Undo a plan (rollback PLAN_ID) or a model (rollback --model-version V)",
@@ -276,6 +278,10 @@ def writeback_command(command: str, argv: list[str]) -> int:
         parser.add_argument("--model-version", help="undo every applied plan of this model")
     elif command in ("approve", "reject"):
         parser.add_argument("plan_id")
+    elif command == "show":
+        parser.add_argument("plan_id")
+        parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+        parser.add_argument("--crm", help="only this CRM's changes")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     if command == "rollback" and (args.plan_id is None) == (args.model_version is None):
@@ -296,6 +302,8 @@ def writeback_command(command: str, argv: list[str]) -> int:
         out = {"setup": reports}
         print(json.dumps(out, indent=2) if args.json else _text(out))
         return exits.OK if all(not r["missing"] for r in reports) else exits.ATTENTION
+    if command == "show":
+        return show_plan(store, args.plan_id, args.format, args.crm)
     if command == "runs":
         rows = store.query(
             "SELECT plan_id, created_at, as_of, model_version, kind, status, counts"
@@ -318,6 +326,67 @@ def writeback_command(command: str, argv: list[str]) -> int:
     print(json.dumps(out, indent=2, default=str) if args.json else _text(out))
     # a CRM error or failed records (kept for the next run): 1; held by the brake or the gate: 3
     return exits.of_writeback(out, config)
+
+
+#: The columns of ``show``, and the widest a table cell gets (a CSV or JSON has it all).
+SHOW_COLUMNS = ("crm", "record", "account", "field", "before", "after", "state")
+_CELL = 40
+
+
+def show_plan(store: Store, plan_id: str, form: str, crm: str | None) -> int:
+    """``target-health show PLAN_ID``: each change of the plan, the account it lands on (its
+    name in the store), the field, its value before and the value planned, and its state
+    (pending, held, applied, failed...)."""
+    from .writeback import plan as wb
+
+    found = store.query(
+        "SELECT status, kind, as_of, model_version, counts FROM wb_plans WHERE plan_id = {p}",
+        (plan_id,),
+    )
+    if not found:
+        raise UsageError(f"no write-back plan '{plan_id}' (see: target-health runs)")
+    status, kind, as_of, model, _ = found[0]
+    items = [(i, state) for i, state in wb.load_items(store, plan_id) if crm in (None, i.crm)]
+    names = store.account_names({i.account_key for i, _ in items})
+    rows = [
+        {"crm": i.crm, "record": i.record_id, "account": names.get(i.account_key, i.account_key),
+         "field": i.field, "before": i.before, "after": i.after, "state": state}
+        for i, state in items
+    ]  # fmt: skip
+    head = {"plan_id": plan_id, "status": status, "kind": kind, "as_of": as_of,
+            "model_version": model}  # fmt: skip
+    if form == "json":
+        print(json.dumps({**head, "changes": rows}, indent=2, default=str))
+    elif form == "csv":
+        out = csv.DictWriter(sys.stdout, fieldnames=SHOW_COLUMNS, lineterminator="\n")
+        out.writeheader()
+        out.writerows({k: _cell(v, None) for k, v in r.items()} for r in rows)
+    else:
+        records = len({(r["crm"], r["record"]) for r in rows})
+        print(f"plan {plan_id}: {kind}, {status}, as of {as_of}, model {model}:"
+              f" {len(rows)} change(s) on {records} record(s)")  # fmt: skip
+        cells = [[_cell(r[c], _CELL) for c in SHOW_COLUMNS] for r in rows]
+        widths = [
+            max([len(c), *(len(row[n]) for row in cells)]) for n, c in enumerate(SHOW_COLUMNS)
+        ]
+        for line in [list(SHOW_COLUMNS), *cells]:
+            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    return exits.OK
+
+
+def _cell(value: Any, width: int | None) -> str:
+    """A value as a person reads it: empty for none, text as itself, numbers without a trailing
+    .0; cut to ``width`` with an ellipsis in a table."""
+    if value is None:
+        text = ""
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    elif isinstance(value, str | int | float):
+        text = str(value)
+    else:
+        text = json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
 def _writing_command(

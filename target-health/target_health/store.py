@@ -522,6 +522,24 @@ class Store:
             ),
         }
 
+    def account_names(self, keys: Iterable[str]) -> dict[str, str]:
+        """Account key -> the account's name, for those of ``keys`` the store holds with one."""
+        found: dict[str, str] = {}
+        with self.transaction() as tx:
+            for chunk, marks in _chunks(sorted(set(keys))):
+                tx.execute(
+                    self.sql(
+                        "SELECT key, data FROM records"
+                        f" WHERE entity = 'account' AND key IN ({marks})"
+                    ),
+                    chunk,
+                )
+                for key, data in tx.fetchall():
+                    name = json.loads(data).get("name")
+                    if isinstance(name, str) and name.strip():
+                        found[str(key)] = name
+        return found
+
     def counts(self) -> dict[str, int]:
         return {
             str(entity): int(n)

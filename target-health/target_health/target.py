@@ -593,7 +593,8 @@ class TargetHealth(Target):
         if code == exits.ATTENTION:
             return code, (
                 f"write-back plan {out.get('plan_id')} is held"
-                f" ({out.get('reason') or 'records awaiting approval'}): target-health"
+                f" ({out.get('reason') or 'records awaiting approval'}): review it with"
+                f" target-health show {out.get('plan_id')}, then target-health"
                 f" approve|reject {out.get('plan_id')}"
             )
         return code, None
