@@ -171,3 +171,29 @@ def test_the_project_schedules_the_pipeline_as_a_job() -> None:
     # then one runs the pipeline's job on a cron interval
     assert schedule["job"] == {"name": "health-sync", "tasks": ["tap-crm target-health"]}
     assert len(schedule["cron_interval"].split()) == 5
+
+
+def test_the_prod_environment_keeps_no_secret_and_takes_the_crms_from_variables() -> None:
+    yaml = pytest.importorskip("yaml")
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    prod = next(e for e in project["environments"] if e["name"] == "prod")
+    sensitive = {
+        s["name"] for kind in ("extractors", "loaders") for p in project["plugins"][kind]
+        for s in p["settings"] if s.get("sensitive")
+    }  # fmt: skip
+    # Given the prod environment: no secret nor CRM host in meltano.yml, write-back governed
+    for kind in ("extractors", "loaders"):
+        for plugin in prod["config"]["plugins"][kind]:
+            config = plugin["config"]
+            assert not set(config) & sensitive, plugin["name"]
+            assert not [k for k in config if k.endswith(("_base_url", "_login_url"))]
+    # when a CRM's credentials are variables (as a scheduler or secrets manager sets them)
+    env = {"TAP_CRM_SALESFORCE_CLIENT_ID": "prod-client-id", "TAP_CRM_HUBSPOT_ACCESS_TOKEN": "x"}
+    done = _meltano("--environment", "prod", "config", "print", "target-health", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = json.loads(done.stdout)
+    # then target-health has them too, the secret masked, and write-back on with its brake
+    assert config["salesforce_client_id"] == "prod-client-id"
+    assert config["hubspot_access_token"] != "x"
+    assert config["writeback"]["enabled"] is True
+    assert config["writeback"]["max_band_change_share"] > 0
