@@ -10,10 +10,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+from tapkit import PG_URL, postgres_answers
 
+from target_health import store as health_store
 from target_health.cli import command_argv
 from target_health.store import open_store
 from target_health.writeback import plan as wb
@@ -160,3 +164,35 @@ def test_show_lists_a_plans_changes_field_by_field_as_a_table_csv_or_json(
     }  # fmt: skip
     # and a plan the store does not know is one line, exit 2
     _one_line(_cli(tmp_path, "show", "nope", env=env), 2, "no write-back plan 'nope'")
+
+
+@pytest.mark.skipif(bool(postgres_answers()), reason=postgres_answers() or "PostgreSQL answers")
+def test_stores_in_two_schemas_of_one_database_are_apart(tmp_path: Path) -> None:
+    # Given two stores in one PostgreSQL database, each in a schema of its own (none exists yet)
+    schemas = [f"chs_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    urls = [health_store.store_url({"database_url": PG_URL, "database_schema": s}) for s in schemas]
+    try:
+        stores = [open_store(url) for url in urls]
+        # then each made its schema and its tables in it
+        with psycopg.connect(PG_URL) as conn:
+            made = conn.execute(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'records'"
+            ).fetchall()
+        assert {s for (s,) in made} >= set(schemas)
+        # and a run holding one store does not hold the other
+        held = stores[0].try_lock("writeback", "run A")
+        assert held is not None
+        other = stores[1].try_lock("writeback", "run B")
+        assert other is not None
+        assert stores[0].try_lock("writeback", "run C") is None
+        held(), other()
+        # and a command given the schema as a setting reports on that store
+        env = {"TARGET_HEALTH_DATABASE_URL": PG_URL, "TARGET_HEALTH_DATABASE_SCHEMA": schemas[1]}
+        done = _cli(tmp_path, "runs", "--json", env=env)
+        assert done.returncode == 0 and json.loads(done.stdout) == {"plans": []}, done.stderr
+        for store in stores:
+            store.close()
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

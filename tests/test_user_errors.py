@@ -139,6 +139,13 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = {
     "target: max_invalid_share not a number": (
         TARGET_MODULE, _target({"max_invalid_share": "abc"}),
         ("max_invalid_share", "must be a number")),
+    "target: database_schema for SQLite": (
+        TARGET_MODULE, _target({"database_schema": "health"}), ("database_schema", "PostgreSQL")),
+    "command: database_schema not a name": (
+        TARGET_MODULE,
+        _command("runs", config={"database_url": "postgresql://h@127.0.0.1:1/db",
+                                 "database_schema": "Health; DROP"}),
+        ("database_schema must be a PostgreSQL name",)),
     "target: as_of not a date": (
         TARGET_MODULE, _target({"as_of": "yesterday"}), ("as_of", "date")),
     "target: earliest_time not a date": (

@@ -49,7 +49,7 @@ from . import exits
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
-from .store import DEFAULT_URL, Store, open_store
+from .store import Store, open_store, store_url
 
 #: Each command and what it does (Meltano's plugin commands: plugins/generate.py).
 COMMAND_HELP = {
@@ -136,7 +136,10 @@ def _store(config: Mapping[str, Any], command: str) -> Store:
     """The store the settings name. A SQLite file that is not there is an error naming where
     it was looked for (a command given no settings would otherwise report on a new, empty
     store); ``setup`` alone may create it."""
-    url = str(config.get("database_url") or DEFAULT_URL)
+    try:
+        url = store_url(config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if url.startswith("sqlite:///") and command != "setup":
         path = Path(url.removeprefix("sqlite:///"))
         if not path.exists():

@@ -31,7 +31,8 @@ process, so a crash releases them: a PostgreSQL session advisory lock on its own
 an OS file lock on ``<database>.<name>.lock`` beside the SQLite file.
 
 URLs: ``sqlite:///relative/path.sqlite``, ``sqlite:////absolute/path.sqlite``,
-``postgresql://user@host:port/db`` (``postgres://`` too).
+``postgresql://user@host:port/db`` (``postgres://`` too), in the schema its ``search_path``
+option names (the ``database_schema`` setting: :func:`store_url`), whose locks are its own.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ import itertools
 import json
 import os
 import random
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -640,12 +642,26 @@ class PostgresStore(Store):
             exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
         )
 
+    @property
+    def schema(self) -> str:
+        """The schema the URL's ``search_path`` option names ("" for the server's default)."""
+        options = psycopg.conninfo.conninfo_to_dict(self._dsn).get("options") or ""
+        found = re.search(r"-c\s*search_path\s*=\s*([\w$]+)", str(options))
+        return found.group(1) if found else ""
+
+    def _key(self, name: str) -> int:
+        """The advisory lock key of ``name`` in this store (its schema's own: stores in two
+        schemas of one database do not wait on each other)."""
+        return _advisory_key(f"{self.schema}/{name}" if self.schema else name)
+
     def _serialise_ddl(self, tx: Any) -> None:
-        tx.execute("SELECT pg_advisory_xact_lock(%s)", (_advisory_key("ddl"),))
+        tx.execute("SELECT pg_advisory_xact_lock(%s)", (self._key("ddl"),))
+        if self.schema:
+            tx.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
 
     def hold_erasures(self, tx: Any, exclusive: bool = False) -> None:
         take = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        tx.execute(f"SELECT {take}(%s)", (_advisory_key("erasure"),))
+        tx.execute(f"SELECT {take}(%s)", (self._key("erasure"),))
 
     def _migrate(self, tx: Any) -> None:
         tx.execute("ALTER TABLE records ADD COLUMN IF NOT EXISTS modified_ms BIGINT")
@@ -654,7 +670,7 @@ class PostgresStore(Store):
         # a session lock on a connection of its own: the store's transactions never touch it,
         # and the server drops it when the process dies
         conn = psycopg.connect(self._dsn, autocommit=True)
-        key = _advisory_key(name)
+        key = self._key(name)
         taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not (taken and taken[0]):
             conn.close()
@@ -696,6 +712,29 @@ def _source_key(stream: str, record_key: str) -> str:
     """The source key (``<crm>:<object>:<id>``) of a record of tap stream ``<crm>_<object>``."""
     crm, _, obj = stream.partition("_")
     return f"{crm}:{obj}:{record_key}"
+
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def store_url(config: Mapping[str, Any]) -> str:
+    """The URL of the store the target's settings name: ``database_url`` (default: SQLite
+    under output/), in the PostgreSQL schema ``database_schema`` when one is set (it keeps its
+    tables apart from other schemas of the database, and is created when missing). ValueError
+    names a setting that is wrong."""
+    url = str(config.get("database_url") or DEFAULT_URL)
+    check_url(url)
+    schema = config.get("database_schema")
+    if not schema:
+        return url
+    if url.startswith("sqlite:"):
+        raise ValueError("database_schema is for a PostgreSQL store (database_url is SQLite)")
+    if not _SCHEMA_NAME.fullmatch(str(schema)):
+        raise ValueError(
+            "database_schema must be a PostgreSQL name: lower-case letters, digits and _,"
+            " not starting with a digit, at most 63"
+        )
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
 
 
 def check_url(url: str) -> None:

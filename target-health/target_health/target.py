@@ -49,7 +49,7 @@ from .mapping import Mapped, Parent, Row, mapper_for, unmapped, usage
 from .reader import OrjsonReader
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import ModelError, parse_settings
-from .store import DEFAULT_URL, Invalid, Store, check_url, open_store
+from .store import DEFAULT_URL, Invalid, Store, open_store, store_url
 from .validate import TimeBounds, Validator, canonical_validator
 from .writeback import plan as wb
 from .writeback.run import write_back
@@ -65,6 +65,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         description=(
             "Where the canonical store lives: sqlite:///<path> (default output/health.sqlite in "
             "the project) or postgresql://user:password@host:port/db."
+        ),
+    ),
+    th.Property(
+        "database_schema",
+        th.StringType,
+        description=(
+            "The PostgreSQL schema that holds the store's tables (created when missing), so that"
+            " several stores (a portal or org each, a test and a live one) share one database."
+            " Default: the server's search path."
         ),
     ),
     th.Property(
@@ -425,7 +434,7 @@ class TargetHealth(Target):
         except ValueError as exc:
             raise TargetConfigError(str(exc)) from None
         try:
-            check_url(str(self.config.get("database_url") or DEFAULT_URL))
+            self.store_url = store_url(self.config)
         except ValueError as exc:
             raise TargetConfigError(str(exc)) from None
         now = dt.datetime.now(dt.timezone.utc)
@@ -493,7 +502,7 @@ class TargetHealth(Target):
     def store(self) -> Store:
         with self._store_lock:
             if self._store is None:
-                store = open_store(str(self.config.get("database_url") or DEFAULT_URL))
+                store = open_store(self.store_url)
                 store.start_run(self.run_id, _now())
                 self._store = store
             return self._store
