@@ -25,7 +25,7 @@ from tapkit import fresh_store, postgres_answers
 
 from target_health.exits import Exit
 from target_health.mapping import Row
-from target_health.store import open_store
+from target_health.store import STORE_VERSION, open_store
 from target_health.target import TargetHealth
 
 
@@ -233,8 +233,15 @@ def test_a_store_made_before_modified_ms_is_migrated_and_unpinned(tmp_path: Path
     done = run_in_process(tmp_path, _with_schema(_company("1", "2026-10-02T00:00:00Z", "Real")))
     assert done.code == 0
     # then the update replaced the pinned row
-    (data,) = open_store(f"sqlite:///{path}").query("SELECT data FROM records")[0]
+    store = open_store(f"sqlite:///{path}")
+    (data,) = store.query("SELECT data FROM records")[0]
     assert json.loads(data)["name"] == "Real"
+    # and the store is at this version, which a second opening leaves as it is
+    assert store.query("SELECT value FROM store_meta") == [(str(STORE_VERSION),)]
+    store.close()
+    assert open_store(f"sqlite:///{path}").query("SELECT value FROM store_meta") == [
+        (str(STORE_VERSION),)
+    ]
 
 
 def test_a_nul_in_a_key_is_quarantined_on_postgresql_too(tmp_path: Path) -> None:

@@ -84,6 +84,17 @@ def _store(d: Path) -> str:
     return url
 
 
+def _newer_store(d: Path) -> list[str]:
+    """A store a later target-health made (its version beyond this one's)."""
+    url = _store(d)
+    from target_health.store import open_store
+
+    store = open_store(url)
+    store.query("UPDATE store_meta SET value = '99' WHERE name = 'version'")
+    store.close()
+    return ["--config", _write(d / "target.json", {"database_url": url})]
+
+
 def _with_store(*words: str, settings: Any = None) -> Callable[[Path], list[str]]:
     def args(d: Path) -> list[str]:
         config = {"database_url": _store(d)} | (settings or {})
@@ -146,6 +157,10 @@ CASES: dict[str, tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = {
         _command("runs", config={"database_url": "postgresql://h@127.0.0.1:1/db",
                                  "database_schema": "Health; DROP"}),
         ("database_schema must be a PostgreSQL name",)),
+    "target: store from a newer target-health": (
+        TARGET_MODULE, _newer_store, ("version 99", "upgrade target-health")),
+    "command: store from a newer target-health": (
+        TARGET_MODULE, lambda d: ["runs", *_newer_store(d)], ("version 99",)),
     "target: as_of not a date": (
         TARGET_MODULE, _target({"as_of": "yesterday"}), ("as_of", "date")),
     "target: earliest_time not a date": (

@@ -49,7 +49,7 @@ from . import exits
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import backtest, cases_at
 from .scoring.model import DEFAULT_MODEL
-from .store import Store, open_store, store_url
+from .store import Store, StoreVersionError, open_store, store_url
 
 #: Each command and what it does (Meltano's plugin commands: plugins/generate.py).
 COMMAND_HELP = {
@@ -427,7 +427,7 @@ def main(argv: list[str]) -> int:
         if command == "forget":
             return forget_command(rest)
         return writeback_command(command, rest)
-    except (UsageError, ConfigError) as exc:  # ConfigError: a CRM setting (crm_connectors)
+    except (UsageError, ConfigError, StoreVersionError) as exc:  # ConfigError: crm_connectors
         print(f"target-health {command}: {exc}", file=sys.stderr)
         return exits.USAGE
     except StoreBusy as exc:

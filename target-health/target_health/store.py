@@ -62,7 +62,20 @@ DEFAULT_URL = "sqlite:///output/health.sqlite"
 #: Bound parameters per lookup by key (well under SQLite's and PostgreSQL's limits).
 _KEYS_PER_QUERY = 1000
 
+#: The version of the store's tables this target-health makes and reads (``store_meta``):
+#: opening an older store migrates it (Store._migrate), a newer one is refused.
+STORE_VERSION = 2
+
+
+class StoreVersionError(Exception):
+    """The store was made by a newer target-health; the message says what to do."""
+
+
 _DDL = (
+    """CREATE TABLE IF NOT EXISTS store_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS records (
         entity TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -216,16 +229,52 @@ class Store:
         self.url = url
         self._lock = threading.Lock()
         self._conn = self._connect()
+        try:
+            self._open()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self) -> None:
+        """The store's tables made, or migrated to this version, under the DDL lock."""
         with self.transaction() as tx:
             self._serialise_ddl(tx)
+            found = self._version(tx)
+            if found > STORE_VERSION:
+                raise StoreVersionError(
+                    f"the store at database_url is version {found}, made by a newer"
+                    f" target-health (this one knows versions up to {STORE_VERSION}): upgrade"
+                    " target-health, or give database_url another store"
+                )
             for ddl in _DDL:
                 tx.execute(ddl)
-            self._migrate(tx)
+            if found < STORE_VERSION:
+                self._migrate(tx)
+                tx.execute(
+                    self.sql(
+                        "INSERT INTO store_meta (name, value) VALUES ('version', {p})"
+                        " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+                    ),
+                    (str(STORE_VERSION),),
+                )
+
+    def _version(self, tx: Any) -> int:
+        """The version of the store's tables: 0 for none yet, 1 for a store made before
+        versions were recorded (its ``records`` table is all it has of them)."""
+        if self._has_table(tx, "store_meta"):
+            tx.execute("SELECT value FROM store_meta WHERE name = 'version'")
+            row = tx.fetchone()
+            if row:
+                return int(row[0])
+        return 1 if self._has_table(tx, "records") else 0
+
+    def _has_table(self, tx: Any, name: str) -> bool:
+        raise NotImplementedError
 
     def _migrate(self, tx: Any) -> None:
-        """Bring a store made by an earlier version up to this schema (idempotent). Rows stored
-        before ``modified_ms`` existed have none: their next version replaces them, whatever
-        text they hold as ``modified``."""
+        """Bring a store made by an earlier version up to :data:`STORE_VERSION` (each step
+        idempotent). 2: ``records.modified_ms``; rows stored before it have none, and their
+        next version replaces them, whatever text they hold as ``modified``."""
         raise NotImplementedError
 
     # -- connection -----------------------------------------------------------------------------
@@ -554,6 +603,10 @@ class Store:
 class SqliteStore(Store):
     placeholder = "?"
 
+    def _has_table(self, tx: Any, name: str) -> bool:
+        tx.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+        return tx.fetchone() is not None
+
     def _migrate(self, tx: Any) -> None:
         columns = {row[1] for row in tx.execute("PRAGMA table_info(records)").fetchall()}
         if "modified_ms" not in columns:
@@ -662,6 +715,12 @@ class PostgresStore(Store):
     def hold_erasures(self, tx: Any, exclusive: bool = False) -> None:
         take = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
         tx.execute(f"SELECT {take}(%s)", (self._key("erasure"),))
+
+    def _has_table(self, tx: Any, name: str) -> bool:
+        # in the schema the search path names first (the store's own)
+        tx.execute("SELECT to_regclass(%s)", (name,))
+        row = tx.fetchone()
+        return bool(row and row[0])
 
     def _migrate(self, tx: Any) -> None:
         tx.execute("ALTER TABLE records ADD COLUMN IF NOT EXISTS modified_ms BIGINT")

@@ -49,7 +49,7 @@ from .mapping import Mapped, Parent, Row, mapper_for, unmapped, usage
 from .reader import OrjsonReader
 from .runlock import StoreBusy, exclusive, wait_seconds
 from .scoring import ModelError, parse_settings
-from .store import DEFAULT_URL, Invalid, Store, open_store, store_url
+from .store import DEFAULT_URL, Invalid, Store, StoreVersionError, open_store, store_url
 from .validate import TimeBounds, Validator, canonical_validator
 from .writeback import plan as wb
 from .writeback.run import write_back
@@ -700,7 +700,7 @@ def main() -> None:
     except exits.Exit as exc:
         (log.warning if exc.code == exits.ATTENTION else log.error)("target-health: %s", exc)
         sys.exit(exc.code)
-    except (TargetConfigError, ConfigError, MappingError) as exc:  # MappingError: stream maps
+    except (TargetConfigError, ConfigError, StoreVersionError, MappingError) as exc:
         log.error("target-health: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         sys.exit(exits.USAGE)
     except psycopg.OperationalError as exc:
